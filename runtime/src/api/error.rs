@@ -1,0 +1,153 @@
+//! [`ApiError`]: a status, a stable machine-readable code and a message,
+//! answered as `{"error":{"code","message"}}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::engine::InvokeError;
+
+/// An error answered by Kumo itself (not by a function).
+///
+/// The message is written for the caller: lowercase, naming the offending
+/// value, with a hint. A 5xx never carries host internals; those go to the
+/// log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable code such as `not_found` or `timeout`.
+    pub code: &'static str,
+    /// A human-readable message.
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    /// An error with the given status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The JSON body.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&Envelope {
+            error: Body {
+                code: self.code,
+                message: &self.message,
+            },
+        })
+        .expect("serialising two strings cannot fail")
+    }
+}
+
+impl From<InvokeError> for ApiError {
+    fn from(error: InvokeError) -> Self {
+        let (status, code) = match &error {
+            InvokeError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            InvokeError::Trap { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "trap"),
+            InvokeError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+            InvokeError::OutOfMemory { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "out_of_memory"),
+            InvokeError::ResponseTooLarge { .. } => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "response_too_large")
+            }
+            InvokeError::FunctionFailed { .. } => (StatusCode::BAD_GATEWAY, "function_error"),
+            InvokeError::NoResponse => (StatusCode::BAD_GATEWAY, "no_response"),
+            InvokeError::NoCapacity => (StatusCode::SERVICE_UNAVAILABLE, "no_capacity"),
+            InvokeError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        Self::new(status, code, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.to_json()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn invoke_errors_map_to_status_and_code() {
+        let cases = [
+            (
+                InvokeError::PayloadTooLarge { limit: 1 },
+                413,
+                "payload_too_large",
+            ),
+            (
+                InvokeError::Trap {
+                    message: "x".into(),
+                },
+                500,
+                "trap",
+            ),
+            (
+                InvokeError::Timeout {
+                    timeout: Duration::from_millis(5),
+                },
+                504,
+                "timeout",
+            ),
+            (
+                InvokeError::OutOfMemory { limit_mb: 1 },
+                500,
+                "out_of_memory",
+            ),
+            (
+                InvokeError::ResponseTooLarge { limit: 1 },
+                500,
+                "response_too_large",
+            ),
+            (
+                InvokeError::FunctionFailed {
+                    message: "x".into(),
+                },
+                502,
+                "function_error",
+            ),
+            (InvokeError::NoResponse, 502, "no_response"),
+            (InvokeError::NoCapacity, 503, "no_capacity"),
+            (InvokeError::Internal, 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            let api = ApiError::from(error);
+            assert_eq!((api.status.as_u16(), api.code), (status, code));
+        }
+    }
+
+    #[test]
+    fn the_body_is_the_documented_envelope() {
+        let error = ApiError::new(StatusCode::NOT_FOUND, "not_found", "no route for `/x`");
+        let json: serde_json::Value = serde_json::from_str(&error.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {"code": "not_found", "message": "no route for `/x`"}})
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! `kumo up`: load a manifest, optionally build, compile, and serve.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use super::UpArgs;
+use crate::engine::{Engine, EngineOptions};
+use crate::manifest::Manifest;
+use crate::server;
+
+pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let manifest = Manifest::load(&args.manifest)?;
+    if args.build {
+        let manifest = manifest.clone();
+        tokio::task::spawn_blocking(move || super::build::run_builds(&manifest))
+            .await
+            .context("the build task failed")??;
+    }
+
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}; hint: pass a writable --data-dir",
+            args.data_dir.display()
+        )
+    })?;
+    let engine = Engine::new(&EngineOptions {
+        cache_dir: Some(args.data_dir.join("cache")),
+        pooling: !args.no_pooling,
+    })?;
+    let functions = server::compile_functions(&engine, &manifest).await?;
+    let routes = Arc::new(server::route_table(&manifest, &functions));
+
+    let listener = TcpListener::bind(&args.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {}; hint: is another server using that port? pass --listen 127.0.0.1:0 for any free port",
+            args.listen
+        )
+    })?;
+    let address = listener.local_addr()?;
+    let shutdown = server::shutdown_signal().context("cannot listen for SIGTERM and Ctrl-C")?;
+    tracing::info!(
+        app = %manifest.app_name,
+        functions = functions.len(),
+        pooling = engine.uses_pooling_allocator(),
+        "ready in {:.0} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    println!("kumo: serving http://{address}");
+    for trigger in &manifest.http_triggers {
+        println!("  {} -> {}", trigger.route, trigger.function);
+    }
+
+    server::serve(
+        listener,
+        routes,
+        shutdown,
+        Duration::from_millis(args.shutdown_timeout_ms),
+    )
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! What lives inside one wasmtime `Store`: the WASI and `wasi:http` contexts,
+//! the memory limiter, and the guest's stdout/stderr routed to `tracing`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::outbound::OutboundPolicy;
+
+/// The data of one instance's `Store`.
+pub struct InstanceState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    outbound: OutboundPolicy,
+    pub(super) memory: MemoryLimiter,
+}
+
+impl InstanceState {
+    pub(super) fn new(wasi: WasiCtx, outbound: OutboundPolicy, memory_limit_bytes: usize) -> Self {
+        Self {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            outbound,
+            memory: MemoryLimiter {
+                limit_bytes: memory_limit_bytes,
+                peak_bytes: 0,
+                limit_hit: false,
+            },
+        }
+    }
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+/// Enforces `memory_mb` on the sum of an instance's linear memories and
+/// remembers the peak, so a memory bomb is told apart from any other trap.
+pub(super) struct MemoryLimiter {
+    limit_bytes: usize,
+    /// Total linear memory across the instance's memories, at its highest.
+    pub(super) peak_bytes: usize,
+    /// Set when a growth was refused because of the limit.
+    pub(super) limit_hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self.peak_bytes.saturating_sub(current) + desired;
+        if total > self.limit_bytes {
+            self.limit_hit = true;
+            // An error (rather than `Ok(false)`) traps the guest right here:
+            // most guests abort on a failed allocation anyway, and a trap
+            // says plainly what happened.
+            wasmtime::bail!(
+                "memory limit of {} MiB exceeded (the guest asked for {} MiB)",
+                self.limit_bytes >> 20,
+                total.div_ceil(1 << 20)
+            );
+        }
+        self.peak_bytes = self.peak_bytes.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million entries is far past
+        // any real program and keeps a hostile guest from exhausting host
+        // memory through them.
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Which of the guest's output streams a line came from.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum GuestStream {
+    Stdout,
+    Stderr,
+}
+
+impl GuestStream {
+    fn as_str(self) -> &'static str {
+        match self {
+            GuestStream::Stdout => "stdout",
+            GuestStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// A guest's stdout or stderr: each complete line becomes one `tracing`
+/// event carrying the function name and request id.
+pub(super) struct GuestLog {
+    pub(super) function: Arc<str>,
+    pub(super) request_id: Arc<str>,
+    pub(super) stream: GuestStream,
+}
+
+impl IsTerminal for GuestLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestLog {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(GuestLogWriter {
+            function: self.function.clone(),
+            request_id: self.request_id.clone(),
+            stream: self.stream,
+            pending: Vec::new(),
+        })
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only WASIp2 guests are served; p3's async streams are not wired.
+        Box::new(tokio::io::sink())
+    }
+}
+
+/// The longest line kept before it is emitted in pieces.
+const MAX_LOG_LINE: usize = 16 * 1024;
+
+struct GuestLogWriter {
+    function: Arc<str>,
+    request_id: Arc<str>,
+    stream: GuestStream,
+    pending: Vec<u8>,
+}
+
+impl GuestLogWriter {
+    fn emit(&self, line: &[u8]) {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches('\r');
+        let (level, message) = split_log_level(line);
+        let function = &*self.function;
+        let request_id = &*self.request_id;
+        let stream = self.stream.as_str();
+        match level {
+            tracing::Level::ERROR => {
+                tracing::error!(target: "kumo::guest", function = %function, request_id = %request_id, stream, "{message}")
+            }
+            tracing::Level::WARN => {
+                tracing::warn!(target: "kumo::guest", function = %function, request_id = %request_id, stream, "{message}")
+            }
+            tracing::Level::DEBUG => {
+                tracing::debug!(target: "kumo::guest", function = %function, request_id = %request_id, stream, "{message}")
+            }
+            _ => {
+                tracing::info!(target: "kumo::guest", function = %function, request_id = %request_id, stream, "{message}")
+            }
+        }
+    }
+}
+
+/// A line that starts with a level word (`debug`, `info`, `warn`, `error`,
+/// as the Rust SDK writes them) is logged at that level without the word.
+pub(super) fn split_log_level(line: &str) -> (tracing::Level, &str) {
+    let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let level = match word {
+        "debug" | "DEBUG" => tracing::Level::DEBUG,
+        "info" | "INFO" => tracing::Level::INFO,
+        "warn" | "WARN" => tracing::Level::WARN,
+        "error" | "ERROR" => tracing::Level::ERROR,
+        _ => return (tracing::Level::INFO, line),
+    };
+    (level, rest)
+}
+
+impl OutputStream for GuestLogWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.pending.extend_from_slice(&bytes);
+        while let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=newline).collect();
+            self.emit(&line[..line.len() - 1]);
+        }
+        if self.pending.len() > MAX_LOG_LINE {
+            let pending = std::mem::take(&mut self.pending);
+            self.emit(&pending);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestLogWriter {
+    async fn ready(&mut self) {}
+}
+
+impl Drop for GuestLogWriter {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            self.emit(&pending);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_level_words_are_recognised() {
+        let cases = [
+            ("info hello", tracing::Level::INFO, "hello"),
+            (
+                "warn disk almost full",
+                tracing::Level::WARN,
+                "disk almost full",
+            ),
+            ("error boom", tracing::Level::ERROR, "boom"),
+            ("debug x=1", tracing::Level::DEBUG, "x=1"),
+            (
+                "plain println output",
+                tracing::Level::INFO,
+                "plain println output",
+            ),
+            (
+                "warning is not a level word",
+                tracing::Level::INFO,
+                "warning is not a level word",
+            ),
+            ("", tracing::Level::INFO, ""),
+        ];
+        for (line, level, message) in cases {
+            assert_eq!(split_log_level(line), (level, message), "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn memory_limit_counts_all_memories_and_remembers_the_peak() {
+        use wasmtime::ResourceLimiter;
+        let mut limiter = MemoryLimiter {
+            limit_bytes: 10 << 20,
+            peak_bytes: 0,
+            limit_hit: false,
+        };
+        assert!(limiter.memory_growing(0, 4 << 20, None).unwrap());
+        assert_eq!(limiter.peak_bytes, 4 << 20);
+        assert!(limiter.memory_growing(4 << 20, 8 << 20, None).unwrap());
+        assert_eq!(limiter.peak_bytes, 8 << 20);
+        assert!(!limiter.limit_hit);
+        let error = limiter.memory_growing(8 << 20, 11 << 20, None).unwrap_err();
+        assert!(
+            error.to_string().contains("memory limit of 10 MiB"),
+            "{error}"
+        );
+        assert!(limiter.limit_hit);
+        assert_eq!(limiter.peak_bytes, 8 << 20);
+    }
+}

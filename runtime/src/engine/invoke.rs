@@ -1,0 +1,523 @@
+//! One invocation: a fresh `Store`, the request handed to the guest's
+//! `wasi:http/incoming-handler`, the response streamed back under the
+//! function's limits, and a guest failure turned into an [`InvokeError`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use super::instance::{GuestLog, GuestStream, InstanceState};
+use super::outbound::{OutboundPolicy, OutboundRule};
+
+/// Per-function limits and environment, fixed when the function is compiled.
+#[derive(Debug, Clone)]
+pub struct FunctionSettings {
+    /// Memory limit per instance, in MiB.
+    pub memory_mb: u64,
+    /// Wall-clock limit for one invocation, response body included.
+    pub timeout: Duration,
+    /// Largest request body accepted, in bytes.
+    pub max_request_bytes: u64,
+    /// Largest response body sent, in bytes.
+    pub max_response_bytes: u64,
+    /// The only environment variables the guest sees.
+    pub env: Vec<(String, String)>,
+    /// Where the guest may send HTTP requests; empty means nowhere.
+    pub allowed_outbound_hosts: Vec<OutboundRule>,
+}
+
+/// A compiled, pre-linked function: instantiate it per invocation with
+/// [`Function::invoke`]. Cheap to share behind an `Arc`.
+pub struct Function {
+    name: Arc<str>,
+    pre: ProxyPre<InstanceState>,
+    settings: FunctionSettings,
+    outbound_rules: Arc<[OutboundRule]>,
+    sha256: String,
+}
+
+/// Why an invocation did not produce a response. The variants are what a
+/// caller branches on (to pick a status, to meter an outcome).
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The request body is larger than `max_request_bytes`.
+    #[error(
+        "request body is larger than the function's limit of {limit} bytes; \
+         hint: send less, or raise `max_request_bytes`"
+    )]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The guest trapped (panic, `unreachable`, stack overflow, ...).
+    #[error("the function trapped: {message}")]
+    Trap {
+        /// What kind of trap, without host internals.
+        message: String,
+    },
+    /// The guest did not finish within `timeout_ms`.
+    #[error("the function did not answer within its timeout of {} ms; hint: raise `timeout_ms` or make it faster", .timeout.as_millis())]
+    Timeout {
+        /// The configured timeout.
+        timeout: Duration,
+    },
+    /// The guest tried to grow its memory past `memory_mb`.
+    #[error(
+        "the function exceeded its memory limit of {limit_mb} MiB; hint: raise `memory_mb` or use less memory"
+    )]
+    OutOfMemory {
+        /// The configured limit.
+        limit_mb: u64,
+    },
+    /// The guest declared a response larger than `max_response_bytes`.
+    #[error(
+        "the function's response is larger than its limit of {limit} bytes; \
+         hint: send less, or raise `max_response_bytes`"
+    )]
+    ResponseTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The guest answered with a `wasi:http` error code instead of a response.
+    #[error("the function failed: {message}")]
+    FunctionFailed {
+        /// The error code the guest sent.
+        message: String,
+    },
+    /// The guest returned without ever sending a response.
+    #[error("the function returned without sending a response")]
+    NoResponse,
+    /// The host could not create another instance right now.
+    #[error("no capacity to start another instance right now; hint: retry shortly")]
+    NoCapacity,
+    /// Something went wrong on the host's side; details are in the log.
+    #[error("internal error while invoking the function")]
+    Internal,
+}
+
+/// How the guest's task ended, as seen after it stopped.
+enum GuestExit {
+    Completed,
+    Failed(InvokeError),
+}
+
+impl Function {
+    pub(super) fn new(
+        name: Arc<str>,
+        pre: ProxyPre<InstanceState>,
+        settings: FunctionSettings,
+        sha256: String,
+    ) -> Self {
+        let outbound_rules = Arc::from(settings.allowed_outbound_hosts.clone());
+        Self {
+            name,
+            pre,
+            settings,
+            outbound_rules,
+            sha256,
+        }
+    }
+
+    /// The function's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Hex sha256 of the component's bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The function's limits.
+    pub fn settings(&self) -> &FunctionSettings {
+        &self.settings
+    }
+
+    fn new_store(&self, request_id: &Arc<str>) -> Store<InstanceState> {
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(&self.settings.env)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .stdout(GuestLog {
+                function: self.name.clone(),
+                request_id: request_id.clone(),
+                stream: GuestStream::Stdout,
+            })
+            .stderr(GuestLog {
+                function: self.name.clone(),
+                request_id: request_id.clone(),
+                stream: GuestStream::Stderr,
+            });
+        let outbound = OutboundPolicy {
+            rules: self.outbound_rules.clone(),
+            function: self.name.clone(),
+        };
+        let memory_limit = usize::try_from(self.settings.memory_mb << 20).unwrap_or(usize::MAX);
+        let mut store = Store::new(
+            self.pre.engine(),
+            InstanceState::new(wasi.build(), outbound, memory_limit),
+        );
+        store.limiter(|state| &mut state.memory);
+        // Yield to the executor at every epoch tick: a guest spinning on the
+        // CPU then shares its thread, and the timeout below can fire. tokio's
+        // `yield_now` puts the task at the back of the run queue; a plain
+        // self-wake would land in the LIFO slot and starve other requests.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| {
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
+        store
+    }
+
+    /// Runs one request through a fresh instance of the function.
+    ///
+    /// The response's status and headers are returned as soon as the guest
+    /// sends them; its body streams while the guest writes it, limited to
+    /// `max_response_bytes` and to what is left of the timeout.
+    ///
+    /// # Errors
+    ///
+    /// An [`InvokeError`] when the request is too large, or the guest traps,
+    /// times out, runs out of memory, declares a too-large response, fails,
+    /// or never answers.
+    pub async fn invoke<B>(
+        &self,
+        request: http::Request<B>,
+        request_id: Arc<str>,
+    ) -> Result<http::Response<ResponseBody>, InvokeError>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+    {
+        let request_limit = self.settings.max_request_bytes;
+        if declared_length(request.headers()).is_some_and(|length| length > request_limit) {
+            // A client that asked for `100-continue` waits for this answer
+            // and sends nothing; any other is already sending the body.
+            if !request.headers().contains_key(http::header::EXPECT) {
+                drain_in_background(request.into_body());
+            }
+            return Err(InvokeError::PayloadTooLarge {
+                limit: request_limit,
+            });
+        }
+        let request_overflowed = Arc::new(AtomicBool::new(false));
+        let request = request.map(|body| LimitedRequestBody {
+            inner: Some(Box::pin(body)),
+            seen: 0,
+            limit: request_limit,
+            overflowed: request_overflowed.clone(),
+        });
+
+        let deadline = Instant::now() + self.settings.timeout;
+        let mut store = self.new_store(&request_id);
+        let (sender, receiver) = oneshot::channel();
+        let (incoming, outparam) = {
+            let mut http = store.data_mut().http();
+            let incoming = http.new_incoming_request(Scheme::Http, request);
+            let outparam = http.new_response_outparam(sender);
+            match (incoming, outparam) {
+                (Ok(incoming), Ok(outparam)) => (incoming, outparam),
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::error!(function = %self.name, %request_id, error = %format!("{error:#}"), "cannot hand the request to the guest");
+                    return Err(InvokeError::Internal);
+                }
+            }
+        };
+
+        let pre = self.pre.clone();
+        let settings = (self.settings.timeout, self.settings.memory_mb);
+        let log_context = (self.name.clone(), request_id.clone());
+        let guest = tokio::spawn(async move {
+            let result = tokio::time::timeout_at(deadline, async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+            })
+            .await;
+            let exit = classify_exit(result, store.data(), settings);
+            if let GuestExit::Failed(error) = &exit {
+                let (function, request_id) = &log_context;
+                tracing::warn!(function = %function, request_id = %request_id, "{error}");
+            }
+            exit
+        });
+
+        let answer = receiver.await;
+        if request_overflowed.load(Ordering::Relaxed) {
+            // Whatever the guest did after its body read was cut off (an
+            // error answer, a trap), the caller's request was at fault.
+            guest.abort();
+            return Err(InvokeError::PayloadTooLarge {
+                limit: request_limit,
+            });
+        }
+        let response = match answer {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => {
+                return Err(InvokeError::FunctionFailed {
+                    message: format!("{code:?}"),
+                });
+            }
+            // The guest dropped the outparam (it stopped) without answering:
+            // its exit says why.
+            Err(_) => {
+                return Err(match guest.await {
+                    Ok(GuestExit::Failed(error)) => error,
+                    Ok(GuestExit::Completed) => InvokeError::NoResponse,
+                    Err(join_error) => {
+                        tracing::error!(function = %self.name, %request_id, error = %join_error, "the guest task failed");
+                        InvokeError::Internal
+                    }
+                });
+            }
+        };
+
+        let response_limit = self.settings.max_response_bytes;
+        if declared_length(response.headers()).is_some_and(|length| length > response_limit) {
+            guest.abort();
+            tracing::warn!(function = %self.name, %request_id, limit = response_limit, "response declared larger than max_response_bytes");
+            return Err(InvokeError::ResponseTooLarge {
+                limit: response_limit,
+            });
+        }
+        let guest = guest.abort_handle();
+        Ok(response.map(|body| ResponseBody {
+            inner: body,
+            remaining: response_limit,
+            limit: response_limit,
+            function: self.name.clone(),
+            request_id,
+            guest,
+        }))
+    }
+}
+
+fn classify_exit(
+    result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+    state: &InstanceState,
+    (timeout, memory_mb): (Duration, u64),
+) -> GuestExit {
+    let error = match result {
+        Err(_elapsed) => return GuestExit::Failed(InvokeError::Timeout { timeout }),
+        Ok(Ok(())) => return GuestExit::Completed,
+        Ok(Err(error)) => error,
+    };
+    if state.memory.limit_hit {
+        return GuestExit::Failed(InvokeError::OutOfMemory {
+            limit_mb: memory_mb,
+        });
+    }
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        let message = match trap {
+            Trap::StackOverflow => "stack overflow (unbounded recursion?)".to_string(),
+            Trap::UnreachableCodeReached => {
+                "wasm `unreachable` executed (a panic or abort in the guest)".to_string()
+            }
+            other => other
+                .to_string()
+                .trim_start_matches("wasm trap: ")
+                .to_string(),
+        };
+        return GuestExit::Failed(InvokeError::Trap { message });
+    }
+    if error
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return GuestExit::Failed(InvokeError::NoCapacity);
+    }
+    // A host function refused the guest (a bad resource handle, a WASI
+    // misuse): the guest is at fault, so it is a trap; the details stay in
+    // the log.
+    tracing::debug!(error = %format!("{error:?}"), "guest error");
+    GuestExit::Failed(InvokeError::Trap {
+        message: format!("{}", error.root_cause()),
+    })
+}
+
+/// The most of an oversized request body read and thrown away, and for how
+/// long, so the connection closes cleanly after a 413 (nginx's "lingering
+/// close"): closing on unread data makes the kernel reset the connection,
+/// and the client may then never see the 413.
+const DRAIN_MAX_BYTES: u64 = 64 << 20;
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(10);
+
+fn drain_in_background<B>(body: B)
+where
+    B: Body<Data = Bytes> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut body = std::pin::pin!(body);
+        let deadline = Instant::now() + DRAIN_MAX_TIME;
+        let mut drained = 0u64;
+        while drained < DRAIN_MAX_BYTES {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    drained += frame.data_ref().map_or(0, |data| data.len() as u64);
+                }
+                _ => break,
+            }
+        }
+    });
+}
+
+/// A request body that fails once more than `limit` bytes arrived, flags
+/// it, and drains the rest in the background.
+struct LimitedRequestBody<B> {
+    inner: Option<Pin<Box<B>>>,
+    seen: u64,
+    limit: u64,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl<B> Body for LimitedRequestBody<B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+{
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let too_large = wasmtime_wasi_http::Error::HttpRequestBodySize(Some(this.limit));
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(Some(Err(too_large)));
+        };
+        match inner.as_mut().poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if this.seen > this.limit {
+                        this.overflowed.store(true, Ordering::Relaxed);
+                        if let Some(rest) = this.inner.take() {
+                            drain_in_background(rest);
+                        }
+                        return Poll::Ready(Some(Err(too_large)));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(_))) => {
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpProtocolError)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|inner| inner.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(SizeHint::default, |inner| inner.size_hint())
+    }
+}
+
+/// The `content-length` a message declares, if any and if valid.
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// A response body streaming from the guest, cut off (and the guest
+/// stopped) when it passes `max_response_bytes`.
+pub struct ResponseBody {
+    inner: HyperOutgoingBody,
+    remaining: u64,
+    limit: u64,
+    function: Arc<str>,
+    request_id: Arc<str>,
+    guest: tokio::task::AbortHandle,
+}
+
+/// Why a response body stream ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseBodyError {
+    /// The body passed `max_response_bytes`.
+    #[error("the function's response passed its limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The guest stopped while writing the body (trap, timeout).
+    #[error("the function stopped while writing its response: {0}")]
+    Guest(wasmtime_wasi_http::Error),
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = ResponseBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let length = data.len() as u64;
+                    if length > this.remaining {
+                        this.guest.abort();
+                        tracing::warn!(
+                            function = %this.function,
+                            request_id = %this.request_id,
+                            limit = this.limit,
+                            "response body passed max_response_bytes; stream cut off"
+                        );
+                        this.remaining = 0;
+                        return Poll::Ready(Some(Err(ResponseBodyError::TooLarge {
+                            limit: this.limit,
+                        })));
+                    }
+                    this.remaining -= length;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                Poll::Ready(Some(Err(ResponseBodyError::Guest(error))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,201 @@
+//! The only place that touches wasmtime: compiling components and running
+//! one invocation of a `wasi:http` component.
+//!
+//! The lifecycle follows wasmtime's own advice. One [`Engine`] (one wasmtime
+//! `Engine` and one `Linker`) per process; each function is validated and
+//! compiled once into a [`Function`] holding a `ProxyPre` (a pre-linked
+//! `InstancePre`); every invocation gets a fresh `Store`. Compiled code is
+//! cached on disk by wasmtime's compilation cache, keyed by a hash of the
+//! wasm bytes, the compiler settings and the wasmtime version, so a restart
+//! on the same data directory does not recompile.
+//!
+//! This module knows nothing about routes, triggers, the manifest format or
+//! billing. It takes an `http::Request` and gives back an `http::Response`
+//! or an [`InvokeError`] that says what went wrong with the guest.
+
+mod compile;
+mod instance;
+mod invoke;
+mod outbound;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+use wasmtime::{Cache, CacheConfig, Config, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use compile::{CompileError, ComponentSource};
+pub use instance::InstanceState;
+pub use invoke::{InvokeError, ResponseBody};
+pub use outbound::{OutboundRule, OutboundRuleError};
+
+/// How often the epoch advances. A running guest yields to the async
+/// executor once per tick, so other requests keep being served even while a
+/// guest burns CPU, and timeouts fire on time.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The largest `memory_mb` a function may ask for (wasm32's 4 GiB).
+pub const MAX_MEMORY_MB: u64 = 4096;
+
+/// How many instances may exist at once across all functions when the
+/// pooling allocator is in use. Each slot reserves virtual (not resident)
+/// memory up front.
+const POOLED_INSTANCES: u32 = 1000;
+
+/// Engine-wide settings, chosen once at start.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Where wasmtime's compilation cache lives (`<data-dir>/cache`), or
+    /// `None` to compile every time.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Try the pooling allocator first (falls back to on-demand allocation
+    /// with a warning when its virtual memory cannot be reserved).
+    pub pooling: bool,
+}
+
+/// The per-process wasmtime engine and linker.
+///
+/// Cheap to clone; all clones share one engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    wasmtime: wasmtime::Engine,
+    linker: Linker<InstanceState>,
+    cache: Option<Cache>,
+    pooling: bool,
+}
+
+impl Engine {
+    /// Builds the engine and linker and starts the epoch ticker.
+    ///
+    /// # Errors
+    ///
+    /// Fails when wasmtime rejects the configuration or the cache directory
+    /// cannot be created.
+    pub fn new(options: &EngineOptions) -> anyhow::Result<Self> {
+        let cache = match &options.cache_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|error| {
+                    anyhow::anyhow!(
+                        "cannot create compile cache directory {}: {error}",
+                        dir.display()
+                    )
+                })?;
+                let mut cache_config = CacheConfig::new();
+                cache_config.with_directory(dir);
+                Some(Cache::new(cache_config)?)
+            }
+            None => None,
+        };
+
+        let (wasmtime, pooling) = if options.pooling {
+            match wasmtime::Engine::new(&engine_config(cache.clone(), true)) {
+                Ok(engine) => (engine, true),
+                Err(error) => {
+                    tracing::warn!(
+                        %error,
+                        "cannot reserve virtual memory for the pooling allocator; \
+                         falling back to on-demand allocation (slower instantiation). \
+                         hint: raise `ulimit -v` or the vm.overcommit settings"
+                    );
+                    (
+                        wasmtime::Engine::new(&engine_config(cache.clone(), false))?,
+                        false,
+                    )
+                }
+            }
+        } else {
+            (
+                wasmtime::Engine::new(&engine_config(cache.clone(), false))?,
+                false,
+            )
+        };
+
+        // All of WASI 0.2 plus wasi:http, as `wasmtime serve` links: real
+        // components import `wasi:cli/environment` and friends beyond the
+        // bare proxy world. Filesystem and sockets are linked but powerless:
+        // an instance gets no preopened directory and no socket permission.
+        let mut linker = Linker::new(&wasmtime);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+
+        start_epoch_ticker(&wasmtime);
+        Ok(Self {
+            inner: Arc::new(EngineInner {
+                wasmtime,
+                linker,
+                cache,
+                pooling,
+            }),
+        })
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn uses_pooling_allocator(&self) -> bool {
+        self.inner.pooling
+    }
+
+    /// Compilation cache hits and misses so far, when the cache is on.
+    fn cache_counts(&self) -> Option<(usize, usize)> {
+        self.inner
+            .cache
+            .as_ref()
+            .map(|cache| (cache.cache_hits(), cache.cache_misses()))
+    }
+
+    /// The cache directory, for messages.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.inner
+            .cache
+            .as_ref()
+            .map(|cache| cache.directory().as_path())
+    }
+}
+
+fn engine_config(cache: Option<Cache>, pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.cache(cache);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOLED_INSTANCES);
+        pool.total_stacks(POOLED_INSTANCES);
+        // A Rust component has a handful of core instances, memories and
+        // tables (the module, the WASI adapter, shims); leave headroom.
+        pool.total_core_instances(POOLED_INSTANCES * 8);
+        pool.total_memories(POOLED_INSTANCES * 2);
+        pool.total_tables(POOLED_INSTANCES * 4);
+        pool.max_memory_size((MAX_MEMORY_MB as usize) << 20);
+        // Keep some freed slots warm so reinstantiating the same function
+        // reuses already-initialised memory.
+        pool.max_unused_warm_slots(100);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a plain thread, until
+/// the engine is dropped.
+fn start_epoch_ticker(engine: &wasmtime::Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("kumo-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("the OS refused to start the epoch thread");
+}
+
+/// A compiled, pre-linked function, ready to be instantiated per request.
+pub use invoke::Function;
+/// Per-function limits and environment, fixed at compile time.
+pub use invoke::FunctionSettings;

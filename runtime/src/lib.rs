@@ -1,0 +1,14 @@
+//! Kumo: a serverless runtime for WebAssembly functions.
+//!
+//! The flow of one request: [`triggers::http`] matches a route and hands the
+//! request to a compiled [`engine::Function`], which runs it in a fresh
+//! wasmtime instance under the function's limits. [`manifest`] reads
+//! `kumo.toml`, [`server`] wires a running process together, and [`cli`] is
+//! the `kumo` command. See `ARCHITECTURE.md` for the map.
+
+pub mod api;
+pub mod cli;
+pub mod engine;
+pub mod manifest;
+pub mod server;
+pub mod triggers;

@@ -1,0 +1,5 @@
+//! The `kumo` binary: see [`kumo::cli`].
+
+fn main() -> std::process::ExitCode {
+    kumo::cli::run()
+}

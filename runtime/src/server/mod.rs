@@ -1,0 +1,137 @@
+//! Wiring a running Kumo: compile a manifest's functions, build the route
+//! table, and serve the gateway until asked to stop.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::engine::{CompileError, ComponentSource, Engine, Function};
+use crate::manifest::Manifest;
+use crate::triggers::http::{FunctionRoutes, Route, RouteTable};
+
+/// Compiles every function of the manifest, one after the other (wasmtime
+/// already spreads one compilation over all cores), off the async threads.
+///
+/// # Errors
+///
+/// The first [`CompileError`]: it names the function and the file.
+pub async fn compile_functions(
+    engine: &Engine,
+    manifest: &Manifest,
+) -> Result<BTreeMap<String, Arc<Function>>, CompileError> {
+    let mut functions = BTreeMap::new();
+    for spec in manifest.functions.values() {
+        let engine = engine.clone();
+        let spec = spec.clone();
+        let (function, report) = tokio::task::spawn_blocking(move || {
+            engine.compile_file(
+                ComponentSource {
+                    function: &spec.name,
+                    path: &spec.source,
+                },
+                spec.settings.clone(),
+            )
+        })
+        .await
+        .expect("the compile task does not panic")?;
+        let sha256 = &report.sha256[..12];
+        let millis = report.elapsed.as_secs_f64() * 1000.0;
+        if report.from_cache {
+            tracing::info!(
+                function = %function.name(),
+                sha256,
+                "loaded function from the compile cache in {millis:.1} ms"
+            );
+        } else {
+            tracing::info!(
+                function = %function.name(),
+                sha256,
+                wasm_bytes = report.wasm_bytes,
+                "compiled function in {millis:.1} ms"
+            );
+        }
+        functions.insert(function.name().to_string(), Arc::new(function));
+    }
+    Ok(functions)
+}
+
+/// The gateway's routes for a manifest and its compiled functions.
+pub fn route_table(
+    manifest: &Manifest,
+    functions: &BTreeMap<String, Arc<Function>>,
+) -> FunctionRoutes {
+    RouteTable::new(manifest.http_triggers.iter().map(|trigger| {
+        let route = Route::parse(&trigger.route).expect("the manifest validated its routes");
+        (route, functions[&trigger.function].clone())
+    }))
+}
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then stops
+/// accepting, lets in-flight requests finish for up to `grace`, and returns.
+///
+/// # Errors
+///
+/// Fails when the listener fails.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Arc<FunctionRoutes>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = crate::triggers::http::router(routes);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        let _ = stopping_tx.send(());
+    });
+    let forced = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = forced => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "requests still running after the shutdown grace period; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+/// Listens for Ctrl-C (SIGINT) and SIGTERM from now on, and returns a
+/// future that resolves when either arrives. Call it before announcing the
+/// server, so an early signal is not lost to the default handler.
+///
+/// # Errors
+///
+/// Fails when the signal handlers cannot be installed.
+#[cfg(unix)]
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
+        }
+    })
+}
+
+/// Listens for Ctrl-C; see the Unix version.
+///
+/// # Errors
+///
+/// Never, here.
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}

@@ -1,0 +1,28 @@
+//! Test guest for instance reuse: counts requests per instance. Each answer
+//! is `{"instance":"<random id as hex>","count":<n>}`; the id is drawn on the
+//! instance's first request, so two answers with the same id came from the
+//! same instance.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kumo_sdk::wasip2::random::random::get_random_u64;
+use kumo_sdk::{Request, Response};
+
+/// Requests this instance has handled.
+static REQUEST_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// This instance's random id, drawn on the first request.
+static INSTANCE_ID: OnceLock<u64> = OnceLock::new();
+
+/// Counts the request and answers the instance id and count.
+fn handle(_request: Request) -> Response {
+    let instance_id = *INSTANCE_ID.get_or_init(get_random_u64);
+    let count = REQUEST_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+    kumo_sdk::json_response(
+        200,
+        format!(r#"{{"instance":"{instance_id:016x}","count":{count}}}"#),
+    )
+}
+
+kumo_sdk::http_handler!(handle);

@@ -1,0 +1,338 @@
+//! Test harness: builds every example and test guest to wasm (once per test
+//! run), and runs the real `kumo` binary on `127.0.0.1:0` in a temp dir.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a `kumo up` may take to print its address (it compiles
+/// components first; a cold debug build on 2 cores is the slow case).
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("runtime/ has a parent")
+}
+
+/// Builds the guest workspaces once per test run and returns the folder of
+/// each one's release wasm files: `(examples, test guests)`.
+fn built_guests() -> &'static (PathBuf, PathBuf) {
+    static GUESTS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    GUESTS.get_or_init(|| {
+        ensure_wasm_target();
+        let examples = repo_root().join("examples");
+        let tests = repo_root().join("tests/guests");
+        for workspace in [&examples, &tests] {
+            build_guest_workspace(workspace);
+        }
+        let release = |workspace: &Path| workspace.join("target/wasm32-wasip2/release");
+        (release(&examples), release(&tests))
+    })
+}
+
+/// A fresh machine has the pinned toolchain but not always its wasm target.
+fn ensure_wasm_target() {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(repo_root())
+        .output()
+        .expect("rustc runs");
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
+    if Path::new(&sysroot)
+        .join("lib/rustlib/wasm32-wasip2")
+        .exists()
+    {
+        return;
+    }
+    let status = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .current_dir(repo_root())
+        .status()
+        .expect("the wasm32-wasip2 target is missing and rustup is not available to add it");
+    assert!(status.success(), "rustup target add wasm32-wasip2 failed");
+}
+
+fn build_guest_workspace(workspace: &Path) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let output = Command::new(cargo)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(workspace)
+        // Settings of the outer (host) build must not leak into the guests'.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "building the guests in {} failed:\n{}",
+        workspace.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The path of a bundled example's component (`hello`, `echo`, `plain`).
+pub fn example(name: &str) -> PathBuf {
+    built_guests().0.join(format!("{name}.wasm"))
+}
+
+/// The path of a test guest's component (`trap`, `forever`, ...).
+pub fn test_guest(name: &str) -> PathBuf {
+    built_guests().1.join(format!("{name}.wasm"))
+}
+
+/// Lines a child process wrote, shared with the thread reading them.
+#[derive(Default)]
+struct Lines {
+    text: Mutex<(String, bool)>,
+    changed: Condvar,
+}
+
+impl Lines {
+    fn collect(self: &Arc<Self>, stream: impl std::io::Read + Send + 'static) {
+        let lines = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let mut text = lines.text.lock().unwrap();
+                text.0.push_str(&line);
+                text.0.push('\n');
+                lines.changed.notify_all();
+            }
+            // The process closed the stream (it exited): wake the waiters.
+            lines.text.lock().unwrap().1 = true;
+            lines.changed.notify_all();
+        });
+    }
+
+    /// Waits (bounded) until `predicate` holds for the text so far, or the
+    /// stream closed without it.
+    fn wait_for(&self, timeout: Duration, predicate: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.text.lock().unwrap();
+        loop {
+            if predicate(&text.0) {
+                return true;
+            }
+            let now = Instant::now();
+            if text.1 || now >= deadline {
+                return false;
+            }
+            text = self.changed.wait_timeout(text, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits (bounded) until the stream is closed.
+    fn wait_closed(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.text.lock().unwrap();
+        while !text.1 && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            text = self.changed.wait_timeout(text, left).unwrap().0;
+        }
+    }
+
+    fn snapshot(&self) -> String {
+        self.text.lock().unwrap().0.clone()
+    }
+}
+
+/// A running `kumo up`, stopped when dropped.
+pub struct Kumo {
+    child: Child,
+    /// The gateway's address.
+    pub addr: SocketAddr,
+    stdout: Arc<Lines>,
+    stderr: Arc<Lines>,
+    /// Keeps the manifest folder alive while the server runs.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A `kumo` process that exited: its status and output.
+#[derive(Debug)]
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// How to start `kumo up`.
+pub struct Start<'a> {
+    pub manifest: &'a Path,
+    pub data_dir: &'a Path,
+    pub extra_args: &'a [&'a str],
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+fn spawn(start: &Start<'_>) -> (Child, Arc<Lines>, Arc<Lines>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kumo"));
+    command
+        .arg("up")
+        .arg("-f")
+        .arg(start.manifest)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(start.data_dir)
+        .args(start.extra_args)
+        .env("KUMO_LOG", "info")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in start.env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("the kumo binary starts");
+    let stdout = Arc::new(Lines::default());
+    let stderr = Arc::new(Lines::default());
+    stdout.collect(child.stdout.take().unwrap());
+    stderr.collect(child.stderr.take().unwrap());
+    (child, stdout, stderr)
+}
+
+impl Kumo {
+    /// Writes `manifest` to a temp folder and serves it with a fresh data
+    /// directory.
+    pub fn up(manifest: &str) -> Kumo {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest_path = dir.path().join("kumo.toml");
+        std::fs::write(&manifest_path, manifest).unwrap();
+        let data_dir = dir.path().join("data");
+        let mut kumo = Kumo::start(&Start {
+            manifest: &manifest_path,
+            data_dir: &data_dir,
+            extra_args: &[],
+            env: &[],
+        })
+        .unwrap_or_else(|exited| panic!("kumo did not start: {exited:#?}"));
+        kumo._dir = Some(dir);
+        kumo
+    }
+
+    /// Starts `kumo up` and waits until it serves, or until it exits.
+    pub fn start(start: &Start<'_>) -> Result<Kumo, Exited> {
+        let (mut child, stdout, stderr) = spawn(start);
+        let serving = stdout.wait_for(START_TIMEOUT, |text| text.contains("kumo: serving http://"));
+        if !serving {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            // Let the reader threads drain what is left.
+            stdout.wait_closed(Duration::from_secs(10));
+            stderr.wait_closed(Duration::from_secs(10));
+            return Err(Exited {
+                status,
+                stdout: stdout.snapshot(),
+                stderr: stderr.snapshot(),
+            });
+        }
+        let text = stdout.snapshot();
+        let addr = text
+            .lines()
+            .find_map(|line| line.strip_prefix("kumo: serving http://"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        Ok(Kumo {
+            child,
+            addr,
+            stdout,
+            stderr,
+            _dir: None,
+        })
+    }
+
+    /// A full URL on the gateway.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Everything kumo printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.snapshot()
+    }
+
+    /// Everything kumo logged (stderr) so far.
+    pub fn logs(&self) -> String {
+        self.stderr.snapshot()
+    }
+
+    /// Waits (bounded) until the log holds every one of `needles` on one line.
+    pub fn wait_for_log_line(&self, needles: &[&str]) -> bool {
+        self.stderr.wait_for(Duration::from_secs(10), |text| {
+            text.lines()
+                .any(|line| needles.iter().all(|needle| line.contains(needle)))
+        })
+    }
+
+    /// Waits (bounded) until at least `count` log lines contain `needle`.
+    pub fn wait_for_log_count(&self, needle: &str, count: usize) -> bool {
+        self.stderr.wait_for(Duration::from_secs(10), |text| {
+            text.lines().filter(|line| line.contains(needle)).count() >= count
+        })
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit (after a signal sent elsewhere).
+    pub fn wait(mut self) -> ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Kumo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `kumo up` on a manifest that must be refused, and returns what it
+/// printed. Panics if kumo starts serving.
+pub fn up_expecting_failure(dir: &Path, manifest: &str) -> Exited {
+    let manifest_path = dir.join("kumo.toml");
+    std::fs::write(&manifest_path, manifest).unwrap();
+    match Kumo::start(&Start {
+        manifest: &manifest_path,
+        data_dir: &dir.join("data"),
+        extra_args: &[],
+        env: &[],
+    }) {
+        Ok(kumo) => panic!(
+            "kumo served a manifest it should refuse; logs:\n{}",
+            kumo.logs()
+        ),
+        Err(exited) => exited,
+    }
+}
+
+/// A TOML string literal for a path.
+pub fn toml_path(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
+}
+
+/// An HTTP client with no connection reuse surprises and a generous timeout.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}

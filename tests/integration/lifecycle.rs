@@ -1,0 +1,134 @@
+//! Starting, restarting and stopping: the compile cache, graceful shutdown,
+//! and `--build`.
+
+use crate::harness::{Kumo, Start, client, example, test_guest, toml_path};
+
+#[test]
+fn a_second_start_loads_compiled_code_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("kumo.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[function.hello]\nsource = {}\n[[trigger.http]]\nroute = \"/hello\"\nfunction = \"hello\"\n",
+            toml_path(&example("hello"))
+        ),
+    )
+    .unwrap();
+    let data_dir = dir.path().join("data");
+    let start = Start {
+        manifest: &manifest,
+        data_dir: &data_dir,
+        extra_args: &[],
+        env: &[],
+    };
+
+    let first = Kumo::start(&start).unwrap();
+    assert!(
+        first.wait_for_log_line(&["compiled function", "function=hello"]),
+        "{}",
+        first.logs()
+    );
+    assert!(!first.logs().contains("from the compile cache"));
+    assert!(first.terminate().success());
+
+    let second = Kumo::start(&start).unwrap();
+    assert!(
+        second.wait_for_log_line(&["loaded function from the compile cache", "function=hello"]),
+        "{}",
+        second.logs()
+    );
+    assert!(!second.logs().contains("compiled function"));
+    assert!(second.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
+    let manifest = format!(
+        "[function.sleeper]\nsource = {}\n[[trigger.http]]\nroute = \"/sleep\"\nfunction = \"sleeper\"\n",
+        toml_path(&test_guest("sleeper"))
+    );
+    let kumo = Kumo::up(&manifest);
+    let url = kumo.url("/sleep?ms=1500");
+    let in_flight = tokio::spawn(async move {
+        let response = client().get(url).send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    });
+    assert!(
+        kumo.wait_for_log_line(&["sleeping 1500 ms"]),
+        "{}",
+        kumo.logs()
+    );
+
+    let addr = kumo.addr;
+    std::process::Command::new("kill")
+        .args(["-TERM", &kumo.pid().to_string()])
+        .status()
+        .unwrap();
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, "slept 1500");
+    let exit = tokio::task::spawn_blocking(move || kumo.wait())
+        .await
+        .unwrap();
+    assert!(exit.success(), "kumo exited with {exit}");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the gateway still accepts connections after shutdown"
+    );
+}
+
+#[test]
+fn build_runs_each_command_once_and_a_failed_build_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = toml_path(&example("hello"));
+    // Two functions share one command: it runs once, in the manifest's folder.
+    let manifest = format!(
+        "[function.one]\nsource = {hello}\nbuild = \"echo built >> build.log\"\n\
+         [function.two]\nsource = {hello}\nbuild = \"echo built >> build.log\"\n\
+         [[trigger.http]]\nroute = \"/one\"\nfunction = \"one\"\n"
+    );
+    let manifest_path = dir.path().join("kumo.toml");
+    std::fs::write(&manifest_path, manifest).unwrap();
+    let kumo = Kumo::start(&Start {
+        manifest: &manifest_path,
+        data_dir: &dir.path().join("data"),
+        extra_args: &["--build"],
+        env: &[],
+    })
+    .unwrap();
+    assert!(
+        kumo.stdout().contains("building one, two"),
+        "{}",
+        kumo.stdout()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("build.log")).unwrap(),
+        "built\n"
+    );
+    drop(kumo);
+
+    let failing = format!("[function.one]\nsource = {hello}\nbuild = \"exit 3\"\n");
+    std::fs::write(&manifest_path, failing).unwrap();
+    let exited = Kumo::start(&Start {
+        manifest: &manifest_path,
+        data_dir: &dir.path().join("data"),
+        extra_args: &["--build"],
+        env: &[],
+    })
+    .err()
+    .expect("a failed build stops kumo");
+    assert!(!exited.status.success());
+    assert!(
+        exited.stdout.contains("building one: exit 3"),
+        "{}",
+        exited.stdout
+    );
+    assert!(
+        exited
+            .stderr
+            .contains("the build of one failed: `exit 3` exited with"),
+        "{}",
+        exited.stderr
+    );
+}

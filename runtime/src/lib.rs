@@ -1,8 +1,9 @@
 //! Kumo: a serverless runtime for WebAssembly functions.
 //!
 //! The flow of one request: [`triggers::http`] matches a route and hands the
-//! request to a compiled [`engine::Function`], which runs it in a fresh
-//! wasmtime instance under the function's limits. [`manifest`] reads
+//! request to the function's [`pool::Pool`], which finds it a warm instance
+//! (or creates one, or queues it, or pushes back with 429), and the
+//! [`engine`] runs it under the function's limits. [`manifest`] reads
 //! `kumo.toml`, [`server`] wires a running process together, and [`cli`] is
 //! the `kumo` command. See `ARCHITECTURE.md` for the map.
 
@@ -10,5 +11,6 @@ pub mod api;
 pub mod cli;
 pub mod engine;
 pub mod manifest;
+pub mod pool;
 pub mod server;
 pub mod triggers;

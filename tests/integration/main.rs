@@ -7,3 +7,4 @@ mod bad_guests;
 mod gateway;
 mod lifecycle;
 mod manifest_errors;
+mod scaling;

@@ -20,6 +20,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// A human-readable message.
     pub message: String,
+    /// Seconds for a `Retry-After` header (with 429 and 503).
+    pub retry_after_s: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -40,6 +42,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_s: None,
         }
     }
 
@@ -69,10 +72,21 @@ impl From<InvokeError> for ApiError {
             }
             InvokeError::FunctionFailed { .. } => (StatusCode::BAD_GATEWAY, "function_error"),
             InvokeError::NoResponse => (StatusCode::BAD_GATEWAY, "no_response"),
+            InvokeError::Overloaded { .. } => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
             InvokeError::NoCapacity => (StatusCode::SERVICE_UNAVAILABLE, "no_capacity"),
-            InvokeError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            InvokeError::Cancelled | InvokeError::Internal => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         };
-        Self::new(status, code, error.to_string())
+        let retry_after_s = match &error {
+            InvokeError::Overloaded { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            InvokeError::NoCapacity => Some(1),
+            _ => None,
+        };
+        Self {
+            retry_after_s,
+            ..Self::new(status, code, error.to_string())
+        }
     }
 }
 
@@ -83,6 +97,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
@@ -132,7 +151,17 @@ mod tests {
                 "function_error",
             ),
             (InvokeError::NoResponse, 502, "no_response"),
+            (
+                InvokeError::Overloaded {
+                    function: "f".into(),
+                    max_instances: 2,
+                    retry_after: Duration::from_secs(1),
+                },
+                429,
+                "overloaded",
+            ),
             (InvokeError::NoCapacity, 503, "no_capacity"),
+            (InvokeError::Cancelled, 500, "internal"),
             (InvokeError::Internal, 500, "internal"),
         ];
         for (error, status, code) in cases {

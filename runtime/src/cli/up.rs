@@ -32,7 +32,12 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
         pooling: !args.no_pooling,
     })?;
     let functions = server::compile_functions(&engine, &manifest).await?;
-    let routes = Arc::new(server::route_table(&manifest, &functions));
+    let pools = server::start_pools(&manifest, &functions)
+        .await
+        .map_err(|(function, error)| {
+            anyhow::anyhow!("function `{function}`: cannot create its min_instances: {error}")
+        })?;
+    let routes = Arc::new(server::route_table(&manifest, &pools));
 
     let listener = TcpListener::bind(&args.listen).await.with_context(|| {
         format!(
@@ -61,6 +66,9 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
         Duration::from_millis(args.shutdown_timeout_ms),
     )
     .await?;
+    for pool in pools.values() {
+        pool.drain();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! What lives inside one wasmtime `Store`: the WASI and `wasi:http` contexts,
 //! the memory limiter, and the guest's stdout/stderr routed to `tracing`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use wasmtime::component::ResourceTable;
@@ -12,8 +12,31 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::outbound::OutboundPolicy;
 
+/// The request id an instance is serving now; its log lines carry it. An
+/// instance serves many requests over its life when it is reused.
+#[derive(Clone)]
+pub(super) struct CurrentRequest(Arc<Mutex<Arc<str>>>);
+
+impl CurrentRequest {
+    pub(super) fn new() -> Self {
+        Self(Arc::new(Mutex::new(Arc::from(""))))
+    }
+
+    pub(super) fn set(&self, request_id: Arc<str>) {
+        *self.0.lock().unwrap_or_else(|poison| poison.into_inner()) = request_id;
+    }
+
+    fn get(&self) -> Arc<str> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+}
+
 /// The data of one instance's `Store`.
 pub struct InstanceState {
+    pub(super) current_request: CurrentRequest,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
@@ -22,8 +45,14 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
-    pub(super) fn new(wasi: WasiCtx, outbound: OutboundPolicy, memory_limit_bytes: usize) -> Self {
+    pub(super) fn new(
+        current_request: CurrentRequest,
+        wasi: WasiCtx,
+        outbound: OutboundPolicy,
+        memory_limit_bytes: usize,
+    ) -> Self {
         Self {
+            current_request,
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
@@ -122,7 +151,7 @@ impl GuestStream {
 /// event carrying the function name and request id.
 pub(super) struct GuestLog {
     pub(super) function: Arc<str>,
-    pub(super) request_id: Arc<str>,
+    pub(super) current_request: CurrentRequest,
     pub(super) stream: GuestStream,
 }
 
@@ -136,7 +165,7 @@ impl StdoutStream for GuestLog {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
         Box::new(GuestLogWriter {
             function: self.function.clone(),
-            request_id: self.request_id.clone(),
+            current_request: self.current_request.clone(),
             stream: self.stream,
             pending: Vec::new(),
         })
@@ -153,7 +182,7 @@ const MAX_LOG_LINE: usize = 16 * 1024;
 
 struct GuestLogWriter {
     function: Arc<str>,
-    request_id: Arc<str>,
+    current_request: CurrentRequest,
     stream: GuestStream,
     pending: Vec<u8>,
 }
@@ -164,7 +193,7 @@ impl GuestLogWriter {
         let line = line.trim_end_matches('\r');
         let (level, message) = split_log_level(line);
         let function = &*self.function;
-        let request_id = &*self.request_id;
+        let request_id = self.current_request.get();
         let stream = self.stream.as_str();
         match level {
             tracing::Level::ERROR => {

@@ -16,11 +16,11 @@ use tokio::time::Instant;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use super::instance::{GuestLog, GuestStream, InstanceState};
+use super::instance::{CurrentRequest, GuestLog, GuestStream, InstanceState};
 use super::outbound::{OutboundPolicy, OutboundRule};
 
 /// Per-function limits and environment, fixed when the function is compiled.
@@ -40,8 +40,9 @@ pub struct FunctionSettings {
     pub allowed_outbound_hosts: Vec<OutboundRule>,
 }
 
-/// A compiled, pre-linked function: instantiate it per invocation with
-/// [`Function::invoke`]. Cheap to share behind an `Arc`.
+/// A compiled, pre-linked function. Instances of it are made with
+/// [`Function::new_instance`] (or [`Function::prewarm`]) and requests run
+/// with [`Function::invoke`]. Cheap to share behind an `Arc`.
 pub struct Function {
     name: Arc<str>,
     pre: ProxyPre<InstanceState>,
@@ -50,9 +51,25 @@ pub struct Function {
     sha256: String,
 }
 
+/// One instance of a function: a wasmtime `Store` and, once instantiated,
+/// the component's exports. An instance serves one request at a time; a
+/// pool may hand it request after request.
+pub struct Instance {
+    store: Store<InstanceState>,
+    /// `None` until the first request (or a pre-warm) instantiates it.
+    proxy: Option<Proxy>,
+}
+
+impl Instance {
+    /// Whether the component has been instantiated (a warm instance).
+    pub fn is_instantiated(&self) -> bool {
+        self.proxy.is_some()
+    }
+}
+
 /// Why an invocation did not produce a response. The variants are what a
 /// caller branches on (to pick a status, to meter an outcome).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum InvokeError {
     /// The request body is larger than `max_request_bytes`.
     #[error(
@@ -101,18 +118,68 @@ pub enum InvokeError {
     /// The guest returned without ever sending a response.
     #[error("the function returned without sending a response")]
     NoResponse,
+    /// Every instance is busy and the wait queue is full, or the wait was
+    /// too long: back off and retry.
+    #[error(
+        "the function `{function}` is at its limit of {max_instances} busy instances and its queue is full; \
+         hint: retry after {} s, or raise `max_instances` / `max_queue`", .retry_after.as_secs()
+    )]
+    Overloaded {
+        /// The function.
+        function: String,
+        /// Its instance cap.
+        max_instances: u32,
+        /// When a retry is likely to succeed.
+        retry_after: Duration,
+    },
     /// The host could not create another instance right now.
     #[error("no capacity to start another instance right now; hint: retry shortly")]
     NoCapacity,
+    /// The host stopped the guest after answering the caller (its request
+    /// or response passed a limit mid-stream).
+    #[error("the invocation was stopped by the host")]
+    Cancelled,
     /// Something went wrong on the host's side; details are in the log.
     #[error("internal error while invoking the function")]
     Internal,
 }
 
-/// How the guest's task ended, as seen after it stopped.
-enum GuestExit {
-    Completed,
-    Failed(InvokeError),
+/// How an invocation ended, handed to the `on_exit` callback of
+/// [`Function::invoke`] exactly once.
+pub struct InvocationEnd {
+    /// `Ok` when the guest's handler returned normally.
+    pub result: Result<(), InvokeError>,
+    /// The instance, when it is healthy and may serve again; `None` when it
+    /// trapped, timed out, ran out of memory or was stopped.
+    pub instance: Option<Instance>,
+    /// How long instantiation took, on a cold start.
+    pub init: Option<Duration>,
+}
+
+/// Calls `on_exit` exactly once: with the real end, or, if the guest's
+/// task is dropped first (aborted), with [`InvokeError::Cancelled`].
+struct ExitGuard {
+    on_exit: Option<Box<dyn FnOnce(InvocationEnd) + Send>>,
+}
+
+impl ExitGuard {
+    fn finish(mut self, end: InvocationEnd) {
+        if let Some(on_exit) = self.on_exit.take() {
+            on_exit(end);
+        }
+    }
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        if let Some(on_exit) = self.on_exit.take() {
+            on_exit(InvocationEnd {
+                result: Err(InvokeError::Cancelled),
+                instance: None,
+                init: None,
+            });
+        }
+    }
 }
 
 impl Function {
@@ -147,7 +214,10 @@ impl Function {
         &self.settings
     }
 
-    fn new_store(&self, request_id: &Arc<str>) -> Store<InstanceState> {
+    /// A new instance: its `Store` is ready; the component itself is
+    /// instantiated by the first request (that request is a cold start).
+    pub fn new_instance(&self) -> Instance {
+        let current_request = CurrentRequest::new();
         let mut wasi = WasiCtx::builder();
         wasi.envs(&self.settings.env)
             .allow_tcp(false)
@@ -155,12 +225,12 @@ impl Function {
             .allow_ip_name_lookup(false)
             .stdout(GuestLog {
                 function: self.name.clone(),
-                request_id: request_id.clone(),
+                current_request: current_request.clone(),
                 stream: GuestStream::Stdout,
             })
             .stderr(GuestLog {
                 function: self.name.clone(),
-                request_id: request_id.clone(),
+                current_request: current_request.clone(),
                 stream: GuestStream::Stderr,
             });
         let outbound = OutboundPolicy {
@@ -170,28 +240,69 @@ impl Function {
         let memory_limit = usize::try_from(self.settings.memory_mb << 20).unwrap_or(usize::MAX);
         let mut store = Store::new(
             self.pre.engine(),
-            InstanceState::new(wasi.build(), outbound, memory_limit),
+            InstanceState::new(current_request, wasi.build(), outbound, memory_limit),
         );
         store.limiter(|state| &mut state.memory);
         // Yield to the executor at every epoch tick: a guest spinning on the
-        // CPU then shares its thread, and the timeout below can fire. tokio's
+        // CPU then shares its thread, and the timeout can fire. tokio's
         // `yield_now` puts the task at the back of the run queue; a plain
         // self-wake would land in the LIFO slot and starve other requests.
-        store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|_| {
             Ok(UpdateDeadline::YieldCustom(
                 1,
                 Box::pin(tokio::task::yield_now()),
             ))
         });
-        store
+        Instance { store, proxy: None }
     }
 
-    /// Runs one request through a fresh instance of the function.
+    /// Creates and instantiates an instance ahead of any request.
+    ///
+    /// # Errors
+    ///
+    /// [`InvokeError::OutOfMemory`] when the component's initial memory is
+    /// over `memory_mb`, [`InvokeError::NoCapacity`] when the host has no
+    /// instance slot left, [`InvokeError::Trap`] when its start traps.
+    pub async fn prewarm(&self) -> Result<Instance, InvokeError> {
+        let mut instance = self.new_instance();
+        instance.store.set_epoch_deadline(1);
+        let deadline = Instant::now() + self.settings.timeout;
+        let result =
+            tokio::time::timeout_at(deadline, self.pre.instantiate_async(&mut instance.store))
+                .await;
+        match result {
+            Ok(Ok(proxy)) => {
+                instance.proxy = Some(proxy);
+                Ok(instance)
+            }
+            Ok(Err(error)) => Err(self.classify(Ok(Err(error)), instance.store.data())),
+            Err(elapsed) => Err(self.classify(Err(elapsed), instance.store.data())),
+        }
+    }
+
+    fn classify(
+        &self,
+        result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+        state: &InstanceState,
+    ) -> InvokeError {
+        match classify_exit(
+            result,
+            state,
+            (self.settings.timeout, self.settings.memory_mb),
+        ) {
+            GuestExit::Failed(error) => error,
+            GuestExit::Completed => InvokeError::Internal,
+        }
+    }
+
+    /// Runs one request on `instance` (a fresh one from
+    /// [`Function::new_instance`], or a warm one that served before).
     ///
     /// The response's status and headers are returned as soon as the guest
     /// sends them; its body streams while the guest writes it, limited to
-    /// `max_response_bytes` and to what is left of the timeout.
+    /// `max_response_bytes` and to what is left of the timeout. `on_exit`
+    /// is called exactly once when the guest is done, with the instance if
+    /// it may serve again.
     ///
     /// # Errors
     ///
@@ -200,12 +311,17 @@ impl Function {
     /// or never answers.
     pub async fn invoke<B>(
         &self,
+        mut instance: Instance,
         request: http::Request<B>,
         request_id: Arc<str>,
+        on_exit: impl FnOnce(InvocationEnd) + Send + 'static,
     ) -> Result<http::Response<ResponseBody>, InvokeError>
     where
         B: Body<Data = Bytes> + Send + 'static,
     {
+        let exit = ExitGuard {
+            on_exit: Some(Box::new(on_exit)),
+        };
         let request_limit = self.settings.max_request_bytes;
         if declared_length(request.headers()).is_some_and(|length| length > request_limit) {
             // A client that asked for `100-continue` waits for this answer
@@ -213,9 +329,16 @@ impl Function {
             if !request.headers().contains_key(http::header::EXPECT) {
                 drain_in_background(request.into_body());
             }
-            return Err(InvokeError::PayloadTooLarge {
+            let error = InvokeError::PayloadTooLarge {
                 limit: request_limit,
+            };
+            // The instance never ran: it is as good as it was.
+            exit.finish(InvocationEnd {
+                result: Err(error.clone()),
+                instance: Some(instance),
+                init: None,
             });
+            return Err(error);
         }
         let request_overflowed = Arc::new(AtomicBool::new(false));
         let request = request.map(|body| LimitedRequestBody {
@@ -226,16 +349,26 @@ impl Function {
         });
 
         let deadline = Instant::now() + self.settings.timeout;
-        let mut store = self.new_store(&request_id);
+        instance
+            .store
+            .data()
+            .current_request
+            .set(request_id.clone());
+        instance.store.set_epoch_deadline(1);
         let (sender, receiver) = oneshot::channel();
         let (incoming, outparam) = {
-            let mut http = store.data_mut().http();
+            let mut http = instance.store.data_mut().http();
             let incoming = http.new_incoming_request(Scheme::Http, request);
             let outparam = http.new_response_outparam(sender);
             match (incoming, outparam) {
                 (Ok(incoming), Ok(outparam)) => (incoming, outparam),
                 (Err(error), _) | (_, Err(error)) => {
                     tracing::error!(function = %self.name, %request_id, error = %format!("{error:#}"), "cannot hand the request to the guest");
+                    exit.finish(InvocationEnd {
+                        result: Err(InvokeError::Internal),
+                        instance: None,
+                        init: None,
+                    });
                     return Err(InvokeError::Internal);
                 }
             }
@@ -245,20 +378,38 @@ impl Function {
         let settings = (self.settings.timeout, self.settings.memory_mb);
         let log_context = (self.name.clone(), request_id.clone());
         let guest = tokio::spawn(async move {
+            let mut init = None;
             let result = tokio::time::timeout_at(deadline, async {
-                let proxy = pre.instantiate_async(&mut store).await?;
+                if instance.proxy.is_none() {
+                    let started = Instant::now();
+                    instance.proxy = Some(pre.instantiate_async(&mut instance.store).await?);
+                    init = Some(started.elapsed());
+                }
+                let proxy = instance.proxy.as_ref().expect("instantiated just above");
                 proxy
                     .wasi_http_incoming_handler()
-                    .call_handle(&mut store, incoming, outparam)
+                    .call_handle(&mut instance.store, incoming, outparam)
                     .await
             })
             .await;
-            let exit = classify_exit(result, store.data(), settings);
-            if let GuestExit::Failed(error) = &exit {
-                let (function, request_id) = &log_context;
-                tracing::warn!(function = %function, request_id = %request_id, "{error}");
+            let exit_kind = classify_exit(result, instance.store.data(), settings);
+            match &exit_kind {
+                GuestExit::Completed => exit.finish(InvocationEnd {
+                    result: Ok(()),
+                    instance: Some(instance),
+                    init,
+                }),
+                GuestExit::Failed(error) => {
+                    let (function, request_id) = &log_context;
+                    tracing::warn!(function = %function, request_id = %request_id, "{error}");
+                    exit.finish(InvocationEnd {
+                        result: Err(error.clone()),
+                        instance: None,
+                        init,
+                    });
+                }
             }
-            exit
+            exit_kind
         });
 
         let answer = receiver.await;
@@ -309,6 +460,12 @@ impl Function {
             guest,
         }))
     }
+}
+
+/// How the guest's task ended, as seen after it stopped.
+enum GuestExit {
+    Completed,
+    Failed(InvokeError),
 }
 
 fn classify_exit(

@@ -27,7 +27,7 @@ use wasmtime::{Cache, CacheConfig, Config, InstanceAllocationStrategy, PoolingAl
 
 pub use compile::{CompileError, ComponentSource};
 pub use instance::InstanceState;
-pub use invoke::{InvokeError, ResponseBody};
+pub use invoke::{Instance, InvocationEnd, InvokeError, ResponseBody};
 pub use outbound::{OutboundRule, OutboundRuleError};
 
 /// How often the epoch advances. A running guest yields to the async
@@ -40,8 +40,8 @@ pub const MAX_MEMORY_MB: u64 = 4096;
 
 /// How many instances may exist at once across all functions when the
 /// pooling allocator is in use. Each slot reserves virtual (not resident)
-/// memory up front.
-const POOLED_INSTANCES: u32 = 1000;
+/// memory up front. One function's `max_instances` may not exceed it.
+pub const MAX_POOLED_INSTANCES: u32 = 1000;
 
 /// Engine-wide settings, chosen once at start.
 #[derive(Debug, Clone)]
@@ -163,13 +163,13 @@ fn engine_config(cache: Option<Cache>, pooling: bool) -> Config {
     config.cache(cache);
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(POOLED_INSTANCES);
-        pool.total_stacks(POOLED_INSTANCES);
+        pool.total_component_instances(MAX_POOLED_INSTANCES);
+        pool.total_stacks(MAX_POOLED_INSTANCES);
         // A Rust component has a handful of core instances, memories and
         // tables (the module, the WASI adapter, shims); leave headroom.
-        pool.total_core_instances(POOLED_INSTANCES * 8);
-        pool.total_memories(POOLED_INSTANCES * 2);
-        pool.total_tables(POOLED_INSTANCES * 4);
+        pool.total_core_instances(MAX_POOLED_INSTANCES * 8);
+        pool.total_memories(MAX_POOLED_INSTANCES * 2);
+        pool.total_tables(MAX_POOLED_INSTANCES * 4);
         pool.max_memory_size((MAX_MEMORY_MB as usize) << 20);
         // Keep some freed slots warm so reinstantiating the same function
         // reuses already-initialised memory.

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::engine::{FunctionSettings, MAX_MEMORY_MB, OutboundRule};
+use crate::pool::PoolSettings;
 
 /// Defaults, in one place so the docs and the code agree.
 pub mod defaults {
@@ -52,6 +53,8 @@ pub struct FunctionSpec {
     pub build: Option<String>,
     /// Limits and environment handed to the engine.
     pub settings: FunctionSettings,
+    /// Scaling: instance counts, reuse, queue.
+    pub pool: PoolSettings,
 }
 
 /// One `[[trigger.http]]` entry.
@@ -132,6 +135,14 @@ struct RawFunction {
     env: BTreeMap<String, String>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<Spanned<String>>,
+    min_instances: Option<Spanned<u64>>,
+    max_instances: Option<Spanned<u64>>,
+    reuse: Option<bool>,
+    idle_timeout_s: Option<Spanned<u64>>,
+    max_queue: Option<Spanned<u64>>,
+    queue_timeout_ms: Option<Spanned<u64>>,
+    target_concurrency: Option<Spanned<f64>>,
+    target_utilization: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -265,6 +276,7 @@ impl Manifest {
                 })?;
                 allowed_outbound_hosts.push(rule);
             }
+            let pool = pool_settings(&name, &function, &fail)?;
             let spec = FunctionSpec {
                 name: name.clone(),
                 source: folder.join(source),
@@ -277,6 +289,7 @@ impl Manifest {
                     env: function.env.into_iter().collect(),
                     allowed_outbound_hosts,
                 },
+                pool,
             };
             functions.insert(name, spec);
         }
@@ -362,6 +375,86 @@ fn bounded(
     }
 }
 
+fn pool_settings(
+    name: &str,
+    function: &RawFunction,
+    fail: &impl Fn(Option<Range<usize>>, String, &str) -> ManifestError,
+) -> Result<PoolSettings, ManifestError> {
+    use crate::pool::defaults as pool;
+    let what = |key: &str| format!("function `{name}`: `{key}`");
+    let count = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
+    let max_instances = count(bounded(
+        &function.max_instances,
+        u64::from(pool::MAX_INSTANCES),
+        1..=u64::from(crate::engine::MAX_POOLED_INSTANCES),
+        &what("max_instances"),
+        fail,
+    )?);
+    let min_instances = count(bounded(
+        &function.min_instances,
+        u64::from(pool::MIN_INSTANCES),
+        0..=u64::from(max_instances),
+        &what("min_instances"),
+        fail,
+    )?);
+    let idle_timeout_s = bounded(
+        &function.idle_timeout_s,
+        pool::IDLE_TIMEOUT_S,
+        1..=7 * 24 * 3600,
+        &what("idle_timeout_s"),
+        fail,
+    )?;
+    let max_queue = count(bounded(
+        &function.max_queue,
+        u64::from(pool::MAX_QUEUE),
+        0..=100_000,
+        &what("max_queue"),
+        fail,
+    )?);
+    let queue_timeout_ms = bounded(
+        &function.queue_timeout_ms,
+        pool::QUEUE_TIMEOUT_MS,
+        0..=defaults::MAX_TIMEOUT_MS,
+        &what("queue_timeout_ms"),
+        fail,
+    )?;
+    let fraction = |value: &Option<Spanned<f64>>, default: f64, max: f64, key: &str| {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let number = *value.get_ref();
+        if number > 0.0 && number <= max {
+            Ok(number)
+        } else {
+            Err(fail(
+                Some(value.span()),
+                format!("{} is {number}, outside (0, {max}]", what(key)),
+                "pick a positive value; docs/scaling.md explains the autoscaler",
+            ))
+        }
+    };
+    Ok(PoolSettings {
+        min_instances,
+        max_instances,
+        reuse: function.reuse.unwrap_or(pool::REUSE),
+        idle_timeout: Duration::from_secs(idle_timeout_s),
+        max_queue,
+        queue_timeout: Duration::from_millis(queue_timeout_ms),
+        target_concurrency: fraction(
+            &function.target_concurrency,
+            pool::TARGET_CONCURRENCY,
+            1000.0,
+            "target_concurrency",
+        )?,
+        target_utilization: fraction(
+            &function.target_utilization,
+            pool::TARGET_UTILIZATION,
+            1.0,
+            "target_utilization",
+        )?,
+    })
+}
+
 /// Function names: 1 to 64 of `a-z`, `0-9`, `-`, starting with a letter.
 pub fn is_valid_function_name(name: &str) -> bool {
     !name.is_empty()
@@ -386,6 +479,10 @@ memory_mb = 64
 timeout_ms = 1000
 env = { GREETING = "hi" }
 allowed_outbound_hosts = ["https://api.example.com"]
+min_instances = 1
+max_instances = 4
+reuse = false
+idle_timeout_s = 60
 
 [function.echo]
 source = "/abs/echo.wasm"
@@ -416,6 +513,11 @@ function = "echo"
         assert_eq!(echo.settings.memory_mb, defaults::MEMORY_MB);
         assert_eq!(echo.settings.max_request_bytes, defaults::MAX_REQUEST_BYTES);
         assert!(echo.settings.allowed_outbound_hosts.is_empty());
+        assert_eq!(echo.pool, PoolSettings::default());
+        assert_eq!(hello.pool.min_instances, 1);
+        assert_eq!(hello.pool.max_instances, 4);
+        assert!(!hello.pool.reuse);
+        assert_eq!(hello.pool.idle_timeout, Duration::from_secs(60));
         assert_eq!(manifest.http_triggers.len(), 2);
         assert_eq!(manifest.http_triggers[1].route, "/echo/...");
     }

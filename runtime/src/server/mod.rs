@@ -1,5 +1,5 @@
-//! Wiring a running Kumo: compile a manifest's functions, build the route
-//! table, and serve the gateway until asked to stop.
+//! Wiring a running Kumo: compile a manifest's functions, start their
+//! pools, build the route table, and serve the gateway until asked to stop.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::engine::{CompileError, ComponentSource, Engine, Function};
+use crate::engine::{CompileError, ComponentSource, Engine, Function, InvokeError};
 use crate::manifest::Manifest;
+use crate::pool::Pool;
 use crate::triggers::http::{FunctionRoutes, Route, RouteTable};
 
 /// Compiles every function of the manifest, one after the other (wasmtime
@@ -58,14 +59,32 @@ pub async fn compile_functions(
     Ok(functions)
 }
 
-/// The gateway's routes for a manifest and its compiled functions.
-pub fn route_table(
+/// Starts a pool per function and creates its `min_instances`.
+///
+/// # Errors
+///
+/// The function whose provisioned instances cannot be created, and why.
+pub async fn start_pools(
     manifest: &Manifest,
     functions: &BTreeMap<String, Arc<Function>>,
-) -> FunctionRoutes {
+) -> Result<BTreeMap<String, Arc<Pool>>, (String, InvokeError)> {
+    let mut pools = BTreeMap::new();
+    for (name, function) in functions {
+        let settings = manifest.functions[name].pool.clone();
+        let pool = Pool::start(function.clone(), settings);
+        pool.prewarm_min()
+            .await
+            .map_err(|error| (name.clone(), error))?;
+        pools.insert(name.clone(), pool);
+    }
+    Ok(pools)
+}
+
+/// The gateway's routes for a manifest and its pools.
+pub fn route_table(manifest: &Manifest, pools: &BTreeMap<String, Arc<Pool>>) -> FunctionRoutes {
     RouteTable::new(manifest.http_triggers.iter().map(|trigger| {
         let route = Route::parse(&trigger.route).expect("the manifest validated its routes");
-        (route, functions[&trigger.function].clone())
+        (route, pools[&trigger.function].clone())
     }))
 }
 

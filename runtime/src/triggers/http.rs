@@ -16,7 +16,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::ApiError;
-use crate::engine::Function;
+use crate::pool::Pool;
 
 /// The response header carrying the invocation's request id.
 pub const REQUEST_ID_HEADER: &str = "x-kumo-request-id";
@@ -64,8 +64,8 @@ pub struct RouteTable<T> {
     prefixes: Vec<(String, T)>,
 }
 
-/// The gateway's table: routes to compiled functions.
-pub type FunctionRoutes = RouteTable<Arc<Function>>;
+/// The gateway's table: routes to function pools.
+pub type FunctionRoutes = RouteTable<Arc<Pool>>;
 
 impl<T> RouteTable<T> {
     /// Builds a table; later duplicates of a route replace earlier ones
@@ -121,14 +121,14 @@ async fn handle(State(routes): State<Arc<FunctionRoutes>>, mut request: Request)
             ),
         )
         .into_response(),
-        Some(function) => {
+        Some(pool) => {
             // wasi:http needs an authority; HTTP/1.0 clients may send none.
             if !request.headers().contains_key(header::HOST) {
                 request
                     .headers_mut()
                     .insert(header::HOST, HeaderValue::from_static("localhost"));
             }
-            match function.invoke(request, request_id.clone()).await {
+            match pool.invoke(request, request_id.clone()).await {
                 Ok(response) => response.map(Body::new),
                 Err(error) => ApiError::from(error).into_response(),
             }

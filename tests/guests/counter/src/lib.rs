@@ -2,9 +2,13 @@
 //! is `{"instance":"<random id as hex>","count":<n>}`; the id is drawn on the
 //! instance's first request, so two answers with the same id came from the
 //! same instance.
+//!
+//! `?sleep_ms=N` sleeps N ms before answering (slow requests that still
+//! say which instance served them); `?trap=1` panics instead of answering.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use kumo_sdk::wasip2::random::random::get_random_u64;
 use kumo_sdk::{Request, Response};
@@ -16,13 +20,29 @@ static REQUEST_COUNT: AtomicU64 = AtomicU64::new(0);
 static INSTANCE_ID: OnceLock<u64> = OnceLock::new();
 
 /// Counts the request and answers the instance id and count.
-fn handle(_request: Request) -> Response {
+fn handle(request: Request) -> Response {
     let instance_id = *INSTANCE_ID.get_or_init(get_random_u64);
     let count = REQUEST_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+    let query = request.uri().query().unwrap_or_default();
+    if query_parameter(query, "trap") == Some("1") {
+        panic!("counter guest: asked to trap on request {count}");
+    }
+    if let Some(milliseconds) = query_parameter(query, "sleep_ms").and_then(|v| v.parse().ok()) {
+        std::thread::sleep(Duration::from_millis(milliseconds));
+    }
     kumo_sdk::json_response(
         200,
         format!(r#"{{"instance":"{instance_id:016x}","count":{count}}}"#),
     )
+}
+
+/// Returns the raw value of the first `name=value` pair in `query`.
+fn query_parameter<'query>(query: &'query str, name: &str) -> Option<&'query str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
 }
 
 kumo_sdk::http_handler!(handle);

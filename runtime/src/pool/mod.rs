@@ -1,0 +1,386 @@
+//! Instance pools: one per function (version), between the triggers and the
+//! engine.
+//!
+//! A request takes an idle warm instance, else a free slot below
+//! `max_instances` (a cold start), else waits in a bounded FIFO queue for up
+//! to `queue_timeout`; past either bound it is answered 429 with
+//! `Retry-After` (backpressure, never an unbounded queue). With `reuse` an
+//! instance serves request after request; an instance that trapped, timed
+//! out or hit its memory limit is never reused. Once a second a maintenance
+//! tick samples the load for the autoscaler (Knative's KPA, see
+//! [`autoscaler`]), pre-warms instances up to its desired count while load
+//! is rising, and releases instances idle past `idle_timeout`, never below
+//! `min_instances`; at `min_instances = 0` an idle pool holds nothing.
+
+pub mod autoscaler;
+mod slots;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::Body;
+
+use crate::engine::{Function, Instance, InvokeError, ResponseBody};
+use autoscaler::{Autoscaler, AutoscalerSettings, ScaleDecision};
+use slots::{Acquire, Slots};
+
+pub use slots::SlotCounts;
+
+/// How often the pool samples its load and releases idle instances.
+const MAINTENANCE_TICK: Duration = Duration::from_secs(1);
+/// The autoscaler decides every this many ticks (2 s, as Knative).
+const TICKS_PER_DECISION: u64 = 2;
+
+/// A pool's settings (the manifest's scaling keys).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolSettings {
+    /// Instances kept warm at all times (provisioned); 0 allows scale to zero.
+    pub min_instances: u32,
+    /// The most instances at once.
+    pub max_instances: u32,
+    /// Whether an instance serves more than one request.
+    pub reuse: bool,
+    /// An instance idle this long is released (down to `min_instances`).
+    pub idle_timeout: Duration,
+    /// The most requests waiting for an instance.
+    pub max_queue: u32,
+    /// The longest a request waits for an instance.
+    pub queue_timeout: Duration,
+    /// Requests one instance should serve at once (1 for WASI 0.2).
+    pub target_concurrency: f64,
+    /// The share of that target the autoscaler aims for.
+    pub target_utilization: f64,
+}
+
+/// Defaults, in one place so the docs and the code agree.
+pub mod defaults {
+    /// `min_instances`.
+    pub const MIN_INSTANCES: u32 = 0;
+    /// `max_instances`.
+    pub const MAX_INSTANCES: u32 = 100;
+    /// `reuse`.
+    pub const REUSE: bool = true;
+    /// `idle_timeout_s`.
+    pub const IDLE_TIMEOUT_S: u64 = 300;
+    /// `max_queue`.
+    pub const MAX_QUEUE: u32 = 100;
+    /// `queue_timeout_ms`.
+    pub const QUEUE_TIMEOUT_MS: u64 = 10_000;
+    /// `target_concurrency`.
+    pub const TARGET_CONCURRENCY: f64 = 1.0;
+    /// `target_utilization`.
+    pub const TARGET_UTILIZATION: f64 = 0.7;
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            min_instances: defaults::MIN_INSTANCES,
+            max_instances: defaults::MAX_INSTANCES,
+            reuse: defaults::REUSE,
+            idle_timeout: Duration::from_secs(defaults::IDLE_TIMEOUT_S),
+            max_queue: defaults::MAX_QUEUE,
+            queue_timeout: Duration::from_millis(defaults::QUEUE_TIMEOUT_MS),
+            target_concurrency: defaults::TARGET_CONCURRENCY,
+            target_utilization: defaults::TARGET_UTILIZATION,
+        }
+    }
+}
+
+/// A pool's live state, for logs and the admin view.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolStatus {
+    /// Idle, busy and starting instances, and queued requests.
+    pub counts: SlotCounts,
+    /// Requests that had to create their instance.
+    pub cold_starts: u64,
+    /// The autoscaler's latest decision.
+    pub decision: ScaleDecision,
+    /// Whether the pool is draining (no instance is kept any more).
+    pub draining: bool,
+}
+
+/// The instances of one function.
+pub struct Pool {
+    function: Arc<Function>,
+    settings: PoolSettings,
+    inner: Mutex<PoolInner>,
+    cold_starts: AtomicU64,
+}
+
+struct PoolInner {
+    slots: Slots<Instance>,
+    autoscaler: Autoscaler,
+    decision: ScaleDecision,
+    draining: bool,
+    ticks: u64,
+    last_logged: Option<(SlotCounts, ScaleDecision)>,
+}
+
+impl Pool {
+    /// Creates the pool and starts its maintenance tick (which stops when
+    /// the pool is dropped). Call [`Pool::prewarm_min`] to create the
+    /// `min_instances` before serving.
+    pub fn start(function: Arc<Function>, settings: PoolSettings) -> Arc<Pool> {
+        let autoscaler = Autoscaler::new(AutoscalerSettings {
+            target_concurrency: settings.target_concurrency,
+            target_utilization: settings.target_utilization,
+            min_instances: settings.min_instances,
+            max_instances: settings.max_instances,
+            ..AutoscalerSettings::default()
+        });
+        let pool = Arc::new(Pool {
+            function,
+            settings,
+            inner: Mutex::new(PoolInner {
+                slots: Slots::new(),
+                autoscaler,
+                decision: ScaleDecision {
+                    desired: 0,
+                    panicking: false,
+                },
+                draining: false,
+                ticks: 0,
+                last_logged: None,
+            }),
+            cold_starts: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&pool);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(MAINTENANCE_TICK);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                ticks.tick().await;
+                let Some(pool) = weak.upgrade() else { break };
+                pool.maintain(Instant::now());
+            }
+        });
+        pool
+    }
+
+    /// The function this pool runs.
+    pub fn function(&self) -> &Arc<Function> {
+        &self.function
+    }
+
+    /// The pool's settings.
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The live counts.
+    pub fn status(&self) -> PoolStatus {
+        let inner = self.lock();
+        PoolStatus {
+            counts: inner.slots.counts(),
+            cold_starts: self.cold_starts.load(Ordering::Relaxed),
+            decision: inner.decision,
+            draining: inner.draining,
+        }
+    }
+
+    /// Creates the `min_instances` (provisioned) instances and waits for
+    /// them.
+    ///
+    /// # Errors
+    ///
+    /// The first instance that cannot be created says why (its start
+    /// traps, its initial memory is over `memory_mb`, no capacity).
+    pub async fn prewarm_min(self: &Arc<Self>) -> Result<(), InvokeError> {
+        let missing = {
+            let mut inner = self.lock();
+            let missing = self
+                .settings
+                .min_instances
+                .saturating_sub(inner.slots.total());
+            inner.slots.start(missing);
+            missing
+        };
+        let mut first_error = None;
+        for _ in 0..missing {
+            let result = self.function.prewarm().await;
+            let instance = match result {
+                Ok(instance) => Some(instance),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                    None
+                }
+            };
+            self.lock().slots.started(instance, Instant::now());
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Runs one request on an instance of this pool: warm if one is idle,
+    /// cold if a slot is free, after a wait in the queue otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`InvokeError::Overloaded`] when the queue is full or the wait passes
+    /// `queue_timeout`; otherwise whatever the invocation itself fails with.
+    pub async fn invoke<B>(
+        self: &Arc<Self>,
+        request: http::Request<B>,
+        request_id: Arc<str>,
+    ) -> Result<http::Response<ResponseBody>, InvokeError>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+    {
+        let instance = self.acquire().await?;
+        if !instance.is_instantiated() {
+            self.cold_starts.fetch_add(1, Ordering::Relaxed);
+        }
+        let pool = Arc::clone(self);
+        self.function
+            .invoke(instance, request, request_id, move |end| {
+                pool.release(end.instance);
+            })
+            .await
+    }
+
+    async fn acquire(&self) -> Result<Instance, InvokeError> {
+        let acquired = {
+            let mut inner = self.lock();
+            inner
+                .slots
+                .acquire(self.settings.max_instances, self.settings.max_queue)
+        };
+        let grant = match acquired {
+            Acquire::Warm(instance) => Some(instance),
+            Acquire::Cold => None,
+            Acquire::Rejected => return Err(self.overloaded()),
+            Acquire::Wait(mut receiver) => {
+                match tokio::time::timeout(self.settings.queue_timeout, &mut receiver).await {
+                    Ok(Ok(grant)) => grant,
+                    // The pool dropped its queue (it is going away).
+                    Ok(Err(_)) => return Err(self.overloaded()),
+                    Err(_elapsed) => {
+                        // A grant may have been sent just as the wait ended:
+                        // refuse further sends, then take it if it came, so
+                        // the slot is not lost.
+                        receiver.close();
+                        match receiver.try_recv() {
+                            Ok(grant) => grant,
+                            Err(_) => {
+                                self.lock().slots.forget_gone_waiters();
+                                return Err(self.overloaded());
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        Ok(grant.unwrap_or_else(|| self.function.new_instance()))
+    }
+
+    fn overloaded(&self) -> InvokeError {
+        InvokeError::Overloaded {
+            function: self.function.name().to_string(),
+            max_instances: self.settings.max_instances,
+            retry_after: Duration::from_secs(1),
+        }
+    }
+
+    fn release(&self, instance: Option<Instance>) {
+        let discarded = {
+            let mut inner = self.lock();
+            let keep = self.settings.reuse && !inner.draining;
+            inner.slots.release(instance, keep, Instant::now())
+        };
+        // Dropping a store frees its memory: done outside the lock.
+        drop(discarded);
+    }
+
+    /// Stops keeping instances: idle ones are released now, busy ones when
+    /// they finish; queued requests are still served.
+    pub fn drain(&self) {
+        let idle = {
+            let mut inner = self.lock();
+            inner.draining = true;
+            inner.slots.take_all_idle()
+        };
+        drop(idle);
+    }
+
+    /// One maintenance tick: sample, decide, release idle, pre-warm.
+    fn maintain(self: &Arc<Self>, now: Instant) {
+        let (released, prewarm, log) = {
+            let mut inner = self.lock();
+            let counts = inner.slots.counts();
+            let concurrency = counts.busy + counts.queued;
+            inner.autoscaler.record(now, f64::from(concurrency));
+            inner.ticks += 1;
+            if inner.ticks.is_multiple_of(TICKS_PER_DECISION) {
+                let ready = counts.idle + counts.busy + counts.starting;
+                inner.decision = inner.autoscaler.decide(now, ready);
+            }
+            let (released, prewarm) = if inner.draining {
+                (inner.slots.take_all_idle(), 0)
+            } else {
+                let released = inner.slots.expire(
+                    now,
+                    self.settings.idle_timeout,
+                    self.settings.min_instances,
+                );
+                // Pre-warm toward the autoscaler's desire only while there
+                // is load (rising load); when it falls, idle instances go
+                // by `idle_timeout`.
+                let target = if concurrency > 0 {
+                    inner.decision.desired.max(self.settings.min_instances)
+                } else {
+                    self.settings.min_instances
+                }
+                .min(self.settings.max_instances);
+                let prewarm = target.saturating_sub(inner.slots.total());
+                inner.slots.start(prewarm);
+                (released, prewarm)
+            };
+            let snapshot = (inner.slots.counts(), inner.decision);
+            let log = (inner.last_logged != Some(snapshot)).then_some(snapshot);
+            inner.last_logged = Some(snapshot);
+            (released, prewarm, log)
+        };
+        let function = self.function.name();
+        if !released.is_empty() {
+            tracing::info!(function = %function, count = released.len(), "released idle instances");
+        }
+        drop(released);
+        if prewarm > 0 {
+            tracing::info!(function = %function, count = prewarm, "pre-warming instances");
+            for _ in 0..prewarm {
+                let pool = Arc::clone(self);
+                tokio::spawn(async move {
+                    let instance = match pool.function.prewarm().await {
+                        Ok(instance) => Some(instance),
+                        Err(error) => {
+                            tracing::warn!(function = %pool.function.name(), "pre-warm failed: {error}");
+                            None
+                        }
+                    };
+                    pool.lock().slots.started(instance, Instant::now());
+                });
+            }
+        }
+        if let Some((counts, decision)) = log {
+            tracing::debug!(
+                function = %function,
+                idle = counts.idle,
+                busy = counts.busy,
+                starting = counts.starting,
+                queued = counts.queued,
+                desired = decision.desired,
+                panicking = decision.panicking,
+                cold_starts = self.cold_starts.load(Ordering::Relaxed),
+                "pool"
+            );
+        }
+    }
+}

@@ -103,7 +103,10 @@ fn read_request_body(request: &IncomingRequest) -> Result<Vec<u8>, ErrorCode> {
         .map_err(|()| internal_error("request body stream was already taken"))?;
     let mut bytes = Vec::new();
     loop {
-        match stream.blocking_read(REQUEST_BODY_READ_SIZE) {
+        // Read what is there without waiting; wait only when nothing is.
+        // A request with no body is then one call, with no pollable.
+        match stream.read(REQUEST_BODY_READ_SIZE) {
+            Ok(chunk) if chunk.is_empty() => stream.subscribe().block(),
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break,
             Err(StreamError::LastOperationFailed(error)) => {
@@ -123,14 +126,20 @@ fn read_request_body(request: &IncomingRequest) -> Result<Vec<u8>, ErrorCode> {
 /// Sends `response`: status and headers first, then the body in chunks.
 fn send_response(response_out: ResponseOutparam, response: Response) {
     let (parts, body) = response.into_parts();
-    let headers = Fields::new();
-    for (name, value) in response_header_entries(parts.status, &parts.headers, body.len()) {
-        if let Err(error) = headers.append(&name, &value) {
-            log::warn(&format!(
-                "kumo-sdk: skipping response header {name}: {error:?}"
-            ));
+    let entries = response_header_entries(parts.status, &parts.headers, body.len());
+    // One call for all headers; header by header only when the host refuses
+    // the list, so one bad header is skipped rather than all of them.
+    let headers = Fields::from_list(&entries).unwrap_or_else(|_| {
+        let headers = Fields::new();
+        for (name, value) in &entries {
+            if let Err(error) = headers.append(name, value) {
+                log::warn(&format!(
+                    "kumo-sdk: skipping response header {name}: {error:?}"
+                ));
+            }
         }
-    }
+        headers
+    });
     let outgoing_response = OutgoingResponse::new(headers);
     if outgoing_response
         .set_status_code(parts.status.as_u16())

@@ -377,7 +377,7 @@ impl Function {
         let pre = self.pre.clone();
         let settings = (self.settings.timeout, self.settings.memory_mb);
         let log_context = (self.name.clone(), request_id.clone());
-        let guest = tokio::spawn(async move {
+        let mut guest_run = Box::pin(async move {
             let mut init = None;
             let result = tokio::time::timeout_at(deadline, async {
                 if instance.proxy.is_none() {
@@ -412,7 +412,16 @@ impl Function {
             exit_kind
         });
 
-        let answer = receiver.await;
+        // Run the guest right here until it answers or finishes: a small
+        // handler usually does both in one go, so no task is spawned and
+        // no other thread is woken. A guest still running (streaming its
+        // body, waiting on I/O) continues in its own task once it answers.
+        let mut receiver = receiver;
+        let (answer, guest) = tokio::select! {
+            biased;
+            exit = &mut guest_run => (receiver.await, GuestTask::Exited(exit)),
+            answer = &mut receiver => (answer, GuestTask::Running(tokio::spawn(guest_run))),
+        };
         if request_overflowed.load(Ordering::Relaxed) {
             // Whatever the guest did after its body read was cut off (an
             // error answer, a trap), the caller's request was at fault.
@@ -431,7 +440,7 @@ impl Function {
             // The guest dropped the outparam (it stopped) without answering:
             // its exit says why.
             Err(_) => {
-                return Err(match guest.await {
+                return Err(match guest.exit().await {
                     Ok(GuestExit::Failed(error)) => error,
                     Ok(GuestExit::Completed) => InvokeError::NoResponse,
                     Err(join_error) => {
@@ -451,14 +460,18 @@ impl Function {
             });
         }
         let guest = guest.abort_handle();
-        Ok(response.map(|body| ResponseBody {
-            inner: body,
+        let (parts, body) = response.into_parts();
+        let mut body = ResponseBody {
+            ready: std::collections::VecDeque::new(),
+            inner: Some(body),
             remaining: response_limit,
             limit: response_limit,
             function: self.name.clone(),
             request_id,
             guest,
-        }))
+        };
+        body.take_ready_frames();
+        Ok(http::Response::from_parts(parts, body))
     }
 }
 
@@ -466,6 +479,34 @@ impl Function {
 enum GuestExit {
     Completed,
     Failed(InvokeError),
+}
+
+/// The guest's run: already over, or still going in its own task.
+enum GuestTask {
+    Exited(GuestExit),
+    Running(tokio::task::JoinHandle<GuestExit>),
+}
+
+impl GuestTask {
+    fn abort(&self) {
+        if let GuestTask::Running(task) = self {
+            task.abort();
+        }
+    }
+
+    async fn exit(self) -> Result<GuestExit, tokio::task::JoinError> {
+        match self {
+            GuestTask::Exited(exit) => Ok(exit),
+            GuestTask::Running(task) => task.await,
+        }
+    }
+
+    fn abort_handle(&self) -> Option<tokio::task::AbortHandle> {
+        match self {
+            GuestTask::Exited(_) => None,
+            GuestTask::Running(task) => Some(task.abort_handle()),
+        }
+    }
 }
 
 fn classify_exit(
@@ -609,13 +650,21 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
 
 /// A response body streaming from the guest, cut off (and the guest
 /// stopped) when it passes `max_response_bytes`.
+///
+/// Frames the guest had already written when its headers arrived are taken
+/// up front: when that is the whole body (the common case for small
+/// answers), the body has an exact size and goes out in the same write as
+/// the headers instead of as separate TCP segments.
 pub struct ResponseBody {
-    inner: HyperOutgoingBody,
+    ready: std::collections::VecDeque<Result<Frame<Bytes>, ResponseBodyError>>,
+    /// `None` once the guest's stream has ended (or failed).
+    inner: Option<HyperOutgoingBody>,
     remaining: u64,
     limit: u64,
     function: Arc<str>,
     request_id: Arc<str>,
-    guest: tokio::task::AbortHandle,
+    /// Stops the guest if it is still writing when the body is cut off.
+    guest: Option<tokio::task::AbortHandle>,
 }
 
 /// Why a response body stream ended early.
@@ -632,6 +681,53 @@ pub enum ResponseBodyError {
     Guest(wasmtime_wasi_http::Error),
 }
 
+impl ResponseBody {
+    /// Moves the frames available right now into `ready`, without waiting.
+    fn take_ready_frames(&mut self) {
+        let mut context = Context::from_waker(std::task::Waker::noop());
+        while let Some(inner) = self.inner.as_mut() {
+            match Pin::new(inner).poll_frame(&mut context) {
+                Poll::Ready(Some(frame)) => {
+                    let frame = self.check(frame);
+                    let failed = frame.is_err();
+                    self.ready.push_back(frame);
+                    if failed {
+                        self.inner = None;
+                    }
+                }
+                Poll::Ready(None) => self.inner = None,
+                Poll::Pending => break,
+            }
+        }
+    }
+
+    /// Applies the size limit to one frame from the guest.
+    fn check(
+        &mut self,
+        frame: Result<Frame<Bytes>, wasmtime_wasi_http::Error>,
+    ) -> Result<Frame<Bytes>, ResponseBodyError> {
+        let frame = frame.map_err(ResponseBodyError::Guest)?;
+        if let Some(data) = frame.data_ref() {
+            let length = data.len() as u64;
+            if length > self.remaining {
+                if let Some(guest) = &self.guest {
+                    guest.abort();
+                }
+                tracing::warn!(
+                    function = %self.function,
+                    request_id = %self.request_id,
+                    limit = self.limit,
+                    "response body passed max_response_bytes; stream cut off"
+                );
+                self.remaining = 0;
+                return Err(ResponseBodyError::TooLarge { limit: self.limit });
+            }
+            self.remaining -= length;
+        }
+        Ok(frame)
+    }
+}
+
 impl Body for ResponseBody {
     type Data = Bytes;
     type Error = ResponseBodyError;
@@ -641,40 +737,54 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    let length = data.len() as u64;
-                    if length > this.remaining {
-                        this.guest.abort();
-                        tracing::warn!(
-                            function = %this.function,
-                            request_id = %this.request_id,
-                            limit = this.limit,
-                            "response body passed max_response_bytes; stream cut off"
-                        );
-                        this.remaining = 0;
-                        return Poll::Ready(Some(Err(ResponseBodyError::TooLarge {
-                            limit: this.limit,
-                        })));
-                    }
-                    this.remaining -= length;
+        if let Some(frame) = this.ready.pop_front() {
+            return Poll::Ready(Some(frame));
+        }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(Some(frame)) => {
+                let frame = this.check(frame);
+                if frame.is_err() {
+                    this.inner = None;
                 }
-                Poll::Ready(Some(Ok(frame)))
+                Poll::Ready(Some(frame))
             }
-            Poll::Ready(Some(Err(error))) => {
-                Poll::Ready(Some(Err(ResponseBodyError::Guest(error))))
+            Poll::Ready(None) => {
+                this.inner = None;
+                Poll::Ready(None)
             }
-            Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ready.is_empty()
+            && self
+                .inner
+                .as_ref()
+                .is_none_or(|inner| inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let ready: u64 = self
+            .ready
+            .iter()
+            .filter_map(|frame| frame.as_ref().ok()?.data_ref())
+            .map(|data| data.len() as u64)
+            .sum();
+        match &self.inner {
+            None => SizeHint::with_exact(ready),
+            Some(inner) => {
+                let inner = inner.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower() + ready);
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper + ready);
+                }
+                hint
+            }
+        }
     }
 }

@@ -102,6 +102,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let app = crate::triggers::http::router(routes);
+    // Responses stream (headers, then body frames): without TCP_NODELAY,
+    // Nagle's algorithm holds the body until the client's delayed ACK,
+    // adding ~40 ms to some responses.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");

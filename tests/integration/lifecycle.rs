@@ -42,6 +42,45 @@ fn a_second_start_loads_compiled_code_from_the_cache() {
     assert!(second.terminate().success());
 }
 
+#[tokio::test]
+async fn the_default_relative_data_dir_works() {
+    // `kumo up` with no --data-dir, run from the manifest's folder: the
+    // README's first command does exactly this.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kumo.toml"),
+        format!(
+            "[function.hello]\nsource = {}\n[[trigger.http]]\nroute = \"/hello\"\nfunction = \"hello\"\n",
+            toml_path(&example("hello"))
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kumo"))
+        .args(["up", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("KUMO_DATA_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first_line).unwrap();
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let addr = first_line
+        .trim()
+        .strip_prefix("kumo: serving http://")
+        .unwrap_or_else(|| {
+            panic!(
+                "kumo did not serve: {first_line:?}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    assert!(addr.starts_with("127.0.0.1:"));
+    assert!(dir.path().join(".kumo/cache").is_dir());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     let manifest = format!(

@@ -27,8 +27,15 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
             args.data_dir.display()
         )
     })?;
+    // wasmtime's compile cache wants an absolute path.
+    let data_dir = std::fs::canonicalize(&args.data_dir).with_context(|| {
+        format!(
+            "cannot resolve the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
     let engine = Engine::new(&EngineOptions {
-        cache_dir: Some(args.data_dir.join("cache")),
+        cache_dir: Some(data_dir.join("cache")),
         pooling: !args.no_pooling,
     })?;
     let functions = server::compile_functions(&engine, &manifest).await?;

@@ -18,10 +18,12 @@ fn bad_guests_manifest() -> String {
         ("membomb", "memory_mb = 32".to_string()),
         ("recurse", String::new()),
         ("hugebody", String::new()),
+        ("slowbody", "timeout_ms = 500".to_string()),
     ] {
+        let guest = if name == "slowbody" { "hugebody" } else { name };
         manifest.push_str(&format!(
             "[function.{name}]\nsource = {}\n{extra}\n[[trigger.http]]\nroute = \"/{name}/...\"\nfunction = \"{name}\"\n",
-            toml_path(&test_guest(name))
+            toml_path(&test_guest(guest))
         ));
     }
     manifest
@@ -113,6 +115,32 @@ async fn each_bad_guest_gets_its_status_and_code_and_hello_keeps_answering() {
         "received {received} bytes, over the 6 MiB limit"
     );
     assert!(kumo.wait_for_log_line(&["passed max_response_bytes", "function=hugebody"]));
+    assert_hello_still_answers(&kumo).await;
+
+    // A guest stopped by its timeout after it started its body: the body
+    // ends in an error, so the client cannot mistake it for complete.
+    let response = client()
+        .get(kumo.url("/slowbody/slow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut response = response;
+    let outcome = loop {
+        match response.chunk().await {
+            Ok(Some(_)) => {}
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(error),
+        }
+    };
+    assert!(
+        outcome.is_err(),
+        "a timed-out stream must not look complete"
+    );
+    assert!(kumo.wait_for_log_line(&[
+        "did not finish within its timeout of 500 ms",
+        "function=slowbody"
+    ]));
     assert_hello_still_answers(&kumo).await;
 }
 

@@ -40,8 +40,13 @@ pub fn run_builds(manifest: &Manifest) -> anyhow::Result<()> {
             .status()
             .with_context(|| format!("cannot run the build command of {names} (`{command}`)"))?;
         if !status.success() {
+            let how = match status.code() {
+                Some(code) => format!("exited with code {code}"),
+                None => "was killed by a signal".to_string(),
+            };
+            let folder = std::fs::canonicalize(folder).unwrap_or_else(|_| folder.to_path_buf());
             bail!(
-                "the build of {names} failed: `{command}` exited with {status}; hint: run it in {} to see the whole error",
+                "the build of {names} failed: `{command}` {how}; hint: run it in {} to see the whole error",
                 folder.display()
             );
         }

@@ -14,6 +14,12 @@ use crate::server;
 pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let manifest = Manifest::load(&args.manifest)?;
+    if manifest.http_triggers.is_empty() {
+        tracing::warn!(
+            manifest = %args.manifest.display(),
+            "the manifest has no [[trigger.http]] routes: every request will be answered 404"
+        );
+    }
     if args.build {
         let manifest = manifest.clone();
         tokio::task::spawn_blocking(move || super::build::run_builds(&manifest))
@@ -46,9 +52,9 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
         })?;
     let routes = Arc::new(server::route_table(&manifest, &pools));
 
-    let listener = TcpListener::bind(&args.listen).await.with_context(|| {
-        format!(
-            "cannot listen on {}; hint: is another server using that port? pass --listen 127.0.0.1:0 for any free port",
+    let listener = TcpListener::bind(&args.listen).await.map_err(|error| {
+        anyhow::anyhow!(
+            "cannot listen on {}: {error}; hint: is another server using that port? pass --listen 127.0.0.1:0 for any free port",
             args.listen
         )
     })?;

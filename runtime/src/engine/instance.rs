@@ -26,7 +26,7 @@ impl CurrentRequest {
         *self.0.lock().unwrap_or_else(|poison| poison.into_inner()) = request_id;
     }
 
-    fn get(&self) -> Arc<str> {
+    pub(super) fn get(&self) -> Arc<str> {
         self.0
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
@@ -191,6 +191,9 @@ impl GuestLogWriter {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            return;
+        }
         let (level, message) = split_log_level(line);
         let function = &*self.function;
         let request_id = self.current_request.get();

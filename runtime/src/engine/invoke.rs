@@ -2,6 +2,7 @@
 //! `wasi:http/incoming-handler`, the response streamed back under the
 //! function's limits, and a guest failure turned into an [`InvokeError`].
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,7 +88,7 @@ pub enum InvokeError {
         message: String,
     },
     /// The guest did not finish within `timeout_ms`.
-    #[error("the function did not answer within its timeout of {} ms; hint: raise `timeout_ms` or make it faster", .timeout.as_millis())]
+    #[error("the function did not finish within its timeout of {} ms; hint: raise `timeout_ms` or make it faster", .timeout.as_millis())]
     Timeout {
         /// The configured timeout.
         timeout: Duration,
@@ -236,6 +237,7 @@ impl Function {
         let outbound = OutboundPolicy {
             rules: self.outbound_rules.clone(),
             function: self.name.clone(),
+            current_request: Some(current_request.clone()),
         };
         let memory_limit = usize::try_from(self.settings.memory_mb << 20).unwrap_or(usize::MAX);
         let mut store = Store::new(
@@ -377,6 +379,10 @@ impl Function {
         let pre = self.pre.clone();
         let settings = (self.settings.timeout, self.settings.memory_mb);
         let log_context = (self.name.clone(), request_id.clone());
+        // Tells the response body whether the guest finished normally: a
+        // body that ends because the guest was stopped (timeout, trap) must
+        // end with an error, not look complete.
+        let (finished_sender, finished) = oneshot::channel::<bool>();
         let mut guest_run = Box::pin(async move {
             let mut init = None;
             let result = tokio::time::timeout_at(deadline, async {
@@ -393,6 +399,7 @@ impl Function {
             })
             .await;
             let exit_kind = classify_exit(result, instance.store.data(), settings);
+            let _ = finished_sender.send(matches!(exit_kind, GuestExit::Completed));
             match &exit_kind {
                 GuestExit::Completed => exit.finish(InvocationEnd {
                     result: Ok(()),
@@ -464,6 +471,7 @@ impl Function {
         let mut body = ResponseBody {
             ready: std::collections::VecDeque::new(),
             inner: Some(body),
+            finished: Some(finished),
             remaining: response_limit,
             limit: response_limit,
             function: self.name.clone(),
@@ -659,6 +667,8 @@ pub struct ResponseBody {
     ready: std::collections::VecDeque<Result<Frame<Bytes>, ResponseBodyError>>,
     /// `None` once the guest's stream has ended (or failed).
     inner: Option<HyperOutgoingBody>,
+    /// Whether the guest finished normally; checked when its stream ends.
+    finished: Option<oneshot::Receiver<bool>>,
     remaining: u64,
     limit: u64,
     function: Arc<str>,
@@ -676,9 +686,12 @@ pub enum ResponseBodyError {
         /// The limit in bytes.
         limit: u64,
     },
-    /// The guest stopped while writing the body (trap, timeout).
-    #[error("the function stopped while writing its response: {0}")]
+    /// The guest's body stream failed.
+    #[error("the function's response stream failed: {0}")]
     Guest(wasmtime_wasi_http::Error),
+    /// The guest was stopped (timeout, trap) before it finished its body.
+    #[error("the function stopped before finishing its response")]
+    Stopped,
 }
 
 impl ResponseBody {
@@ -695,10 +708,33 @@ impl ResponseBody {
                         self.inner = None;
                     }
                 }
-                Poll::Ready(None) => self.inner = None,
+                Poll::Ready(None) => match self.poll_guest_finished(&mut context) {
+                    Poll::Ready(None) => self.inner = None,
+                    Poll::Ready(Some(error)) => {
+                        self.inner = None;
+                        self.ready.push_back(Err(error));
+                    }
+                    Poll::Pending => break,
+                },
                 Poll::Pending => break,
             }
         }
+    }
+
+    /// After the guest's stream ended: `None` if the guest finished
+    /// normally, the error to end the body with if it was stopped.
+    fn poll_guest_finished(&mut self, cx: &mut Context<'_>) -> Poll<Option<ResponseBodyError>> {
+        let Some(finished) = self.finished.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let completed = match Pin::new(finished).poll(cx) {
+            Poll::Ready(Ok(completed)) => completed,
+            // The guest's run was dropped (aborted) without a verdict.
+            Poll::Ready(Err(_)) => false,
+            Poll::Pending => return Poll::Pending,
+        };
+        self.finished = None;
+        Poll::Ready((!completed).then_some(ResponseBodyError::Stopped))
     }
 
     /// Applies the size limit to one frame from the guest.
@@ -751,10 +787,13 @@ impl Body for ResponseBody {
                 }
                 Poll::Ready(Some(frame))
             }
-            Poll::Ready(None) => {
-                this.inner = None;
-                Poll::Ready(None)
-            }
+            Poll::Ready(None) => match this.poll_guest_finished(cx) {
+                Poll::Ready(error) => {
+                    this.inner = None;
+                    Poll::Ready(error.map(Err))
+                }
+                Poll::Pending => Poll::Pending,
+            },
             Poll::Pending => Poll::Pending,
         }
     }

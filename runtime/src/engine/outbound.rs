@@ -58,12 +58,32 @@ impl OutboundRule {
                 "a rule names a host, not a path; drop everything after the host",
             ));
         }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, "*")) => (host, None),
-            Some((host, port)) => {
+        // An IPv6 address is written in brackets: `http://[::1]:8080`.
+        let (host, port_text) = if let Some(bracketed) = rest.strip_prefix('[') {
+            let (address, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| fail("an IPv6 address needs its closing `]`"))?;
+            match after {
+                "" => (address, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (address, Some(port)),
+                    None => return Err(fail("expected `:port` after the `]`")),
+                },
+            }
+        } else {
+            match rest.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (rest, None),
+            }
+        };
+        let (host, port) = match port_text {
+            Some("*") => (host, None),
+            Some(port) => {
                 let port = port
                     .parse::<u16>()
-                    .map_err(|_| fail("the port must be a number from 1 to 65535 or `*`"))?;
+                    .ok()
+                    .filter(|port| *port != 0)
+                    .ok_or_else(|| fail("the port must be a number from 1 to 65535 or `*`"))?;
                 (host, Some(port))
             }
             None => {
@@ -72,7 +92,7 @@ impl OutboundRule {
                     Some("https") => Some(443),
                     _ => None,
                 };
-                (rest, default)
+                (host, default)
             }
         };
         let host = host.to_ascii_lowercase();
@@ -116,6 +136,7 @@ impl OutboundRule {
 pub(super) struct OutboundPolicy {
     pub(super) rules: Arc<[OutboundRule]>,
     pub(super) function: Arc<str>,
+    pub(super) current_request: Option<super::instance::CurrentRequest>,
 }
 
 impl OutboundPolicy {
@@ -151,8 +172,14 @@ impl WasiHttpHooks for OutboundPolicy {
         fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendRequestFuture {
         if !self.allows(request.uri()) {
+            let request_id = self
+                .current_request
+                .as_ref()
+                .map(|current| current.get())
+                .unwrap_or_default();
             tracing::warn!(
                 function = %self.function,
+                request_id = %request_id,
                 uri = %request.uri(),
                 "outbound request denied; hint: add the destination to the function's allowed_outbound_hosts"
             );
@@ -231,6 +258,10 @@ mod tests {
             ),
             ("https://*", "https", "anything.org", 443, true),
             ("https://*", "https", "anything.org", 80, false),
+            ("http://[::1]:8080", "http", "::1", 8080, true),
+            ("http://[::1]:8080", "http", "::1", 8081, false),
+            ("http://[::1]", "http", "::1", 80, true),
+            ("http://[::1]:*", "http", "::1", 9, true),
         ];
         for (rule, scheme, host, port, allowed) in cases {
             let parsed = OutboundRule::parse(rule).unwrap();
@@ -252,6 +283,9 @@ mod tests {
             ("https://ex*ample.com", "the host must be"),
             ("https://*.", "`*.` must be followed"),
             ("https://example.com/path", "not a path"),
+            ("https://example.com:0", "the port must be a number from 1"),
+            ("http://[::1", "closing `]`"),
+            ("http://[::1]8080", "expected `:port`"),
         ];
         for (rule, reason) in cases {
             let error = OutboundRule::parse(rule).unwrap_err().to_string();
@@ -265,14 +299,22 @@ mod tests {
         let policy = OutboundPolicy {
             rules: Arc::from(Vec::new()),
             function: Arc::from("f"),
+            current_request: None,
         };
         assert!(!policy.allows(&"https://example.com/".parse().unwrap()));
         let policy = OutboundPolicy {
             rules: Arc::from(vec![OutboundRule::parse("http://127.0.0.1:*").unwrap()]),
             function: Arc::from("f"),
+            current_request: None,
         };
         assert!(policy.allows(&"http://127.0.0.1:9/x".parse().unwrap()));
         assert!(!policy.allows(&"http://localhost:9/x".parse().unwrap()));
         assert!(!policy.allows(&"/relative".parse().unwrap()));
+        let policy = OutboundPolicy {
+            rules: Arc::from(vec![OutboundRule::parse("http://[::1]:8097").unwrap()]),
+            function: Arc::from("f"),
+            current_request: None,
+        };
+        assert!(policy.allows(&"http://[::1]:8097/x".parse().unwrap()));
     }
 }

@@ -43,13 +43,13 @@ pub async fn compile_functions(
         if report.from_cache {
             tracing::info!(
                 function = %function.name(),
-                sha256,
+                %sha256,
                 "loaded function from the compile cache in {millis:.1} ms"
             );
         } else {
             tracing::info!(
                 function = %function.name(),
-                sha256,
+                %sha256,
                 wasm_bytes = report.wasm_bytes,
                 "compiled function in {millis:.1} ms"
             );

@@ -1,7 +1,8 @@
 //! Test guest that answers a 64 MiB body of `x`, written in 64 KiB chunks
 //! straight to the `wasi:http` output stream (never buffered whole).
 //!
-//! A path ending in `/declared` sends `content-length: 67108864` up front; any other path
+//! A path ending in `/slow` writes one chunk every 100 ms. A path ending
+//! in `/declared` sends `content-length: 67108864` up front; any other path
 //! sends no length, so the host streams the body.
 //!
 //! The SDK's handler buffers whole bodies, so this guest implements the raw
@@ -29,6 +30,8 @@ impl Guest for HugeBodyHandler {
         let path_with_query = request.path_with_query().unwrap_or_default();
         let path = path_with_query.split('?').next().unwrap_or_default();
         let declares_length = path.ends_with("/declared");
+        // `/slow`: one chunk every 100 ms, so a timeout stops it mid-body.
+        let slow = path.ends_with("/slow");
         drop(request);
 
         let mut header_entries = vec![("content-type".to_owned(), b"text/plain".to_vec())];
@@ -49,6 +52,9 @@ impl Guest for HugeBodyHandler {
         let stream = body.write().expect("body stream is taken once");
         let chunk = vec![b'x'; CHUNK_SIZE];
         for _ in 0..BODY_SIZE / CHUNK_SIZE {
+            if slow {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
             if let Err(message) = write_chunk(&stream, &chunk) {
                 // Dropping the body unfinished tells the host it is incomplete.
                 kumo_sdk::log::error(&format!("hugebody: stopped writing: {message}"));

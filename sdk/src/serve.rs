@@ -85,7 +85,11 @@ fn read_request(request: &IncomingRequest) -> Result<Request, ErrorCode> {
         }
     }
 
-    let body = read_request_body(request)?;
+    let body = if has_no_body(&method, &headers) {
+        Vec::new()
+    } else {
+        read_request_body(request)?
+    };
     let mut typed_request = Request::new(body);
     *typed_request.method_mut() = method;
     *typed_request.uri_mut() = uri;
@@ -94,6 +98,19 @@ fn read_request(request: &IncomingRequest) -> Result<Request, ErrorCode> {
 }
 
 /// Reads the request body stream until the host closes it.
+/// Whether the request certainly has no body, so reading it can be skipped:
+/// a GET, HEAD or OPTIONS with no `content-length` and no
+/// `transfer-encoding` carries none (RFC 9110 §8.6, RFC 9112 §6.3). Reading
+/// an empty body still costs a wait for the host to say it is empty.
+fn has_no_body(method: &Method, headers: &HeaderMap) -> bool {
+    let declared_empty = headers
+        .get(CONTENT_LENGTH)
+        .is_some_and(|length| length.as_bytes() == b"0");
+    let framed = headers.contains_key(CONTENT_LENGTH)
+        || headers.contains_key(http::header::TRANSFER_ENCODING);
+    declared_empty || (!framed && matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS))
+}
+
 fn read_request_body(request: &IncomingRequest) -> Result<Vec<u8>, ErrorCode> {
     let body = request
         .consume()
@@ -266,6 +283,42 @@ fn response_header_entries(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_unframed_bodyless_methods_skip_the_body_read() {
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            map
+        };
+        let cases = [
+            (Method::GET, headers(&[]), true),
+            (Method::HEAD, headers(&[]), true),
+            (Method::OPTIONS, headers(&[]), true),
+            (Method::GET, headers(&[("content-length", "5")]), false),
+            (
+                Method::GET,
+                headers(&[("transfer-encoding", "chunked")]),
+                false,
+            ),
+            (Method::POST, headers(&[]), false),
+            (
+                Method::PUT,
+                headers(&[("transfer-encoding", "chunked")]),
+                false,
+            ),
+            (Method::POST, headers(&[("content-length", "0")]), true),
+            (Method::DELETE, headers(&[]), false),
+        ];
+        for (method, headers, skip) in cases {
+            assert_eq!(has_no_body(&method, &headers), skip, "{method} {headers:?}");
+        }
+    }
 
     fn header_map(entries: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -182,6 +182,8 @@ fn spawn(start: &Start<'_>) -> (Child, Arc<Lines>, Arc<Lines>) {
         .args(start.extra_args)
         .env("KUMO_LOG", "info")
         .env_remove("RUST_LOG")
+        .env_remove("KUMO_DATA_DIR")
+        .env_remove("KUMO_LISTEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -200,6 +202,11 @@ impl Kumo {
     /// Writes `manifest` to a temp folder and serves it with a fresh data
     /// directory.
     pub fn up(manifest: &str) -> Kumo {
+        Kumo::up_with_env(manifest, &[])
+    }
+
+    /// As [`Kumo::up`], with extra environment variables for kumo.
+    pub fn up_with_env(manifest: &str, env: &[(&str, &str)]) -> Kumo {
         let dir = tempfile::tempdir().unwrap();
         let manifest_path = dir.path().join("kumo.toml");
         std::fs::write(&manifest_path, manifest).unwrap();
@@ -208,7 +215,7 @@ impl Kumo {
             manifest: &manifest_path,
             data_dir: &data_dir,
             extra_args: &[],
-            env: &[],
+            env,
         })
         .unwrap_or_else(|exited| panic!("kumo did not start: {exited:#?}"));
         kumo._dir = Some(dir);

@@ -191,3 +191,69 @@ async fn idle_instances_are_released_but_min_instances_stay() {
     );
     assert_eq!(kept.count, 2, "the kept instance is warm: {kept:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_serves_queued_requests_before_exiting() {
+    let kumo = Kumo::up_with_env(
+        &counter_function("single", "max_instances = 1"),
+        &[("KUMO_LOG", "info,kumo::pool=debug")],
+    );
+    // One runs, two wait in the queue (long enough for a maintenance tick
+    // to see and log it).
+    let requests: Vec<_> = (0..3)
+        .map(|_| {
+            let url = kumo.url("/single?sleep_ms=1500");
+            tokio::spawn(async move { client().get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let queued = tokio::task::block_in_place(|| {
+        kumo.wait_for_log_line(&["function=single", "busy=1", "queued=2"])
+    });
+    assert!(queued, "the requests did not queue:\n{}", kumo.logs());
+    std::process::Command::new("kill")
+        .args(["-TERM", &kumo.pid().to_string()])
+        .status()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.unwrap());
+    }
+    assert_eq!(statuses, [200, 200, 200]);
+    let exit = tokio::task::spawn_blocking(move || kumo.wait())
+        .await
+        .unwrap();
+    assert!(exit.success(), "kumo exited with {exit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_autoscaler_prewarms_ahead_of_sustained_load() {
+    let kumo = Kumo::up(&counter_function("busy", "max_instances = 20"));
+    // Six requests in flight at all times for a few seconds: the autoscaler
+    // wants ceil(6 / 0.7) = 9 instances, more than the 6 busy ones.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..6)
+        .map(|_| {
+            let url = kumo.url("/busy?sleep_ms=200");
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let client = client();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let status = client.get(&url).send().await.unwrap().status();
+                    assert_eq!(status, 200);
+                }
+            })
+        })
+        .collect();
+    let prewarmed = tokio::task::block_in_place(|| {
+        kumo.wait_for_log_line(&["pre-warming instances", "function=busy"])
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    assert!(
+        prewarmed,
+        "no pre-warm under sustained load:\n{}",
+        kumo.logs()
+    );
+}

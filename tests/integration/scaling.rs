@@ -97,7 +97,7 @@ async fn a_full_queue_answers_429_with_retry_after_right_away() {
     for (_, retry_after, body, _) in &pushed_back {
         assert_eq!(retry_after.as_deref(), Some("1"));
         assert!(body.contains("\"code\":\"overloaded\""), "{body}");
-        assert!(body.contains("max_queue"), "{body}");
+        assert!(body.contains("its queue is full"), "{body}");
     }
     // The surplus was refused at once: before the first request finished.
     let last_refusal = pushed_back.iter().map(|(.., at)| *at).max().unwrap();
@@ -256,4 +256,35 @@ async fn the_autoscaler_prewarms_ahead_of_sustained_load() {
         "no pre-warm under sustained load:\n{}",
         kumo.logs()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_waits_past_queue_timeout_gets_429() {
+    let kumo = Kumo::up(&counter_function(
+        "patient",
+        "max_instances = 1\nmax_queue = 5\nqueue_timeout_ms = 200",
+    ));
+    // Whichever request gets the only instance holds it for 1.5 s; the
+    // other waits in the queue until its 200 ms run out.
+    let requests: Vec<_> = (0..2)
+        .map(|_| {
+            let url = kumo.url("/patient?sleep_ms=1500");
+            tokio::spawn(async move {
+                let response = client().get(url).send().await.unwrap();
+                let status = response.status().as_u16();
+                let retry_after = response.headers().get("retry-after").cloned();
+                (status, retry_after, response.text().await.unwrap())
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for request in requests {
+        answers.push(request.await.unwrap());
+    }
+    answers.sort_by_key(|(status, ..)| *status);
+    assert_eq!(answers[0].0, 200, "{answers:?}");
+    let (status, retry_after, body) = &answers[1];
+    assert_eq!(*status, 429, "{answers:?}");
+    assert_eq!(retry_after.as_ref().unwrap(), "1");
+    assert!(body.contains("waited 200 ms in its queue"), "{body}");
 }

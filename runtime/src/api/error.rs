@@ -155,6 +155,7 @@ mod tests {
                 InvokeError::Overloaded {
                     function: "f".into(),
                     max_instances: 2,
+                    waited: None,
                     retry_after: Duration::from_secs(1),
                 },
                 429,

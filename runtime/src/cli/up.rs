@@ -72,6 +72,15 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
         println!("  {} -> {}", trigger.route, trigger.function);
     }
 
+    // Once shutdown begins, pools stop keeping and pre-warming instances;
+    // queued and in-flight requests are still served.
+    let draining = pools.values().cloned().collect::<Vec<_>>();
+    let shutdown = async move {
+        shutdown.await;
+        for pool in &draining {
+            pool.drain();
+        }
+    };
     server::serve(
         listener,
         routes,
@@ -79,9 +88,6 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
         Duration::from_millis(args.shutdown_timeout_ms),
     )
     .await?;
-    for pool in pools.values() {
-        pool.drain();
-    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,17 +1,13 @@
-//! One invocation: a fresh `Store`, the request handed to the guest's
+//! One invocation: an instance's `Store`, the request handed to the guest's
 //! `wasi:http/incoming-handler`, the response streamed back under the
 //! function's limits, and a guest failure turned into an [`InvokeError`].
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
+use http_body::Body;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -19,8 +15,8 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use super::body::{LimitedRequestBody, ResponseBody, declared_length, drain_in_background};
 use super::instance::{CurrentRequest, GuestLog, GuestStream, InstanceState};
 use super::outbound::{OutboundPolicy, OutboundRule};
 
@@ -122,14 +118,19 @@ pub enum InvokeError {
     /// Every instance is busy and the wait queue is full, or the wait was
     /// too long: back off and retry.
     #[error(
-        "the function `{function}` is at its limit of {max_instances} busy instances and its queue is full; \
-         hint: retry after {} s, or raise `max_instances` / `max_queue`", .retry_after.as_secs()
+        "the function `{function}` is at its limit of {max_instances} busy instances and {}; \
+         hint: retry after {} s, or raise `max_instances`, `max_queue` or `queue_timeout_ms`",
+        match .waited { Some(waited) => format!("the request waited {} ms in its queue", waited.as_millis()), None => "its queue is full".to_string() },
+        .retry_after.as_secs()
     )]
     Overloaded {
         /// The function.
         function: String,
         /// Its instance cap.
         max_instances: u32,
+        /// How long the request waited in the queue before giving up, or
+        /// `None` when the queue was full and it could not wait at all.
+        waited: Option<Duration>,
         /// When a retry is likely to succeed.
         retry_after: Duration,
     },
@@ -558,272 +559,4 @@ fn classify_exit(
     GuestExit::Failed(InvokeError::Trap {
         message: format!("{}", error.root_cause()),
     })
-}
-
-/// The most of an oversized request body read and thrown away, and for how
-/// long, so the connection closes cleanly after a 413 (nginx's "lingering
-/// close"): closing on unread data makes the kernel reset the connection,
-/// and the client may then never see the 413.
-const DRAIN_MAX_BYTES: u64 = 64 << 20;
-const DRAIN_MAX_TIME: Duration = Duration::from_secs(10);
-
-fn drain_in_background<B>(body: B)
-where
-    B: Body<Data = Bytes> + Send + 'static,
-{
-    tokio::spawn(async move {
-        let mut body = std::pin::pin!(body);
-        let deadline = Instant::now() + DRAIN_MAX_TIME;
-        let mut drained = 0u64;
-        while drained < DRAIN_MAX_BYTES {
-            match tokio::time::timeout_at(deadline, body.frame()).await {
-                Ok(Some(Ok(frame))) => {
-                    drained += frame.data_ref().map_or(0, |data| data.len() as u64);
-                }
-                _ => break,
-            }
-        }
-    });
-}
-
-/// A request body that fails once more than `limit` bytes arrived, flags
-/// it, and drains the rest in the background.
-struct LimitedRequestBody<B> {
-    inner: Option<Pin<Box<B>>>,
-    seen: u64,
-    limit: u64,
-    overflowed: Arc<AtomicBool>,
-}
-
-impl<B> Body for LimitedRequestBody<B>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-{
-    type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = &mut *self;
-        let too_large = wasmtime_wasi_http::Error::HttpRequestBodySize(Some(this.limit));
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(Some(Err(too_large)));
-        };
-        match inner.as_mut().poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.seen += data.len() as u64;
-                    if this.seen > this.limit {
-                        this.overflowed.store(true, Ordering::Relaxed);
-                        if let Some(rest) = this.inner.take() {
-                            drain_in_background(rest);
-                        }
-                        return Poll::Ready(Some(Err(too_large)));
-                    }
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(_))) => {
-                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpProtocolError)))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner
-            .as_ref()
-            .is_some_and(|inner| inner.is_end_stream())
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(SizeHint::default, |inner| inner.size_hint())
-    }
-}
-
-/// The `content-length` a message declares, if any and if valid.
-fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-/// A response body streaming from the guest, cut off (and the guest
-/// stopped) when it passes `max_response_bytes`.
-///
-/// Frames the guest had already written when its headers arrived are taken
-/// up front: when that is the whole body (the common case for small
-/// answers), the body has an exact size and goes out in the same write as
-/// the headers instead of as separate TCP segments.
-pub struct ResponseBody {
-    ready: std::collections::VecDeque<Result<Frame<Bytes>, ResponseBodyError>>,
-    /// `None` once the guest's stream has ended (or failed).
-    inner: Option<HyperOutgoingBody>,
-    /// Whether the guest finished normally; checked when its stream ends.
-    finished: Option<oneshot::Receiver<bool>>,
-    remaining: u64,
-    limit: u64,
-    function: Arc<str>,
-    request_id: Arc<str>,
-    /// Stops the guest if it is still writing when the body is cut off.
-    guest: Option<tokio::task::AbortHandle>,
-}
-
-/// Why a response body stream ended early.
-#[derive(Debug, thiserror::Error)]
-pub enum ResponseBodyError {
-    /// The body passed `max_response_bytes`.
-    #[error("the function's response passed its limit of {limit} bytes")]
-    TooLarge {
-        /// The limit in bytes.
-        limit: u64,
-    },
-    /// The guest's body stream failed.
-    #[error("the function's response stream failed: {0}")]
-    Guest(wasmtime_wasi_http::Error),
-    /// The guest was stopped (timeout, trap) before it finished its body.
-    #[error("the function stopped before finishing its response")]
-    Stopped,
-}
-
-impl ResponseBody {
-    /// Moves the frames available right now into `ready`, without waiting.
-    fn take_ready_frames(&mut self) {
-        let mut context = Context::from_waker(std::task::Waker::noop());
-        while let Some(inner) = self.inner.as_mut() {
-            match Pin::new(inner).poll_frame(&mut context) {
-                Poll::Ready(Some(frame)) => {
-                    let frame = self.check(frame);
-                    let failed = frame.is_err();
-                    self.ready.push_back(frame);
-                    if failed {
-                        self.inner = None;
-                    }
-                }
-                Poll::Ready(None) => match self.poll_guest_finished(&mut context) {
-                    Poll::Ready(None) => self.inner = None,
-                    Poll::Ready(Some(error)) => {
-                        self.inner = None;
-                        self.ready.push_back(Err(error));
-                    }
-                    Poll::Pending => break,
-                },
-                Poll::Pending => break,
-            }
-        }
-    }
-
-    /// After the guest's stream ended: `None` if the guest finished
-    /// normally, the error to end the body with if it was stopped.
-    fn poll_guest_finished(&mut self, cx: &mut Context<'_>) -> Poll<Option<ResponseBodyError>> {
-        let Some(finished) = self.finished.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let completed = match Pin::new(finished).poll(cx) {
-            Poll::Ready(Ok(completed)) => completed,
-            // The guest's run was dropped (aborted) without a verdict.
-            Poll::Ready(Err(_)) => false,
-            Poll::Pending => return Poll::Pending,
-        };
-        self.finished = None;
-        Poll::Ready((!completed).then_some(ResponseBodyError::Stopped))
-    }
-
-    /// Applies the size limit to one frame from the guest.
-    fn check(
-        &mut self,
-        frame: Result<Frame<Bytes>, wasmtime_wasi_http::Error>,
-    ) -> Result<Frame<Bytes>, ResponseBodyError> {
-        let frame = frame.map_err(ResponseBodyError::Guest)?;
-        if let Some(data) = frame.data_ref() {
-            let length = data.len() as u64;
-            if length > self.remaining {
-                if let Some(guest) = &self.guest {
-                    guest.abort();
-                }
-                tracing::warn!(
-                    function = %self.function,
-                    request_id = %self.request_id,
-                    limit = self.limit,
-                    "response body passed max_response_bytes; stream cut off"
-                );
-                self.remaining = 0;
-                return Err(ResponseBodyError::TooLarge { limit: self.limit });
-            }
-            self.remaining -= length;
-        }
-        Ok(frame)
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = ResponseBodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
-        let this = &mut *self;
-        if let Some(frame) = this.ready.pop_front() {
-            return Poll::Ready(Some(frame));
-        }
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match Pin::new(inner).poll_frame(cx) {
-            Poll::Ready(Some(frame)) => {
-                let frame = this.check(frame);
-                if frame.is_err() {
-                    this.inner = None;
-                }
-                Poll::Ready(Some(frame))
-            }
-            Poll::Ready(None) => match this.poll_guest_finished(cx) {
-                Poll::Ready(error) => {
-                    this.inner = None;
-                    Poll::Ready(error.map(Err))
-                }
-                Poll::Pending => Poll::Pending,
-            },
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.ready.is_empty()
-            && self
-                .inner
-                .as_ref()
-                .is_none_or(|inner| inner.is_end_stream())
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let ready: u64 = self
-            .ready
-            .iter()
-            .filter_map(|frame| frame.as_ref().ok()?.data_ref())
-            .map(|data| data.len() as u64)
-            .sum();
-        match &self.inner {
-            None => SizeHint::with_exact(ready),
-            Some(inner) => {
-                let inner = inner.size_hint();
-                let mut hint = SizeHint::new();
-                hint.set_lower(inner.lower() + ready);
-                if let Some(upper) = inner.upper() {
-                    hint.set_upper(upper + ready);
-                }
-                hint
-            }
-        }
-    }
 }

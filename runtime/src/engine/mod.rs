@@ -4,7 +4,8 @@
 //! The lifecycle follows wasmtime's own advice. One [`Engine`] (one wasmtime
 //! `Engine` and one `Linker`) per process; each function is validated and
 //! compiled once into a [`Function`] holding a `ProxyPre` (a pre-linked
-//! `InstancePre`); every invocation gets a fresh `Store`. Compiled code is
+//! `InstancePre`); each [`Instance`] is its own `Store`, serving one request
+//! at a time (a pool decides whether it serves again). Compiled code is
 //! cached on disk by wasmtime's compilation cache, keyed by a hash of the
 //! wasm bytes, the compiler settings and the wasmtime version, so a restart
 //! on the same data directory does not recompile.
@@ -13,6 +14,7 @@
 //! billing. It takes an `http::Request` and gives back an `http::Response`
 //! or an [`InvokeError`] that says what went wrong with the guest.
 
+mod body;
 mod compile;
 mod instance;
 mod invoke;
@@ -25,9 +27,10 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Cache, CacheConfig, Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+pub use body::{ResponseBody, ResponseBodyError};
 pub use compile::{CompileError, ComponentSource};
 pub use instance::InstanceState;
-pub use invoke::{Instance, InvocationEnd, InvokeError, ResponseBody};
+pub use invoke::{Instance, InvocationEnd, InvokeError};
 pub use outbound::{OutboundRule, OutboundRuleError};
 
 /// How often the epoch advances. A running guest yields to the async

@@ -243,7 +243,8 @@ impl Autoscaler {
         self.samples.push_back((now, concurrency));
     }
 
-    /// The decision at `now` given how many instances are ready (idle + busy).
+    /// The decision at `now` given how many instances are ready (the pool
+    /// passes idle + busy + starting).
     ///
     /// Call it once per tick: the panic state moves on with each call.
     pub fn decide(&mut self, now: Instant, ready: u32) -> ScaleDecision {

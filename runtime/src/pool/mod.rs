@@ -256,12 +256,12 @@ impl Pool {
         let grant = match acquired {
             Acquire::Warm(instance) => Some(instance),
             Acquire::Cold => None,
-            Acquire::Rejected => return Err(self.overloaded()),
+            Acquire::Rejected => return Err(self.overloaded(None)),
             Acquire::Wait(mut receiver) => {
                 match tokio::time::timeout(self.settings.queue_timeout, &mut receiver).await {
                     Ok(Ok(grant)) => grant,
                     // The pool dropped its queue (it is going away).
-                    Ok(Err(_)) => return Err(self.overloaded()),
+                    Ok(Err(_)) => return Err(self.overloaded(None)),
                     Err(_elapsed) => {
                         // A grant may have been sent just as the wait ended:
                         // refuse further sends, then take it if it came, so
@@ -271,7 +271,7 @@ impl Pool {
                             Ok(grant) => grant,
                             Err(_) => {
                                 self.lock().slots.forget_gone_waiters();
-                                return Err(self.overloaded());
+                                return Err(self.overloaded(Some(self.settings.queue_timeout)));
                             }
                         }
                     }
@@ -281,15 +281,19 @@ impl Pool {
         Ok(grant.unwrap_or_else(|| self.function.new_instance()))
     }
 
-    fn overloaded(&self) -> InvokeError {
+    fn overloaded(&self, waited: Option<Duration>) -> InvokeError {
         InvokeError::Overloaded {
             function: self.function.name().to_string(),
             max_instances: self.settings.max_instances,
+            waited,
             retry_after: Duration::from_secs(1),
         }
     }
 
     fn release(&self, instance: Option<Instance>) {
+        // An instance that never ran (its request was refused before the
+        // guest started) holds nothing worth keeping.
+        let instance = instance.filter(Instance::is_instantiated);
         let discarded = {
             let mut inner = self.lock();
             let keep = self.settings.reuse && !inner.draining;
@@ -312,7 +316,7 @@ impl Pool {
 
     /// One maintenance tick: sample, decide, release idle, pre-warm.
     fn maintain(self: &Arc<Self>, now: Instant) {
-        let (released, prewarm, log) = {
+        let (released, prewarm, prewarm_for_load, log) = {
             let mut inner = self.lock();
             let counts = inner.slots.counts();
             let concurrency = counts.busy + counts.queued;
@@ -322,8 +326,8 @@ impl Pool {
                 let ready = counts.idle + counts.busy + counts.starting;
                 inner.decision = inner.autoscaler.decide(now, ready);
             }
-            let (released, prewarm) = if inner.draining {
-                (inner.slots.take_all_idle(), 0)
+            let (released, prewarm, prewarm_for_load) = if inner.draining {
+                (inner.slots.take_all_idle(), 0, false)
             } else {
                 let released = inner.slots.expire(
                     now,
@@ -341,12 +345,12 @@ impl Pool {
                 .min(self.settings.max_instances);
                 let prewarm = target.saturating_sub(inner.slots.total());
                 inner.slots.start(prewarm);
-                (released, prewarm)
+                (released, prewarm, target > self.settings.min_instances)
             };
             let snapshot = (inner.slots.counts(), inner.decision);
             let log = (inner.last_logged != Some(snapshot)).then_some(snapshot);
             inner.last_logged = Some(snapshot);
-            (released, prewarm, log)
+            (released, prewarm, prewarm_for_load, log)
         };
         let function = self.function.name();
         if !released.is_empty() {
@@ -354,7 +358,13 @@ impl Pool {
         }
         drop(released);
         if prewarm > 0 {
-            tracing::info!(function = %function, count = prewarm, "pre-warming instances");
+            if prewarm_for_load {
+                tracing::info!(function = %function, count = prewarm, "pre-warming instances");
+            } else {
+                // Restoring min_instances (with reuse = false, after every
+                // request): routine, not a scaling event.
+                tracing::debug!(function = %function, count = prewarm, "pre-warming instances");
+            }
             for _ in 0..prewarm {
                 let pool = Arc::clone(self);
                 tokio::spawn(async move {

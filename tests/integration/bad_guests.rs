@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Kumo, client, example, test_guest, toml_path};
+use crate::harness::{Kumo, client, example, read_body_outcome, test_guest, toml_path};
 
 const FOREVER_TIMEOUT_MS: u64 = 1500;
 
@@ -97,15 +97,7 @@ async fn each_bad_guest_gets_its_status_and_code_and_hello_keeps_answering() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mut received = 0usize;
-    let mut response = response;
-    let outcome = loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => received += chunk.len(),
-            Ok(None) => break Ok(()),
-            Err(error) => break Err(error),
-        }
-    };
+    let (received, outcome) = read_body_outcome(response).await;
     assert!(
         outcome.is_err(),
         "the stream must end in an error, not look complete"
@@ -125,14 +117,7 @@ async fn each_bad_guest_gets_its_status_and_code_and_hello_keeps_answering() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mut response = response;
-    let outcome = loop {
-        match response.chunk().await {
-            Ok(Some(_)) => {}
-            Ok(None) => break Ok(()),
-            Err(error) => break Err(error),
-        }
-    };
+    let (_, outcome) = read_body_outcome(response).await;
     assert!(
         outcome.is_err(),
         "a timed-out stream must not look complete"

@@ -336,6 +336,21 @@ pub fn toml_path(path: &Path) -> String {
     format!("{:?}", path.display().to_string())
 }
 
+/// Reads a response body to its end; returns the bytes received and
+/// whether the stream ended cleanly (`Ok`) or broke off (`Err`).
+pub async fn read_body_outcome(
+    mut response: reqwest::Response,
+) -> (usize, Result<(), reqwest::Error>) {
+    let mut received = 0;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => received += chunk.len(),
+            Ok(None) => return (received, Ok(())),
+            Err(error) => return (received, Err(error)),
+        }
+    }
+}
+
 /// An HTTP client with no connection reuse surprises and a generous timeout.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -254,6 +254,24 @@ async fn write_body(
     }
 }
 
+#[tokio::test]
+async fn a_request_wasi_http_cannot_express_is_a_400_and_hello_keeps_answering() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let kumo = Kumo::up(&examples_manifest());
+    let mut stream = tokio::net::TcpStream::connect(kumo.addr).await.unwrap();
+    stream
+        .write_all(b"GET /hello HTTP/1.1\r\nhost: \xff\xfe\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("\"code\":\"bad_request\""), "{answer}");
+    let hello = client().get(kumo.url("/hello")).send().await.unwrap();
+    assert_eq!(hello.status(), 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_sees_only_its_env_and_its_output_is_logged_with_the_request_id() {
     let manifest = format!(

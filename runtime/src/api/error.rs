@@ -64,6 +64,7 @@ impl From<InvokeError> for ApiError {
             InvokeError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
             }
+            InvokeError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
             InvokeError::Trap { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "trap"),
             InvokeError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
             InvokeError::OutOfMemory { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "out_of_memory"),

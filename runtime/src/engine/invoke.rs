@@ -77,6 +77,15 @@ pub enum InvokeError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The request cannot be expressed as a `wasi:http` request (for
+    /// example a `host` header that is not ASCII).
+    #[error(
+        "the request cannot be handed to the function: {message}; hint: send ASCII header values and a valid host"
+    )]
+    BadRequest {
+        /// What is wrong with it.
+        message: String,
+    },
     /// The guest trapped (panic, `unreachable`, stack overflow, ...).
     #[error("the function trapped: {message}")]
     Trap {
@@ -365,14 +374,19 @@ impl Function {
             let outparam = http.new_response_outparam(sender);
             match (incoming, outparam) {
                 (Ok(incoming), Ok(outparam)) => (incoming, outparam),
+                // Only the request can make these fail (wasmtime checks the
+                // authority and headers): the caller's mistake.
                 (Err(error), _) | (_, Err(error)) => {
-                    tracing::error!(function = %self.name, %request_id, error = %format!("{error:#}"), "cannot hand the request to the guest");
+                    let error = InvokeError::BadRequest {
+                        message: format!("{error:#}"),
+                    };
+                    tracing::debug!(function = %self.name, %request_id, "{error}");
                     exit.finish(InvocationEnd {
-                        result: Err(InvokeError::Internal),
+                        result: Err(error.clone()),
                         instance: None,
                         init: None,
                     });
-                    return Err(InvokeError::Internal);
+                    return Err(error);
                 }
             }
         };

@@ -303,6 +303,14 @@ impl Kumo {
     pub fn wait(mut self) -> ExitStatus {
         self.child.wait().unwrap()
     }
+
+    /// Waits for the process to exit and returns its status and its whole
+    /// log.
+    pub fn wait_with_logs(mut self) -> (ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        self.stderr.wait_closed(Duration::from_secs(10));
+        (status, self.stderr.snapshot())
+    }
 }
 
 impl Drop for Kumo {

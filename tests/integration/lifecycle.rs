@@ -171,3 +171,68 @@ fn build_runs_each_command_once_and_a_failed_build_is_named() {
         exited.stderr
     );
 }
+
+/// Starts a sleeper server with `extra_args`, puts a 20 s request in flight,
+/// sends SIGTERM, and returns kumo's exit status and its log.
+async fn shutdown_with_a_long_request(
+    extra_args: &[&str],
+    second_signal: bool,
+) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("kumo.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[function.sleeper]\nsource = {}\ntimeout_ms = 60000\n[[trigger.http]]\nroute = \"/sleep\"\nfunction = \"sleeper\"\n",
+            toml_path(&test_guest("sleeper"))
+        ),
+    )
+    .unwrap();
+    let kumo = Kumo::start(&Start {
+        manifest: &manifest,
+        data_dir: &dir.path().join("data"),
+        extra_args,
+        env: &[],
+    })
+    .unwrap();
+    let url = kumo.url("/sleep?ms=20000");
+    let in_flight = tokio::spawn(async move { client().get(url).send().await });
+    assert!(tokio::task::block_in_place(
+        || kumo.wait_for_log_line(&["sleeping 20000 ms"])
+    ));
+    let signal = || {
+        std::process::Command::new("kill")
+            .args(["-TERM", &kumo.pid().to_string()])
+            .status()
+            .unwrap()
+    };
+    signal();
+    assert!(tokio::task::block_in_place(
+        || kumo.wait_for_log_line(&["shutting down"])
+    ));
+    if second_signal {
+        signal();
+    }
+    let exit = tokio::task::spawn_blocking(move || kumo.wait_with_logs())
+        .await
+        .unwrap();
+    in_flight.abort();
+    exit
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_that_cuts_requests_off_exits_non_zero() {
+    let (exit, logs) = shutdown_with_a_long_request(&["--shutdown-timeout-ms", "300"], false).await;
+    assert!(!exit.success(), "kumo exited with {exit}");
+    assert!(
+        logs.contains("requests still running after the shutdown grace period"),
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_stops_without_waiting() {
+    // The grace period is long; the second SIGTERM must not wait for it.
+    let (exit, _) = shutdown_with_a_long_request(&["--shutdown-timeout-ms", "60000"], true).await;
+    assert!(!exit.success(), "kumo exited with {exit}");
+}

@@ -77,11 +77,30 @@ pub fn run() -> ExitCode {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("KUMO_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".to_string());
+    const DEFAULT_FILTER: &str = "info,wasmtime=warn,cranelift=warn";
+    let requested = std::env::var("KUMO_LOG").or_else(|_| std::env::var("RUST_LOG"));
+    if let Ok(text) = &requested {
+        let names_a_level = ["trace", "debug", "info", "warn", "error", "off"]
+            .iter()
+            .any(|level| text.to_ascii_lowercase().contains(level));
+        if !names_a_level {
+            eprintln!(
+                "kumo: warning: the log filter `{text}` names no level (trace, debug, info, warn, error, off), \
+                 so it only enables logs whose target is `{text}`; hint: write it like `info` or `info,kumo::pool=debug`"
+            );
+        }
+    }
+    let filter = match &requested {
+        Ok(text) => EnvFilter::try_new(text).unwrap_or_else(|error| {
+            eprintln!(
+                "kumo: warning: ignoring the log filter `{text}` ({error}); hint: write it like `info` or `info,kumo::pool=debug`"
+            );
+            EnvFilter::new(DEFAULT_FILTER)
+        }),
+        Err(_) => EnvFilter::new(DEFAULT_FILTER),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(filter))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)

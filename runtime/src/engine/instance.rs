@@ -168,6 +168,7 @@ impl StdoutStream for GuestLog {
             current_request: self.current_request.clone(),
             stream: self.stream,
             pending: Vec::new(),
+            continued_level: None,
         })
     }
 
@@ -185,16 +186,41 @@ struct GuestLogWriter {
     current_request: CurrentRequest,
     stream: GuestStream,
     pending: Vec<u8>,
+    /// The level of a long line already partly emitted: its later pieces
+    /// keep it.
+    continued_level: Option<tracing::Level>,
+}
+
+/// Splits `bytes` into pieces of at most `max` bytes.
+fn pieces(bytes: &[u8], max: usize) -> impl Iterator<Item = &[u8]> {
+    bytes.chunks(max.max(1))
 }
 
 impl GuestLogWriter {
-    fn emit(&self, line: &[u8]) {
-        let line = String::from_utf8_lossy(line);
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
+    /// Emits one complete line (without its newline), in pieces of at most
+    /// [`MAX_LOG_LINE`] bytes.
+    fn emit_line(&mut self, line: &[u8]) {
+        for piece in pieces(line, MAX_LOG_LINE) {
+            self.emit_piece(piece);
+        }
+        self.continued_level = None;
+    }
+
+    fn emit_piece(&mut self, piece: &[u8]) {
+        let text = String::from_utf8_lossy(piece);
+        let text = text.trim_end_matches('\r');
+        if text.trim().is_empty() {
             return;
         }
-        let (level, message) = split_log_level(line);
+        let (level, message) = match self.continued_level {
+            Some(level) => (level, text),
+            None => split_log_level(text),
+        };
+        self.continued_level = Some(level);
+        self.emit(level, message);
+    }
+
+    fn emit(&self, level: tracing::Level, message: &str) {
         let function = &*self.function;
         let request_id = self.current_request.get();
         let stream = self.stream.as_str();
@@ -234,11 +260,12 @@ impl OutputStream for GuestLogWriter {
         self.pending.extend_from_slice(&bytes);
         while let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=newline).collect();
-            self.emit(&line[..line.len() - 1]);
+            self.emit_line(&line[..line.len() - 1]);
         }
-        if self.pending.len() > MAX_LOG_LINE {
-            let pending = std::mem::take(&mut self.pending);
-            self.emit(&pending);
+        // A line still growing past the cap goes out in capped pieces.
+        while self.pending.len() > MAX_LOG_LINE {
+            let piece: Vec<u8> = self.pending.drain(..MAX_LOG_LINE).collect();
+            self.emit_piece(&piece);
         }
         Ok(())
     }
@@ -261,7 +288,7 @@ impl Drop for GuestLogWriter {
     fn drop(&mut self) {
         if !self.pending.is_empty() {
             let pending = std::mem::take(&mut self.pending);
-            self.emit(&pending);
+            self.emit_line(&pending);
         }
     }
 }
@@ -295,6 +322,18 @@ mod tests {
         ];
         for (line, level, message) in cases {
             assert_eq!(split_log_level(line), (level, message), "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn long_lines_are_cut_into_capped_pieces() {
+        let cases = [(0, 0), (1, 1), (10, 1), (11, 2), (30, 3)];
+        for (length, expected) in cases {
+            let line = vec![b'x'; length];
+            let split: Vec<_> = pieces(&line, 10).collect();
+            assert_eq!(split.len(), expected, "length {length}");
+            assert!(split.iter().all(|piece| piece.len() <= 10));
+            assert_eq!(split.concat(), line);
         }
     }
 

@@ -301,6 +301,7 @@ impl Function {
             result,
             state,
             (self.settings.timeout, self.settings.memory_mb),
+            Phase::Instantiating,
         ) {
             GuestExit::Failed(error) => error,
             GuestExit::Completed => InvokeError::Internal,
@@ -400,12 +401,14 @@ impl Function {
         let (finished_sender, finished) = oneshot::channel::<bool>();
         let mut guest_run = Box::pin(async move {
             let mut init = None;
+            let mut phase = Phase::Instantiating;
             let result = tokio::time::timeout_at(deadline, async {
                 if instance.proxy.is_none() {
                     let started = Instant::now();
                     instance.proxy = Some(pre.instantiate_async(&mut instance.store).await?);
                     init = Some(started.elapsed());
                 }
+                phase = Phase::Handling;
                 let proxy = instance.proxy.as_ref().expect("instantiated just above");
                 proxy
                     .wasi_http_incoming_handler()
@@ -413,7 +416,7 @@ impl Function {
                     .await
             })
             .await;
-            let exit_kind = classify_exit(result, instance.store.data(), settings);
+            let exit_kind = classify_exit(result, instance.store.data(), settings, phase);
             let _ = finished_sender.send(matches!(exit_kind, GuestExit::Completed));
             match &exit_kind {
                 GuestExit::Completed => exit.finish(InvocationEnd {
@@ -532,10 +535,18 @@ impl GuestTask {
     }
 }
 
+/// Where a guest's run was when it ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Instantiating,
+    Handling,
+}
+
 fn classify_exit(
     result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
     state: &InstanceState,
     (timeout, memory_mb): (Duration, u64),
+    phase: Phase,
 ) -> GuestExit {
     let error = match result {
         Err(_elapsed) => return GuestExit::Failed(InvokeError::Timeout { timeout }),
@@ -564,6 +575,14 @@ fn classify_exit(
         .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
         .is_some()
     {
+        return GuestExit::Failed(InvokeError::NoCapacity);
+    }
+    // Instantiating a validated component fails, short of a trap in its
+    // start function or the memory limit, only when the host cannot
+    // provide the instance (address space for its memory or stack, an OS
+    // limit): not the guest's fault, and the OS error stays in the log.
+    if phase == Phase::Instantiating {
+        tracing::warn!(error = %format!("{error:#}"), "the host could not create an instance");
         return GuestExit::Failed(InvokeError::NoCapacity);
     }
     // A host function refused the guest (a bad resource handle, a WASI

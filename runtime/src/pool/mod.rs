@@ -296,7 +296,9 @@ impl Pool {
         let instance = instance.filter(Instance::is_instantiated);
         let discarded = {
             let mut inner = self.lock();
-            let keep = self.settings.reuse && !inner.draining;
+            // Draining keeps no instance, except to hand it straight to a
+            // request still waiting in the queue.
+            let keep = self.settings.reuse && (!inner.draining || inner.slots.counts().queued > 0);
             inner.slots.release(instance, keep, Instant::now())
         };
         // Dropping a store frees its memory: done outside the lock.

@@ -93,7 +93,8 @@ pub fn route_table(manifest: &Manifest, pools: &BTreeMap<String, Arc<Pool>>) -> 
 ///
 /// # Errors
 ///
-/// Fails when the listener fails.
+/// Fails when the listener fails, and when requests were still running
+/// after `grace` or a second signal (so the process exits non-zero).
 pub async fn serve(
     listener: TcpListener,
     routes: Arc<FunctionRoutes>,
@@ -115,20 +116,49 @@ pub async fn serve(
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
         let _ = stopping_tx.send(());
     });
+    // Once shutdown began: the grace period, or a second Ctrl-C/SIGTERM,
+    // ends the wait for in-flight requests.
     let forced = async move {
-        if stopping_rx.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
+        if stopping_rx.await.is_err() {
+            return std::future::pending::<Forced>().await;
+        }
+        let again = match shutdown_signal() {
+            Ok(signal) => signal,
+            Err(_) => {
+                tokio::time::sleep(grace).await;
+                return Forced::GraceOver;
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(grace) => Forced::GraceOver,
+            () = again => Forced::SecondSignal,
         }
     };
     tokio::select! {
         result = server => result,
-        () = forced => {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "requests still running after the shutdown grace period; stopping anyway");
-            Ok(())
+        forced = forced => {
+            let (reason, hint) = match forced {
+                Forced::GraceOver => (
+                    "requests still running after the shutdown grace period",
+                    "raise --shutdown-timeout-ms",
+                ),
+                Forced::SecondSignal => (
+                    "a second signal arrived",
+                    "send one SIGTERM to let in-flight requests finish",
+                ),
+            };
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "{reason}; stopping without waiting for them");
+            Err(std::io::Error::other(format!(
+                "{reason}: in-flight requests were cut off; hint: {hint}"
+            )))
         }
     }
+}
+
+/// Why shutdown stopped waiting for in-flight requests.
+enum Forced {
+    GraceOver,
+    SecondSignal,
 }
 
 /// Listens for Ctrl-C (SIGINT) and SIGTERM from now on, and returns a

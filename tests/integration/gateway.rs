@@ -126,6 +126,33 @@ async fn the_longest_route_wins() {
 }
 
 #[tokio::test]
+async fn the_gateway_speaks_http2_without_tls() {
+    let kumo = Kumo::up(&examples_manifest());
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = h2.get(kumo.url("/hello")).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-kumo-request-id"));
+    assert_eq!(response.text().await.unwrap(), "Hello from Kumo");
+
+    let echoed: serde_json::Value = h2
+        .post(kumo.url("/echo/over/h2?x=1"))
+        .body(vec![b'q'; 2048])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echoed["method"], "POST");
+    assert_eq!(echoed["path"], "/echo/over/h2");
+    assert_eq!(echoed["body_length"], 2048);
+}
+
+#[tokio::test]
 async fn no_route_is_a_json_404_with_a_request_id() {
     let manifest = format!(
         "[function.hello]\nsource = {}\n[[trigger.http]]\nroute = \"/hello\"\nfunction = \"hello\"\n",

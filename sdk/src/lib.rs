@@ -86,6 +86,26 @@ pub fn json_response(status: u16, body: impl Into<String>) -> Response {
     response_with_content_type(status, "application/json", body.into().into_bytes())
 }
 
+/// The value of the first query parameter called `name`, decoded
+/// (`%xx` escapes and `+` for space, as browsers send forms), or `None`
+/// when the query has no such parameter.
+///
+/// ```
+/// let request = kumo_sdk::http::Request::builder()
+///     .uri("/search?q=hello+world&page=2&q=again")
+///     .body(Vec::new())
+///     .unwrap();
+/// assert_eq!(kumo_sdk::query_param(&request, "q").as_deref(), Some("hello world"));
+/// assert_eq!(kumo_sdk::query_param(&request, "page").as_deref(), Some("2"));
+/// assert_eq!(kumo_sdk::query_param(&request, "missing"), None);
+/// ```
+pub fn query_param(request: &Request, name: &str) -> Option<String> {
+    let query = request.uri().query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
 /// Builds a response with the given status, `content-type` and body.
 fn response_with_content_type(status: u16, content_type: &'static str, body: Vec<u8>) -> Response {
     let status = http::StatusCode::from_u16(status)

@@ -23,26 +23,18 @@ static INSTANCE_ID: OnceLock<u64> = OnceLock::new();
 fn handle(request: Request) -> Response {
     let instance_id = *INSTANCE_ID.get_or_init(get_random_u64);
     let count = REQUEST_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
-    let query = request.uri().query().unwrap_or_default();
-    if query_parameter(query, "trap") == Some("1") {
+    if kumo_sdk::query_param(&request, "trap").as_deref() == Some("1") {
         panic!("counter guest: asked to trap on request {count}");
     }
-    if let Some(milliseconds) = query_parameter(query, "sleep_ms").and_then(|v| v.parse().ok()) {
+    if let Some(milliseconds) =
+        kumo_sdk::query_param(&request, "sleep_ms").and_then(|v| v.parse().ok())
+    {
         std::thread::sleep(Duration::from_millis(milliseconds));
     }
     kumo_sdk::json_response(
         200,
         format!(r#"{{"instance":"{instance_id:016x}","count":{count}}}"#),
     )
-}
-
-/// Returns the raw value of the first `name=value` pair in `query`.
-fn query_parameter<'query>(query: &'query str, name: &str) -> Option<&'query str> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
 }
 
 kumo_sdk::http_handler!(handle);

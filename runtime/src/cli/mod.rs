@@ -80,9 +80,10 @@ fn init_logging() {
     const DEFAULT_FILTER: &str = "info,wasmtime=warn,cranelift=warn";
     let requested = std::env::var("KUMO_LOG").or_else(|_| std::env::var("RUST_LOG"));
     if let Ok(text) = &requested {
+        let lowercase = text.to_ascii_lowercase();
         let names_a_level = ["trace", "debug", "info", "warn", "error", "off"]
             .iter()
-            .any(|level| text.to_ascii_lowercase().contains(level));
+            .any(|level| lowercase.contains(level));
         if !names_a_level {
             eprintln!(
                 "kumo: warning: the log filter `{text}` names no level (trace, debug, info, warn, error, off), \

@@ -41,7 +41,7 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
         )
     })?;
     let engine = Engine::new(&EngineOptions {
-        cache_dir: Some(data_dir.join("cache")),
+        cache_dir: data_dir.join("cache"),
         pooling: !args.no_pooling,
     })?;
     let functions = server::compile_functions(&engine, &manifest).await?;

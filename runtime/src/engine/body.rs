@@ -46,10 +46,22 @@ where
 /// A request body that fails once more than `limit` bytes arrived, flags
 /// it, and drains the rest in the background.
 pub(super) struct LimitedRequestBody<B> {
-    pub(super) inner: Option<Pin<Box<B>>>,
-    pub(super) seen: u64,
-    pub(super) limit: u64,
-    pub(super) overflowed: Arc<AtomicBool>,
+    inner: Option<Pin<Box<B>>>,
+    seen: u64,
+    limit: u64,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl<B> LimitedRequestBody<B> {
+    /// Limits `body` to `limit` bytes; `overflowed` is set when it passes.
+    pub(super) fn new(body: B, limit: u64, overflowed: Arc<AtomicBool>) -> Self {
+        Self {
+            inner: Some(Box::pin(body)),
+            seen: 0,
+            limit,
+            overflowed,
+        }
+    }
 }
 
 impl<B> Body for LimitedRequestBody<B>
@@ -121,17 +133,17 @@ pub(super) fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
 /// answers), the body has an exact size and goes out in the same write as
 /// the headers instead of as separate TCP segments.
 pub struct ResponseBody {
-    pub(super) ready: std::collections::VecDeque<Result<Frame<Bytes>, ResponseBodyError>>,
+    ready: std::collections::VecDeque<Result<Frame<Bytes>, ResponseBodyError>>,
     /// `None` once the guest's stream has ended (or failed).
-    pub(super) inner: Option<HyperOutgoingBody>,
+    inner: Option<HyperOutgoingBody>,
     /// Whether the guest finished normally; checked when its stream ends.
-    pub(super) finished: Option<oneshot::Receiver<bool>>,
-    pub(super) remaining: u64,
-    pub(super) limit: u64,
-    pub(super) function: Arc<str>,
-    pub(super) request_id: Arc<str>,
+    finished: Option<oneshot::Receiver<bool>>,
+    remaining: u64,
+    limit: u64,
+    function: Arc<str>,
+    request_id: Arc<str>,
     /// Stops the guest if it is still writing when the body is cut off.
-    pub(super) guest: Option<tokio::task::AbortHandle>,
+    guest: Option<tokio::task::AbortHandle>,
 }
 
 /// Why a response body stream ended early.
@@ -152,8 +164,32 @@ pub enum ResponseBodyError {
 }
 
 impl ResponseBody {
+    /// The guest's body, limited to `limit` bytes, taking at once the frames
+    /// already written. `finished` tells whether the guest ended normally.
+    pub(super) fn new(
+        body: HyperOutgoingBody,
+        finished: oneshot::Receiver<bool>,
+        limit: u64,
+        function: Arc<str>,
+        request_id: Arc<str>,
+        guest: Option<tokio::task::AbortHandle>,
+    ) -> Self {
+        let mut body = Self {
+            ready: std::collections::VecDeque::new(),
+            inner: Some(body),
+            finished: Some(finished),
+            remaining: limit,
+            limit,
+            function,
+            request_id,
+            guest,
+        };
+        body.take_ready_frames();
+        body
+    }
+
     /// Moves the frames available right now into `ready`, without waiting.
-    pub(super) fn take_ready_frames(&mut self) {
+    fn take_ready_frames(&mut self) {
         let mut context = Context::from_waker(std::task::Waker::noop());
         while let Some(inner) = self.inner.as_mut() {
             match Pin::new(inner).poll_frame(&mut context) {

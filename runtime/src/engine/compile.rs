@@ -165,17 +165,14 @@ impl Engine {
         }
         let sha256 = hex::encode(Sha256::digest(bytes));
 
-        let before = self.cache_counts();
+        let hits_before = self.cache_hits();
         let component =
             Component::new(&self.inner.wasmtime, bytes).map_err(|error| CompileError::Invalid {
                 function: function.clone(),
                 path: path.clone(),
                 reason: format!("{error:#}"),
             })?;
-        let from_cache = match (before, self.cache_counts()) {
-            (Some((hits_before, _)), Some((hits_after, _))) => hits_after > hits_before,
-            _ => false,
-        };
+        let from_cache = self.cache_hits() > hits_before;
 
         let instance_pre = self
             .inner
@@ -192,12 +189,12 @@ impl Engine {
         })?;
 
         let report = CompileReport {
-            sha256: sha256.clone(),
+            sha256,
             wasm_bytes: bytes.len(),
             from_cache,
             elapsed: started.elapsed(),
         };
-        let function = Function::new(Arc::from(source.function), pre, settings, sha256);
+        let function = Function::new(Arc::from(source.function), pre, settings);
         Ok((function, report))
     }
 }

@@ -34,7 +34,7 @@ pub struct FunctionSettings {
     /// The only environment variables the guest sees.
     pub env: Vec<(String, String)>,
     /// Where the guest may send HTTP requests; empty means nowhere.
-    pub allowed_outbound_hosts: Vec<OutboundRule>,
+    pub allowed_outbound_hosts: Arc<[OutboundRule]>,
 }
 
 /// A compiled, pre-linked function. Instances of it are made with
@@ -44,8 +44,6 @@ pub struct Function {
     name: Arc<str>,
     pre: ProxyPre<InstanceState>,
     settings: FunctionSettings,
-    outbound_rules: Arc<[OutboundRule]>,
-    sha256: String,
 }
 
 /// One instance of a function: a wasmtime `Store` and, once instantiated,
@@ -198,31 +196,17 @@ impl Function {
         name: Arc<str>,
         pre: ProxyPre<InstanceState>,
         settings: FunctionSettings,
-        sha256: String,
     ) -> Self {
-        let outbound_rules = Arc::from(settings.allowed_outbound_hosts.clone());
         Self {
             name,
             pre,
             settings,
-            outbound_rules,
-            sha256,
         }
     }
 
     /// The function's name.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// Hex sha256 of the component's bytes.
-    pub fn sha256(&self) -> &str {
-        &self.sha256
-    }
-
-    /// The function's limits.
-    pub fn settings(&self) -> &FunctionSettings {
-        &self.settings
     }
 
     /// A new instance: its `Store` is ready; the component itself is
@@ -245,9 +229,9 @@ impl Function {
                 stream: GuestStream::Stderr,
             });
         let outbound = OutboundPolicy {
-            rules: self.outbound_rules.clone(),
+            rules: self.settings.allowed_outbound_hosts.clone(),
             function: self.name.clone(),
-            current_request: Some(current_request.clone()),
+            current_request: current_request.clone(),
         };
         let memory_limit = usize::try_from(self.settings.memory_mb << 20).unwrap_or(usize::MAX);
         let mut store = Store::new(
@@ -279,32 +263,19 @@ impl Function {
         let mut instance = self.new_instance();
         instance.store.set_epoch_deadline(1);
         let deadline = Instant::now() + self.settings.timeout;
-        let result =
-            tokio::time::timeout_at(deadline, self.pre.instantiate_async(&mut instance.store))
-                .await;
-        match result {
-            Ok(Ok(proxy)) => {
-                instance.proxy = Some(proxy);
-                Ok(instance)
-            }
-            Ok(Err(error)) => Err(self.classify(Ok(Err(error)), instance.store.data())),
-            Err(elapsed) => Err(self.classify(Err(elapsed), instance.store.data())),
-        }
-    }
-
-    fn classify(
-        &self,
-        result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
-        state: &InstanceState,
-    ) -> InvokeError {
+        let result = tokio::time::timeout_at(deadline, async {
+            instance.proxy = Some(self.pre.instantiate_async(&mut instance.store).await?);
+            Ok(())
+        })
+        .await;
         match classify_exit(
             result,
-            state,
+            instance.store.data(),
             (self.settings.timeout, self.settings.memory_mb),
             Phase::Instantiating,
         ) {
-            GuestExit::Failed(error) => error,
-            GuestExit::Completed => InvokeError::Internal,
+            GuestExit::Completed => Ok(instance),
+            GuestExit::Failed(error) => Err(error),
         }
     }
 
@@ -354,12 +325,8 @@ impl Function {
             return Err(error);
         }
         let request_overflowed = Arc::new(AtomicBool::new(false));
-        let request = request.map(|body| LimitedRequestBody {
-            inner: Some(Box::pin(body)),
-            seen: 0,
-            limit: request_limit,
-            overflowed: request_overflowed.clone(),
-        });
+        let request = request
+            .map(|body| LimitedRequestBody::new(body, request_limit, request_overflowed.clone()));
 
         let deadline = Instant::now() + self.settings.timeout;
         instance
@@ -485,19 +452,16 @@ impl Function {
             });
         }
         let guest = guest.abort_handle();
-        let (parts, body) = response.into_parts();
-        let mut body = ResponseBody {
-            ready: std::collections::VecDeque::new(),
-            inner: Some(body),
-            finished: Some(finished),
-            remaining: response_limit,
-            limit: response_limit,
-            function: self.name.clone(),
-            request_id,
-            guest,
-        };
-        body.take_ready_frames();
-        Ok(http::Response::from_parts(parts, body))
+        Ok(response.map(|body| {
+            ResponseBody::new(
+                body,
+                finished,
+                response_limit,
+                self.name.clone(),
+                request_id,
+                guest,
+            )
+        }))
     }
 }
 

@@ -20,7 +20,6 @@ mod instance;
 mod invoke;
 mod outbound;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,9 +48,9 @@ pub const MAX_POOLED_INSTANCES: u32 = 1000;
 /// Engine-wide settings, chosen once at start.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Where wasmtime's compilation cache lives (`<data-dir>/cache`), or
-    /// `None` to compile every time.
-    pub cache_dir: Option<std::path::PathBuf>,
+    /// Where wasmtime's compilation cache lives (`<data-dir>/cache`); an
+    /// absolute path.
+    pub cache_dir: std::path::PathBuf,
     /// Try the pooling allocator first (falls back to on-demand allocation
     /// with a warning when its virtual memory cannot be reserved).
     pub pooling: bool,
@@ -68,7 +67,7 @@ pub struct Engine {
 struct EngineInner {
     wasmtime: wasmtime::Engine,
     linker: Linker<InstanceState>,
-    cache: Option<Cache>,
+    cache: Cache,
     pooling: bool,
 }
 
@@ -80,20 +79,16 @@ impl Engine {
     /// Fails when wasmtime rejects the configuration or the cache directory
     /// cannot be created.
     pub fn new(options: &EngineOptions) -> anyhow::Result<Self> {
-        let cache = match &options.cache_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|error| {
-                    anyhow::anyhow!(
-                        "cannot create compile cache directory {}: {error}",
-                        dir.display()
-                    )
-                })?;
-                let mut cache_config = CacheConfig::new();
-                cache_config.with_directory(dir);
-                Some(Cache::new(cache_config)?)
-            }
-            None => None,
-        };
+        let dir = &options.cache_dir;
+        std::fs::create_dir_all(dir).map_err(|error| {
+            anyhow::anyhow!(
+                "cannot create compile cache directory {}: {error}",
+                dir.display()
+            )
+        })?;
+        let mut cache_config = CacheConfig::new();
+        cache_config.with_directory(dir);
+        let cache = Cache::new(cache_config)?;
 
         let (wasmtime, pooling) = if options.pooling {
             match wasmtime::Engine::new(&engine_config(cache.clone(), true)) {
@@ -142,24 +137,13 @@ impl Engine {
         self.inner.pooling
     }
 
-    /// Compilation cache hits and misses so far, when the cache is on.
-    fn cache_counts(&self) -> Option<(usize, usize)> {
-        self.inner
-            .cache
-            .as_ref()
-            .map(|cache| (cache.cache_hits(), cache.cache_misses()))
-    }
-
-    /// The cache directory, for messages.
-    pub fn cache_dir(&self) -> Option<&Path> {
-        self.inner
-            .cache
-            .as_ref()
-            .map(|cache| cache.directory().as_path())
+    /// Compilation cache hits so far.
+    fn cache_hits(&self) -> usize {
+        self.inner.cache.cache_hits()
     }
 }
 
-fn engine_config(cache: Option<Cache>, pooling: bool) -> Config {
+fn engine_config(cache: Cache, pooling: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
@@ -168,7 +152,7 @@ fn engine_config(cache: Option<Cache>, pooling: bool) -> Config {
     // takes wasmtime's direct path (measured: ~20% more requests/s with
     // instance reuse).
     config.concurrency_support(false);
-    config.cache(cache);
+    config.cache(Some(cache));
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(MAX_POOLED_INSTANCES);

@@ -136,7 +136,7 @@ impl OutboundRule {
 pub(super) struct OutboundPolicy {
     pub(super) rules: Arc<[OutboundRule]>,
     pub(super) function: Arc<str>,
-    pub(super) current_request: Option<super::instance::CurrentRequest>,
+    pub(super) current_request: super::instance::CurrentRequest,
 }
 
 impl OutboundPolicy {
@@ -172,11 +172,7 @@ impl WasiHttpHooks for OutboundPolicy {
         fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendRequestFuture {
         if !self.allows(request.uri()) {
-            let request_id = self
-                .current_request
-                .as_ref()
-                .map(|current| current.get())
-                .unwrap_or_default();
+            let request_id = self.current_request.get();
             tracing::warn!(
                 function = %self.function,
                 request_id = %request_id,
@@ -299,13 +295,13 @@ mod tests {
         let policy = OutboundPolicy {
             rules: Arc::from(Vec::new()),
             function: Arc::from("f"),
-            current_request: None,
+            current_request: super::super::instance::CurrentRequest::new(),
         };
         assert!(!policy.allows(&"https://example.com/".parse().unwrap()));
         let policy = OutboundPolicy {
             rules: Arc::from(vec![OutboundRule::parse("http://127.0.0.1:*").unwrap()]),
             function: Arc::from("f"),
-            current_request: None,
+            current_request: super::super::instance::CurrentRequest::new(),
         };
         assert!(policy.allows(&"http://127.0.0.1:9/x".parse().unwrap()));
         assert!(!policy.allows(&"http://localhost:9/x".parse().unwrap()));
@@ -313,7 +309,7 @@ mod tests {
         let policy = OutboundPolicy {
             rules: Arc::from(vec![OutboundRule::parse("http://[::1]:8097").unwrap()]),
             function: Arc::from("f"),
-            current_request: None,
+            current_request: super::super::instance::CurrentRequest::new(),
         };
         assert!(policy.allows(&"http://[::1]:8097/x".parse().unwrap()));
     }

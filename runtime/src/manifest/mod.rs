@@ -287,7 +287,7 @@ impl Manifest {
                     max_request_bytes,
                     max_response_bytes,
                     env: function.env.into_iter().collect(),
-                    allowed_outbound_hosts,
+                    allowed_outbound_hosts: allowed_outbound_hosts.into(),
                 },
                 pool,
             };

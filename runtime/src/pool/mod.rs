@@ -89,19 +89,6 @@ impl Default for PoolSettings {
     }
 }
 
-/// A pool's live state, for logs and the admin view.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PoolStatus {
-    /// Idle, busy and starting instances, and queued requests.
-    pub counts: SlotCounts,
-    /// Requests that had to create their instance.
-    pub cold_starts: u64,
-    /// The autoscaler's latest decision.
-    pub decision: ScaleDecision,
-    /// Whether the pool is draining (no instance is kept any more).
-    pub draining: bool,
-}
-
 /// The instances of one function.
 pub struct Pool {
     function: Arc<Function>,
@@ -160,31 +147,10 @@ impl Pool {
         pool
     }
 
-    /// The function this pool runs.
-    pub fn function(&self) -> &Arc<Function> {
-        &self.function
-    }
-
-    /// The pool's settings.
-    pub fn settings(&self) -> &PoolSettings {
-        &self.settings
-    }
-
     fn lock(&self) -> MutexGuard<'_, PoolInner> {
         self.inner
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    /// The live counts.
-    pub fn status(&self) -> PoolStatus {
-        let inner = self.lock();
-        PoolStatus {
-            counts: inner.slots.counts(),
-            cold_starts: self.cold_starts.load(Ordering::Relaxed),
-            decision: inner.decision,
-            draining: inner.draining,
-        }
     }
 
     /// Creates the `min_instances` (provisioned) instances and waits for
@@ -206,17 +172,23 @@ impl Pool {
         };
         let mut first_error = None;
         for _ in 0..missing {
-            let result = self.function.prewarm().await;
-            let instance = match result {
-                Ok(instance) => Some(instance),
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                    None
-                }
-            };
-            self.lock().slots.started(instance, Instant::now());
+            if let Err(error) = self.start_one().await {
+                first_error.get_or_insert(error);
+            }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Creates an instance for a slot already counted as starting, and
+    /// hands it to a waiting request or keeps it idle; a failure frees the
+    /// slot.
+    async fn start_one(&self) -> Result<(), InvokeError> {
+        let (instance, result) = match self.function.prewarm().await {
+            Ok(instance) => (Some(instance), Ok(())),
+            Err(error) => (None, Err(error)),
+        };
+        self.lock().slots.started(instance, Instant::now());
+        result
     }
 
     /// Runs one request on an instance of this pool: warm if one is idle,
@@ -370,14 +342,9 @@ impl Pool {
             for _ in 0..prewarm {
                 let pool = Arc::clone(self);
                 tokio::spawn(async move {
-                    let instance = match pool.function.prewarm().await {
-                        Ok(instance) => Some(instance),
-                        Err(error) => {
-                            tracing::warn!(function = %pool.function.name(), "pre-warm failed: {error}");
-                            None
-                        }
-                    };
-                    pool.lock().slots.started(instance, Instant::now());
+                    if let Err(error) = pool.start_one().await {
+                        tracing::warn!(function = %pool.function.name(), "pre-warm failed: {error}");
+                    }
                 });
             }
         }

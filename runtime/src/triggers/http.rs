@@ -122,8 +122,10 @@ async fn handle(State(routes): State<Arc<FunctionRoutes>>, mut request: Request)
         )
         .into_response(),
         Some(pool) => {
-            // wasi:http needs an authority; HTTP/1.0 clients may send none.
-            if !request.headers().contains_key(header::HOST) {
+            // wasi:http needs an authority, from the URI (HTTP/2) or the
+            // host header; HTTP/1.0 clients may send neither.
+            if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST)
+            {
                 request
                     .headers_mut()
                     .insert(header::HOST, HeaderValue::from_static("localhost"));

@@ -9,7 +9,9 @@
 
 pub mod api;
 pub mod cli;
+pub mod database;
 pub mod engine;
+pub mod events;
 pub mod manifest;
 pub mod pool;
 pub mod server;

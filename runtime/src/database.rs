@@ -1,0 +1,59 @@
+//! The SQLite database in the data directory: opened once per process,
+//! in WAL mode, with the schema migrations in `runtime/migrations/`
+//! embedded at compile time and applied at start.
+//!
+//! One file (`<data-dir>/kumo.db`) holds the registry, the metering records
+//! and the event queue. Queries are plain `sqlx` calls, so the same SQL can
+//! later run on PostgreSQL (DESIGN §10).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use sqlx::SqlitePool as Database;
+
+/// The database file's name inside the data directory.
+pub const FILE_NAME: &str = "kumo.db";
+
+/// Opens (creating if needed) `<data_dir>/kumo.db` and migrates it.
+///
+/// # Errors
+///
+/// Fails when the file cannot be opened or created, or a migration fails
+/// (for example a database written by a newer Kumo).
+pub async fn open(data_dir: &Path) -> anyhow::Result<Database> {
+    let path = data_dir.join(FILE_NAME);
+    let options = SqliteConnectOptions::from_str("sqlite://")
+        .expect("a constant URL parses")
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // WAL with NORMAL is durable against a process kill (the OS keeps
+        // the written pages); only a power loss may lose the last commits.
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    let database = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}; hint: is the data directory writable?",
+                path.display()
+            )
+        })?;
+    sqlx::migrate!("./migrations")
+        .run(&database)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot migrate the database {}; hint: was it written by a newer Kumo?",
+                path.display()
+            )
+        })?;
+    Ok(database)
+}

@@ -147,6 +147,10 @@ pub struct Kumo {
     child: Child,
     /// The gateway's address.
     pub addr: SocketAddr,
+    /// The admin API's address.
+    pub admin_addr: SocketAddr,
+    token: String,
+    data_dir: PathBuf,
     stdout: Arc<Lines>,
     stderr: Arc<Lines>,
     /// Keeps the manifest folder alive while the server runs.
@@ -169,13 +173,16 @@ pub struct Start<'a> {
     pub env: &'a [(&'a str, &'a str)],
 }
 
-fn spawn(start: &Start<'_>) -> (Child, Arc<Lines>, Arc<Lines>) {
+fn spawn(verb: &str, start: &Start<'_>) -> (Child, Arc<Lines>, Arc<Lines>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kumo"));
+    command.arg(verb);
+    if verb != "server" {
+        command.arg("-f").arg(start.manifest);
+    }
     command
-        .arg("up")
-        .arg("-f")
-        .arg(start.manifest)
         .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--admin-listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(start.data_dir)
@@ -184,6 +191,9 @@ fn spawn(start: &Start<'_>) -> (Child, Arc<Lines>, Arc<Lines>) {
         .env_remove("RUST_LOG")
         .env_remove("KUMO_DATA_DIR")
         .env_remove("KUMO_LISTEN")
+        .env_remove("KUMO_ADMIN_LISTEN")
+        .env_remove("KUMO_ADMIN_TOKEN")
+        .env_remove("KUMO_SERVER")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -224,7 +234,27 @@ impl Kumo {
 
     /// Starts `kumo up` and waits until it serves, or until it exits.
     pub fn start(start: &Start<'_>) -> Result<Kumo, Exited> {
-        let (mut child, stdout, stderr) = spawn(start);
+        Kumo::start_verb("up", start)
+    }
+
+    /// Starts `kumo server` (no manifest) on a data directory.
+    pub fn server(data_dir: &Path) -> Kumo {
+        Kumo::start_verb(
+            "server",
+            &Start {
+                manifest: Path::new(""),
+                data_dir,
+                extra_args: &[],
+                env: &[],
+            },
+        )
+        .unwrap_or_else(|exited| panic!("kumo server did not start: {exited:#?}"))
+    }
+
+    /// Starts `kumo VERB` (`up`, `dev` or `server`) and waits until it
+    /// serves, or until it exits.
+    pub fn start_verb(verb: &str, start: &Start<'_>) -> Result<Kumo, Exited> {
+        let (mut child, stdout, stderr) = spawn(verb, start);
         let serving = stdout.wait_for(START_TIMEOUT, |text| text.contains("kumo: serving http://"));
         if !serving {
             let _ = child.kill();
@@ -239,15 +269,23 @@ impl Kumo {
             });
         }
         let text = stdout.snapshot();
-        let addr = text
-            .lines()
-            .find_map(|line| line.strip_prefix("kumo: serving http://"))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let address = |prefix: &str| -> SocketAddr {
+            text.lines()
+                .find_map(|line| line.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("kumo printed no `{prefix}` line: {text}"))
+                .parse()
+                .unwrap()
+        };
+        let token = std::fs::read_to_string(start.data_dir.join("admin-token"))
+            .expect("kumo wrote its admin token")
+            .trim()
+            .to_string();
         Ok(Kumo {
             child,
-            addr,
+            addr: address("kumo: serving http://"),
+            admin_addr: address("kumo: admin api http://"),
+            token,
+            data_dir: start.data_dir.to_path_buf(),
             stdout,
             stderr,
             _dir: None,
@@ -257,6 +295,52 @@ impl Kumo {
     /// A full URL on the gateway.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// A full URL on the admin API.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin_addr, path)
+    }
+
+    /// The admin API's base URL, for `--server`.
+    pub fn admin_base(&self) -> String {
+        format!("http://{}", self.admin_addr)
+    }
+
+    /// The admin token the server generated.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// An admin API request with the token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        client()
+            .request(method, self.admin_url(path))
+            .bearer_auth(&self.token)
+    }
+
+    /// Runs a `kumo` client verb against this server; returns its exit
+    /// status, stdout and stderr.
+    pub fn cli(&self, args: &[&str]) -> Exited {
+        let output = Command::new(env!("CARGO_BIN_EXE_kumo"))
+            .args(args)
+            .env("KUMO_SERVER", self.admin_base())
+            .env("KUMO_ADMIN_TOKEN", &self.token)
+            .env_remove("KUMO_DATA_DIR")
+            .env("KUMO_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("the kumo binary runs");
+        Exited {
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 
     /// Everything kumo printed on stdout so far.
@@ -275,6 +359,12 @@ impl Kumo {
             text.lines()
                 .any(|line| needles.iter().all(|needle| line.contains(needle)))
         })
+    }
+
+    /// Waits (bounded) until stdout holds `needle`.
+    pub fn wait_for_stdout(&self, needle: &str) -> bool {
+        self.stdout
+            .wait_for(Duration::from_secs(30), |text| text.contains(needle))
     }
 
     /// Waits (bounded) until at least `count` log lines contain `needle`.

@@ -56,7 +56,13 @@ async fn the_default_relative_data_dir_works() {
     )
     .unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kumo"))
-        .args(["up", "--listen", "127.0.0.1:0"])
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .current_dir(dir.path())
         .env_remove("KUMO_DATA_DIR")
         .stdout(std::process::Stdio::piped())
@@ -64,8 +70,14 @@ async fn the_default_relative_data_dir_works() {
         .spawn()
         .unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    // The first lines are the generated admin token and the admin address.
     let mut first_line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first_line).unwrap();
+    while !first_line.starts_with("kumo: serving") {
+        first_line.clear();
+        if std::io::BufRead::read_line(&mut stdout, &mut first_line).unwrap() == 0 {
+            break;
+        }
+    }
     let _ = child.kill();
     let output = child.wait_with_output().unwrap();
     let addr = first_line
@@ -79,6 +91,7 @@ async fn the_default_relative_data_dir_works() {
         });
     assert!(addr.starts_with("127.0.0.1:"));
     assert!(dir.path().join(".kumo/cache").is_dir());
+    assert!(dir.path().join(".kumo/kumo.db").is_file());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,10 @@
 
 mod harness;
 
+mod admin_api;
 mod bad_guests;
+mod cli;
+mod deploys;
 mod gateway;
 mod lifecycle;
 mod manifest_errors;

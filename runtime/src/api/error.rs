@@ -3,9 +3,11 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::InvokeError;
+use crate::live::{DeployError, ResolveError};
+use crate::registry::RegistryError;
 
 /// An error answered by Kumo itself (not by a function).
 ///
@@ -24,15 +26,20 @@ pub struct ApiError {
     pub retry_after_s: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Body<'a>,
+/// The JSON body of every error answer: `{"error":{"code","message"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: &'a str,
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code such as `not_found` or `timeout`.
+    pub code: String,
+    /// A human-readable message, with a hint.
+    pub message: String,
 }
 
 impl ApiError {
@@ -48,10 +55,10 @@ impl ApiError {
 
     /// The JSON body.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(&Envelope {
-            error: Body {
-                code: self.code,
-                message: &self.message,
+        serde_json::to_string(&ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
             },
         })
         .expect("serialising two strings cannot fail")
@@ -88,6 +95,73 @@ impl From<InvokeError> for ApiError {
             retry_after_s,
             ..Self::new(status, code, error.to_string())
         }
+    }
+}
+
+impl From<ResolveError> for ApiError {
+    fn from(error: ResolveError) -> Self {
+        match error {
+            ResolveError::NotFound(message) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{message}; hint: `kumo functions list` shows what is deployed"),
+            ),
+            ResolveError::Unavailable(_) => Self {
+                retry_after_s: Some(5),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    error.to_string(),
+                )
+            },
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        match error {
+            RegistryError::NotFound(message) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
+            RegistryError::Conflict(message) => {
+                Self::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            RegistryError::Invalid(message) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+            }
+            RegistryError::Storage(error) => {
+                tracing::error!("registry storage failed: {error:#}");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(error: DeployError) -> Self {
+        match error {
+            DeployError::Config { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_config", error.to_string())
+            }
+            DeployError::Compile(error) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_component",
+                error.to_string(),
+            ),
+            DeployError::Registry(error) => error.into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// A 500 that says nothing of the host's internals (they are logged).
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; hint: the server log has the details",
+        )
     }
 }
 

@@ -1,9 +1,9 @@
-//! The wire types of Kumo's HTTP surfaces.
-//!
-//! Today that is the one error shape every Kumo-made HTTP answer uses,
-//! `{"error":{"code","message"}}`. The admin API (deploy, versions,
-//! aliases) is not built yet; when it is, it lives here too.
+//! The wire types and handlers of Kumo's own HTTP surfaces: the error shape
+//! every Kumo-made answer uses (`{"error":{"code","message"}}`), and the
+//! admin API ([`admin`]). Only this module (and the CLI client, which reads
+//! these types) defines admin wire types.
 
+pub mod admin;
 mod error;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorDetail};

@@ -1,16 +1,24 @@
 //! The `kumo` command line: argument parsing and the verbs.
 //!
-//! Verbs print what a person needs on stdout (the address, the routes) and
-//! log to stderr through `tracing` (`KUMO_LOG` or `RUST_LOG` set the filter).
-//! Errors are one clear line and a non-zero exit.
+//! Service verbs (`up`, `server`, `dev`) run Kumo in this process; client
+//! verbs (`deploy`, `functions`, `alias`, `invoke`, `triggers`) talk to a
+//! running server's admin API. Verbs print what a person needs on stdout
+//! (tables, or JSON with `--output json`) and log to stderr through
+//! `tracing` (`KUMO_LOG` or `RUST_LOG` set the filter). Errors are one
+//! clear line and a non-zero exit.
 
 mod build;
+mod client;
+mod dev;
 mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use crate::server::ServerOptions;
 
 /// Kumo: a serverless runtime for WebAssembly functions.
 #[derive(Debug, Parser)]
@@ -22,23 +30,41 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the functions of a manifest over HTTP.
+    /// Deploy a manifest into the registry, then serve everything it holds.
     Up(UpArgs),
+    /// Serve whatever the registry holds (no manifest).
+    Server(ServeArgs),
+    /// Like `up`, and redeploy a function whenever its source changes.
+    Dev(UpArgs),
+    /// Upload a manifest's functions and routes to a running server.
+    Deploy(DeployArgs),
+    /// List, show or delete functions on a running server.
+    #[command(subcommand)]
+    Functions(FunctionsCommand),
+    /// Point an alias at a version (or two, with weights).
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// Invoke a function once and print its response.
+    Invoke(InvokeArgs),
+    /// List triggers on a running server.
+    #[command(subcommand)]
+    Triggers(TriggersCommand),
 }
 
-/// Arguments of `kumo up`.
-#[derive(Debug, clap::Args)]
-struct UpArgs {
-    /// The manifest.
-    #[arg(short = 'f', long = "file", default_value = "kumo.toml")]
-    manifest: PathBuf,
-    /// Run each function's `build` command first.
-    #[arg(long)]
-    build: bool,
+/// Where the service listens and keeps its state.
+#[derive(Debug, Clone, clap::Args)]
+struct ServeArgs {
     /// Address of the function gateway (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:3000", env = "KUMO_LISTEN")]
     listen: String,
-    /// Where Kumo keeps its state (the compile cache, today).
+    /// Address of the admin API; keep it private.
+    #[arg(long, default_value = "127.0.0.1:3001", env = "KUMO_ADMIN_LISTEN")]
+    admin_listen: String,
+    /// The admin API's bearer token (default: `<data-dir>/admin-token`,
+    /// generated at the first start).
+    #[arg(long, env = "KUMO_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Where Kumo keeps its state: the registry, components, compile cache.
     #[arg(long, default_value = ".kumo", env = "KUMO_DATA_DIR")]
     data_dir: PathBuf,
     /// How long in-flight requests may run on after Ctrl-C or SIGTERM.
@@ -47,6 +73,137 @@ struct UpArgs {
     /// Allocate instances on demand instead of from the pooling allocator.
     #[arg(long)]
     no_pooling: bool,
+}
+
+impl ServeArgs {
+    fn options(&self) -> ServerOptions {
+        ServerOptions {
+            listen: self.listen.clone(),
+            admin_listen: self.admin_listen.clone(),
+            admin_token: self.admin_token.clone(),
+            data_dir: self.data_dir.clone(),
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+            pooling: !self.no_pooling,
+        }
+    }
+}
+
+/// Arguments of `kumo up` and `kumo dev`.
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    /// The manifest.
+    #[arg(short = 'f', long = "file", default_value = "kumo.toml")]
+    manifest: PathBuf,
+    /// Run each function's `build` command first.
+    #[arg(long)]
+    build: bool,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// How a client verb reaches the admin API.
+#[derive(Debug, Clone, clap::Args)]
+struct ClientArgs {
+    /// The admin API's URL.
+    #[arg(long, default_value = "http://127.0.0.1:3001", env = "KUMO_SERVER")]
+    server: String,
+    /// The data directory to read the admin token from, when
+    /// KUMO_ADMIN_TOKEN is not set.
+    #[arg(long, default_value = ".kumo", env = "KUMO_DATA_DIR")]
+    data_dir: PathBuf,
+    /// `table` (readable) or `json`.
+    #[arg(long, short = 'o', default_value = "table", value_parser = ["table", "json"])]
+    output: String,
+}
+
+/// Arguments of `kumo deploy`.
+#[derive(Debug, clap::Args)]
+struct DeployArgs {
+    /// The manifest.
+    #[arg(short = 'f', long = "file", default_value = "kumo.toml")]
+    manifest: PathBuf,
+    /// Run each function's `build` command first.
+    #[arg(long)]
+    build: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum FunctionsCommand {
+    /// List the functions.
+    List(ClientArgs),
+    /// Show a function's versions, aliases, triggers and instances.
+    Show {
+        /// The function.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a function with its versions and aliases.
+    Delete {
+        /// The function.
+        name: String,
+        /// Also delete the triggers that point at it.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AliasCommand {
+    /// Point ALIAS of NAME at VERSION (with `--weight V=N`, send N% to V).
+    Set {
+        /// The function.
+        name: String,
+        /// The alias, such as `live`.
+        alias: String,
+        /// The version receiving the traffic.
+        version: u32,
+        /// A second version and its share, such as `2=10`.
+        #[arg(long, value_name = "VERSION=N")]
+        weight: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete an alias.
+    Delete {
+        /// The function.
+        name: String,
+        /// The alias.
+        alias: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Arguments of `kumo invoke`.
+#[derive(Debug, clap::Args)]
+struct InvokeArgs {
+    /// The function: `name`, `name:3` or `name:alias`.
+    target: String,
+    /// The request body.
+    #[arg(long, short = 'd', conflicts_with = "data_file")]
+    data: Option<String>,
+    /// Read the request body from a file.
+    #[arg(long, value_name = "PATH")]
+    data_file: Option<PathBuf>,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "K:V")]
+    headers: Vec<String>,
+    /// The path the function sees.
+    #[arg(long, default_value = "/")]
+    path: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum TriggersCommand {
+    /// List the triggers.
+    List(ClientArgs),
 }
 
 /// Runs the command line; the process exits with the returned code.
@@ -63,9 +220,18 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
-        Command::Up(args) => runtime.block_on(up::run(args)),
-    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::up(args).await,
+            Command::Server(args) => up::server(args).await,
+            Command::Dev(args) => dev::run(args).await,
+            Command::Deploy(args) => client::deploy(args).await,
+            Command::Functions(command) => client::functions(command).await,
+            Command::Alias(command) => client::alias(command).await,
+            Command::Invoke(args) => client::invoke(args).await,
+            Command::Triggers(command) => client::triggers(command).await,
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

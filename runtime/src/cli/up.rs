@@ -1,23 +1,29 @@
-//! `kumo up`: load a manifest, optionally build, compile, and serve.
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+//! `kumo up` (deploy a manifest into the registry, then serve) and
+//! `kumo server` (serve the registry as it is).
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 
-use super::UpArgs;
-use crate::engine::{Engine, EngineOptions};
+use super::{ServeArgs, UpArgs};
 use crate::manifest::Manifest;
-use crate::server;
+use crate::server::{self, Prepared};
 
-pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
+pub(super) async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let (prepared, _) = start_with_manifest(&args).await?;
+    prepared.serve().await
+}
+
+pub(super) async fn server(args: ServeArgs) -> anyhow::Result<()> {
+    server::prepare(&args.options()).await?.serve().await
+}
+
+/// Loads (and optionally builds) the manifest, prepares the server and
+/// deploys the manifest into its registry.
+pub(super) async fn start_with_manifest(args: &UpArgs) -> anyhow::Result<(Prepared, Manifest)> {
     let manifest = Manifest::load(&args.manifest)?;
     if manifest.http_triggers.is_empty() {
         tracing::warn!(
             manifest = %args.manifest.display(),
-            "the manifest has no [[trigger.http]] routes: every request will be answered 404"
+            "the manifest has no [[trigger.http]] routes"
         );
     }
     if args.build {
@@ -26,68 +32,12 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
             .await
             .context("the build task failed")??;
     }
-
-    std::fs::create_dir_all(&args.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}; hint: pass a writable --data-dir",
-            args.data_dir.display()
-        )
-    })?;
-    // wasmtime's compile cache wants an absolute path.
-    let data_dir = std::fs::canonicalize(&args.data_dir).with_context(|| {
-        format!(
-            "cannot resolve the data directory {}",
-            args.data_dir.display()
-        )
-    })?;
-    let engine = Engine::new(&EngineOptions {
-        cache_dir: data_dir.join("cache"),
-        pooling: !args.no_pooling,
-    })?;
-    let functions = server::compile_functions(&engine, &manifest).await?;
-    let pools = server::start_pools(&manifest, &functions)
-        .await
-        .map_err(|(function, error)| {
-            anyhow::anyhow!("function `{function}`: cannot create its min_instances: {error}")
-        })?;
-    let routes = Arc::new(server::route_table(&manifest, &pools));
-
-    let listener = TcpListener::bind(&args.listen).await.map_err(|error| {
-        anyhow::anyhow!(
-            "cannot listen on {}: {error}; hint: is another server using that port? pass --listen 127.0.0.1:0 for any free port",
-            args.listen
-        )
-    })?;
-    let address = listener.local_addr()?;
-    let shutdown = server::shutdown_signal().context("cannot listen for SIGTERM and Ctrl-C")?;
-    tracing::info!(
-        app = %manifest.app_name,
-        functions = functions.len(),
-        pooling = engine.uses_pooling_allocator(),
-        "ready in {:.0} ms",
-        started.elapsed().as_secs_f64() * 1000.0
-    );
-    println!("kumo: serving http://{address}");
-    for trigger in &manifest.http_triggers {
-        println!("  {} -> {}", trigger.route, trigger.function);
-    }
-
-    // Once shutdown begins, pools stop keeping and pre-warming instances;
-    // queued and in-flight requests are still served.
-    let draining = pools.values().cloned().collect::<Vec<_>>();
-    let shutdown = async move {
-        shutdown.await;
-        for pool in &draining {
-            pool.drain();
+    let prepared = server::prepare(&args.serve.options()).await?;
+    let deployed = server::deploy_manifest(&prepared.live, &manifest).await?;
+    for (function, version, created) in &deployed.functions {
+        if *created {
+            tracing::info!(%function, version, "deployed a new version from the manifest");
         }
-    };
-    server::serve(
-        listener,
-        routes,
-        shutdown,
-        Duration::from_millis(args.shutdown_timeout_ms),
-    )
-    .await?;
-    tracing::info!("stopped");
-    Ok(())
+    }
+    Ok((prepared, manifest))
 }

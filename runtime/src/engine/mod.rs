@@ -27,7 +27,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Cache, CacheConfig, Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use body::{ResponseBody, ResponseBodyError};
-pub use compile::{CompileError, ComponentSource};
+pub use compile::{CompileError, CompileReport, ComponentSource};
 pub use instance::InstanceState;
 pub use invoke::{Instance, InvocationEnd, InvokeError};
 pub use outbound::{OutboundRule, OutboundRuleError};

@@ -7,27 +7,14 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::engine::{FunctionSettings, MAX_MEMORY_MB, OutboundRule};
-use crate::pool::PoolSettings;
+use crate::registry::FunctionConfig;
+pub use crate::registry::is_valid_function_name;
 
-/// Defaults, in one place so the docs and the code agree.
-pub mod defaults {
-    /// `memory_mb`: Lambda's smallest size.
-    pub const MEMORY_MB: u64 = 128;
-    /// `timeout_ms`.
-    pub const TIMEOUT_MS: u64 = 30_000;
-    /// `max_request_bytes`: 6 MiB, Lambda's synchronous payload limit.
-    pub const MAX_REQUEST_BYTES: u64 = 6 << 20;
-    /// `max_response_bytes`: 6 MiB as well.
-    pub const MAX_RESPONSE_BYTES: u64 = 6 << 20;
-    /// The longest `timeout_ms` accepted: 15 minutes, as Lambda.
-    pub const MAX_TIMEOUT_MS: u64 = 15 * 60 * 1000;
-}
+pub use crate::registry::config::defaults;
 
 /// A loaded, validated manifest.
 #[derive(Debug, Clone)]
@@ -51,10 +38,8 @@ pub struct FunctionSpec {
     pub source: PathBuf,
     /// The build command, run in the manifest's folder by `--build`.
     pub build: Option<String>,
-    /// Limits and environment handed to the engine.
-    pub settings: FunctionSettings,
-    /// Scaling: instance counts, reuse, queue.
-    pub pool: PoolSettings,
+    /// Limits, environment and scaling: what a version stores.
+    pub config: FunctionConfig,
 }
 
 /// One `[[trigger.http]]` entry.
@@ -237,59 +222,19 @@ impl Manifest {
                     "set `source` to the component's .wasm path",
                 ));
             }
-            let memory_mb = bounded(
-                &function.memory_mb,
-                defaults::MEMORY_MB,
-                1..=MAX_MEMORY_MB,
-                &format!("function `{name}`: `memory_mb`"),
-                &fail,
-            )?;
-            let timeout_ms = bounded(
-                &function.timeout_ms,
-                defaults::TIMEOUT_MS,
-                1..=defaults::MAX_TIMEOUT_MS,
-                &format!("function `{name}`: `timeout_ms`"),
-                &fail,
-            )?;
-            let max_request_bytes = bounded(
-                &function.max_request_bytes,
-                defaults::MAX_REQUEST_BYTES,
-                0..=u64::from(u32::MAX),
-                &format!("function `{name}`: `max_request_bytes`"),
-                &fail,
-            )?;
-            let max_response_bytes = bounded(
-                &function.max_response_bytes,
-                defaults::MAX_RESPONSE_BYTES,
-                0..=u64::from(u32::MAX),
-                &format!("function `{name}`: `max_response_bytes`"),
-                &fail,
-            )?;
-            let mut allowed_outbound_hosts = Vec::new();
-            for entry in &function.allowed_outbound_hosts {
-                let rule = OutboundRule::parse(entry.get_ref()).map_err(|error| {
-                    fail(
-                        Some(entry.span()),
-                        format!("function `{name}`: {error}"),
-                        "write entries as `https://api.example.com`, `http://127.0.0.1:8080` or `https://*.example.com`",
-                    )
-                })?;
-                allowed_outbound_hosts.push(rule);
+            let config = function_config(&function);
+            if let Err(error) = config.validate() {
+                return Err(fail(
+                    config_error_span(&function, &error),
+                    format!("function `{name}`: {error}"),
+                    error.hint,
+                ));
             }
-            let pool = pool_settings(&name, &function, &fail)?;
             let spec = FunctionSpec {
                 name: name.clone(),
                 source: folder.join(source),
                 build: function.build,
-                settings: FunctionSettings {
-                    memory_mb,
-                    timeout: Duration::from_millis(timeout_ms),
-                    max_request_bytes,
-                    max_response_bytes,
-                    env: function.env.into_iter().collect(),
-                    allowed_outbound_hosts: allowed_outbound_hosts.into(),
-                },
-                pool,
+                config,
             };
             functions.insert(name, spec);
         }
@@ -349,120 +294,66 @@ impl Manifest {
     }
 }
 
-fn bounded(
-    value: &Option<Spanned<u64>>,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-    what: &str,
-    fail: &impl Fn(Option<Range<usize>>, String, &str) -> ManifestError,
-) -> Result<u64, ManifestError> {
-    let Some(value) = value else {
-        return Ok(default);
+/// The configuration a `[function.NAME]` table gives, defaults filled in.
+fn function_config(function: &RawFunction) -> FunctionConfig {
+    let defaults = FunctionConfig::default();
+    let count = |value: &Option<Spanned<u64>>, default: u32| {
+        value.as_ref().map_or(default, |value| {
+            u32::try_from(*value.get_ref()).unwrap_or(u32::MAX)
+        })
     };
-    if range.contains(value.get_ref()) {
-        Ok(*value.get_ref())
-    } else {
-        Err(fail(
-            Some(value.span()),
-            format!(
-                "{what} is {}, outside {}..={}",
-                value.get_ref(),
-                range.start(),
-                range.end()
-            ),
-            "pick a value inside the range; docs/manifest.md gives the defaults",
-        ))
+    let number = |value: &Option<Spanned<u64>>, default: u64| {
+        value.as_ref().map_or(default, |value| *value.get_ref())
+    };
+    let fraction = |value: &Option<Spanned<f64>>, default: f64| {
+        value.as_ref().map_or(default, |value| *value.get_ref())
+    };
+    FunctionConfig {
+        memory_mb: number(&function.memory_mb, defaults.memory_mb),
+        timeout_ms: number(&function.timeout_ms, defaults.timeout_ms),
+        max_request_bytes: number(&function.max_request_bytes, defaults.max_request_bytes),
+        max_response_bytes: number(&function.max_response_bytes, defaults.max_response_bytes),
+        env: function.env.clone(),
+        allowed_outbound_hosts: function
+            .allowed_outbound_hosts
+            .iter()
+            .map(|entry| entry.get_ref().clone())
+            .collect(),
+        min_instances: count(&function.min_instances, defaults.min_instances),
+        max_instances: count(&function.max_instances, defaults.max_instances),
+        reuse: function.reuse.unwrap_or(defaults.reuse),
+        idle_timeout_s: number(&function.idle_timeout_s, defaults.idle_timeout_s),
+        max_queue: count(&function.max_queue, defaults.max_queue),
+        queue_timeout_ms: number(&function.queue_timeout_ms, defaults.queue_timeout_ms),
+        target_concurrency: fraction(&function.target_concurrency, defaults.target_concurrency),
+        target_utilization: fraction(&function.target_utilization, defaults.target_utilization),
     }
 }
 
-fn pool_settings(
-    name: &str,
+/// Where in the file the key a [`ConfigError`] names was written.
+fn config_error_span(
     function: &RawFunction,
-    fail: &impl Fn(Option<Range<usize>>, String, &str) -> ManifestError,
-) -> Result<PoolSettings, ManifestError> {
-    use crate::pool::defaults as pool;
-    let what = |key: &str| format!("function `{name}`: `{key}`");
-    let count = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
-    let max_instances = count(bounded(
-        &function.max_instances,
-        u64::from(pool::MAX_INSTANCES),
-        1..=u64::from(crate::engine::MAX_POOLED_INSTANCES),
-        &what("max_instances"),
-        fail,
-    )?);
-    let min_instances = count(bounded(
-        &function.min_instances,
-        u64::from(pool::MIN_INSTANCES),
-        0..=u64::from(max_instances),
-        &what("min_instances"),
-        fail,
-    )?);
-    let idle_timeout_s = bounded(
-        &function.idle_timeout_s,
-        pool::IDLE_TIMEOUT_S,
-        1..=7 * 24 * 3600,
-        &what("idle_timeout_s"),
-        fail,
-    )?;
-    let max_queue = count(bounded(
-        &function.max_queue,
-        u64::from(pool::MAX_QUEUE),
-        0..=100_000,
-        &what("max_queue"),
-        fail,
-    )?);
-    let queue_timeout_ms = bounded(
-        &function.queue_timeout_ms,
-        pool::QUEUE_TIMEOUT_MS,
-        0..=defaults::MAX_TIMEOUT_MS,
-        &what("queue_timeout_ms"),
-        fail,
-    )?;
-    let fraction = |value: &Option<Spanned<f64>>, default: f64, max: f64, key: &str| {
-        let Some(value) = value else {
-            return Ok(default);
-        };
-        let number = *value.get_ref();
-        if number > 0.0 && number <= max {
-            Ok(number)
-        } else {
-            Err(fail(
-                Some(value.span()),
-                format!("{} is {number}, outside (0, {max}]", what(key)),
-                "pick a positive value; docs/scaling.md explains the autoscaler",
-            ))
-        }
-    };
-    Ok(PoolSettings {
-        min_instances,
-        max_instances,
-        reuse: function.reuse.unwrap_or(pool::REUSE),
-        idle_timeout: Duration::from_secs(idle_timeout_s),
-        max_queue,
-        queue_timeout: Duration::from_millis(queue_timeout_ms),
-        target_concurrency: fraction(
-            &function.target_concurrency,
-            pool::TARGET_CONCURRENCY,
-            1000.0,
-            "target_concurrency",
-        )?,
-        target_utilization: fraction(
-            &function.target_utilization,
-            pool::TARGET_UTILIZATION,
-            1.0,
-            "target_utilization",
-        )?,
-    })
-}
-
-/// Function names: 1 to 64 of `a-z`, `0-9`, `-`, starting with a letter.
-pub fn is_valid_function_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    error: &crate::registry::ConfigError,
+) -> Option<Range<usize>> {
+    let span = |value: &Option<Spanned<u64>>| value.as_ref().map(Spanned::span);
+    match error.key {
+        "memory_mb" => span(&function.memory_mb),
+        "timeout_ms" => span(&function.timeout_ms),
+        "max_request_bytes" => span(&function.max_request_bytes),
+        "max_response_bytes" => span(&function.max_response_bytes),
+        "min_instances" => span(&function.min_instances),
+        "max_instances" => span(&function.max_instances),
+        "idle_timeout_s" => span(&function.idle_timeout_s),
+        "max_queue" => span(&function.max_queue),
+        "queue_timeout_ms" => span(&function.queue_timeout_ms),
+        "target_concurrency" => function.target_concurrency.as_ref().map(Spanned::span),
+        "target_utilization" => function.target_utilization.as_ref().map(Spanned::span),
+        "allowed_outbound_hosts" => error
+            .index
+            .and_then(|index| function.allowed_outbound_hosts.get(index))
+            .map(Spanned::span),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -502,22 +393,19 @@ function = "echo"
         assert_eq!(manifest.app_name, "demo");
         let hello = &manifest.functions["hello"];
         assert_eq!(hello.source, Path::new("/srv/app/hello.wasm"));
-        assert_eq!(hello.settings.memory_mb, 64);
-        assert_eq!(hello.settings.timeout, Duration::from_millis(1000));
+        assert_eq!(hello.config.memory_mb, 64);
+        assert_eq!(hello.config.timeout_ms, 1000);
         assert_eq!(
-            hello.settings.env,
-            vec![("GREETING".to_string(), "hi".to_string())]
+            hello.config.env,
+            BTreeMap::from([("GREETING".to_string(), "hi".to_string())])
         );
         let echo = &manifest.functions["echo"];
         assert_eq!(echo.source, Path::new("/abs/echo.wasm"));
-        assert_eq!(echo.settings.memory_mb, defaults::MEMORY_MB);
-        assert_eq!(echo.settings.max_request_bytes, defaults::MAX_REQUEST_BYTES);
-        assert!(echo.settings.allowed_outbound_hosts.is_empty());
-        assert_eq!(echo.pool, PoolSettings::default());
-        assert_eq!(hello.pool.min_instances, 1);
-        assert_eq!(hello.pool.max_instances, 4);
-        assert!(!hello.pool.reuse);
-        assert_eq!(hello.pool.idle_timeout, Duration::from_secs(60));
+        assert_eq!(echo.config, FunctionConfig::default());
+        assert_eq!(hello.config.min_instances, 1);
+        assert_eq!(hello.config.max_instances, 4);
+        assert!(!hello.config.reuse);
+        assert_eq!(hello.config.idle_timeout_s, 60);
         assert_eq!(manifest.http_triggers.len(), 2);
         assert_eq!(manifest.http_triggers[1].route, "/echo/...");
     }

@@ -277,6 +277,11 @@ impl Pool {
         drop(discarded);
     }
 
+    /// How many instances are idle, busy and starting, and requests queued.
+    pub fn counts(&self) -> SlotCounts {
+        self.lock().slots.counts()
+    }
+
     /// Stops keeping instances: idle ones are released now, busy ones when
     /// they finish; queued requests are still served.
     pub fn drain(&self) {

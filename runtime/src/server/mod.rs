@@ -1,91 +1,292 @@
-//! Wiring a running Kumo: compile a manifest's functions, start their
-//! pools, build the route table, and serve the gateway until asked to stop.
+//! Wiring a running Kumo: the data directory, the database, the registry
+//! made live, the admin token, and the two listeners (the public function
+//! gateway and the private admin API), served until asked to stop.
 
-use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::engine::{CompileError, ComponentSource, Engine, Function, InvokeError};
+use crate::engine::{Engine, EngineOptions};
+use crate::live::Live;
 use crate::manifest::Manifest;
-use crate::pool::Pool;
-use crate::triggers::http::{FunctionRoutes, Route, RouteTable};
+use crate::registry::{Registry, TriggerSpec};
 
-/// Compiles every function of the manifest, one after the other (wasmtime
-/// already spreads one compilation over all cores), off the async threads.
+/// How to run the service (`kumo up`, `kumo server`, `kumo dev`).
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The function gateway's address.
+    pub listen: String,
+    /// The admin API's address.
+    pub admin_listen: String,
+    /// The admin token; read from or generated into the data directory
+    /// when absent.
+    pub admin_token: Option<String>,
+    /// Where Kumo keeps its state.
+    pub data_dir: PathBuf,
+    /// How long in-flight requests may run on after a stop signal.
+    pub shutdown_timeout: Duration,
+    /// Use the pooling allocator.
+    pub pooling: bool,
+}
+
+/// A server whose state is loaded and whose listeners are bound, not yet
+/// serving.
+pub struct Prepared {
+    /// The live functions.
+    pub live: Arc<Live>,
+    /// The data directory, absolute.
+    pub data_dir: PathBuf,
+    gateway: TcpListener,
+    admin: TcpListener,
+    token: Arc<str>,
+    grace: Duration,
+    started: Instant,
+}
+
+/// The admin token's file in the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Opens the data directory, the database and the registry, loads every
+/// live version (from the compile cache when it can), and binds both
+/// listeners.
 ///
 /// # Errors
 ///
-/// The first [`CompileError`]: it names the function and the file.
-pub async fn compile_functions(
-    engine: &Engine,
-    manifest: &Manifest,
-) -> Result<BTreeMap<String, Arc<Function>>, CompileError> {
-    let mut functions = BTreeMap::new();
+/// A data directory that cannot be created, a database that cannot be
+/// opened, a port in use.
+pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&options.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}; hint: pass a writable --data-dir",
+            options.data_dir.display()
+        )
+    })?;
+    // wasmtime's compile cache wants an absolute path.
+    let data_dir = std::fs::canonicalize(&options.data_dir).with_context(|| {
+        format!(
+            "cannot resolve the data directory {}",
+            options.data_dir.display()
+        )
+    })?;
+    let engine = Engine::new(&EngineOptions {
+        cache_dir: data_dir.join("cache"),
+        pooling: options.pooling,
+    })?;
+    let database = crate::database::open(&data_dir).await?;
+    let registry = Registry::new(database, &data_dir)?;
+    let live = Live::new(engine, registry);
+    live.reload().await.context("cannot load the registry")?;
+    let token = admin_token(&data_dir, options.admin_token.as_deref())?;
+    let gateway = bind(&options.listen, "--listen").await?;
+    let admin = bind(&options.admin_listen, "--admin-listen").await?;
+    Ok(Prepared {
+        live,
+        data_dir,
+        gateway,
+        admin,
+        token: token.into(),
+        grace: options.shutdown_timeout,
+        started,
+    })
+}
+
+async fn bind(address: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.map_err(|error| {
+        anyhow::anyhow!(
+            "cannot listen on {address}: {error}; hint: is another server using that port? pass {flag} 127.0.0.1:0 for any free port"
+        )
+    })
+}
+
+/// The admin token: the one given, else the one stored in the data
+/// directory, else a new one written there (mode 0600) and printed once.
+///
+/// # Errors
+///
+/// Fails when the token file cannot be read or written.
+pub fn admin_token(data_dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
+    if let Some(token) = given.filter(|token| !token.is_empty()) {
+        return Ok(token.to_string());
+    }
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            return Err(anyhow::anyhow!(
+                "cannot read the admin token {}: {error}",
+                path.display()
+            ));
+        }
+    }
+    let token = format!(
+        "kumo_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    write_private(&path, &token)
+        .with_context(|| format!("cannot write the admin token {}", path.display()))?;
+    println!(
+        "kumo: generated an admin token (saved in {}): {token}",
+        path.display()
+    );
+    Ok(token)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+/// What deploying a manifest did, for the CLI to print.
+#[derive(Debug, Default)]
+pub struct ManifestDeploy {
+    /// `(function, version, created)`.
+    pub functions: Vec<(String, u32, bool)>,
+    /// Triggers created.
+    pub triggers_created: usize,
+}
+
+/// Deploys every function of a manifest (a new version only where code or
+/// configuration changed) and makes sure each of its HTTP routes exists
+/// and points where the manifest says.
+///
+/// # Errors
+///
+/// The first function or trigger that cannot be deployed, named.
+pub async fn deploy_manifest(live: &Live, manifest: &Manifest) -> anyhow::Result<ManifestDeploy> {
+    let mut outcome = ManifestDeploy::default();
     for spec in manifest.functions.values() {
-        let engine = engine.clone();
-        let spec = spec.clone();
-        let (function, report) = tokio::task::spawn_blocking(move || {
-            engine.compile_file(
-                ComponentSource {
-                    function: &spec.name,
-                    path: &spec.source,
-                },
-                spec.settings.clone(),
+        let wasm = tokio::fs::read(&spec.source).await.map_err(|error| {
+            anyhow::anyhow!(
+                "function `{}`: cannot read source `{}`: {error}; hint: check the path (relative paths are relative to the manifest), or build the function first (`--build`)",
+                spec.name,
+                spec.source.display()
             )
-        })
-        .await
-        .expect("the compile task does not panic")?;
-        let sha256 = &report.sha256[..12];
-        let millis = report.elapsed.as_secs_f64() * 1000.0;
-        if report.from_cache {
-            tracing::info!(
-                function = %function.name(),
-                %sha256,
-                "loaded function from the compile cache in {millis:.1} ms"
-            );
-        } else {
-            tracing::info!(
-                function = %function.name(),
-                %sha256,
-                wasm_bytes = report.wasm_bytes,
-                "compiled function in {millis:.1} ms"
+        })?;
+        let deployed = live
+            .deploy(
+                &spec.name,
+                &spec.source.display().to_string(),
+                wasm.into(),
+                spec.config.clone(),
+            )
+            .await?;
+        outcome.functions.push((
+            spec.name.clone(),
+            deployed.version.version,
+            deployed.created,
+        ));
+    }
+    let registry = live.registry();
+    let state = registry.load().await?;
+    let mut changed = false;
+    for trigger in &manifest.http_triggers {
+        let wanted = TriggerSpec::Http {
+            route: trigger.route.clone(),
+            function: trigger.function.clone(),
+        };
+        let existing = state.triggers.iter().find(|stored| {
+            matches!(&stored.spec, TriggerSpec::Http { route, .. } if *route == trigger.route)
+        });
+        match existing {
+            Some(stored) if stored.spec == wanted => continue,
+            Some(stored) => registry.delete_trigger(&stored.id).await?,
+            None => {}
+        }
+        registry.create_trigger(wanted).await?;
+        outcome.triggers_created += 1;
+        changed = true;
+    }
+    if changed {
+        live.reload().await?;
+    }
+    Ok(outcome)
+}
+
+impl Prepared {
+    /// The gateway's address.
+    pub fn gateway_address(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.gateway.local_addr()
+    }
+
+    /// The admin API's address.
+    pub fn admin_address(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.admin.local_addr()
+    }
+
+    /// Prints the addresses and routes, then serves the gateway and the
+    /// admin API until Ctrl-C or SIGTERM; pools drain, in-flight requests
+    /// finish (up to the grace period).
+    ///
+    /// # Errors
+    ///
+    /// A listener failure, or requests cut off by the grace period or a
+    /// second signal.
+    pub async fn serve(self) -> anyhow::Result<()> {
+        let shutdown = shutdown_signal().context("cannot listen for SIGTERM and Ctrl-C")?;
+        let snapshot = self.live.snapshot();
+        tracing::info!(
+            functions = snapshot.registry.functions.len(),
+            "ready in {:.0} ms",
+            self.started.elapsed().as_secs_f64() * 1000.0
+        );
+        // The admin line first: scripts wait for the `serving` line.
+        println!("kumo: admin api http://{}", self.admin.local_addr()?);
+        println!("kumo: serving http://{}", self.gateway.local_addr()?);
+        for trigger in &snapshot.registry.triggers {
+            let TriggerSpec::Http { route, function } = &trigger.spec;
+            println!("  {route} -> {function}");
+        }
+        if snapshot.registry.triggers.is_empty() {
+            tracing::warn!(
+                "no HTTP routes yet: every gateway request will be answered 404; hint: `kumo deploy` or POST /v1/triggers"
             );
         }
-        functions.insert(function.name().to_string(), Arc::new(function));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let live = self.live.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            live.drain();
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = receiver.wait_for(|stop| *stop).await;
+        };
+        let gateway = crate::triggers::http::router(self.live.clone());
+        let admin = crate::api::admin::router(crate::api::admin::AdminState {
+            live: self.live.clone(),
+            token: self.token.clone(),
+        });
+        let (gateway, admin) = tokio::join!(
+            serve(self.gateway, gateway, stopped(stop_rx.clone()), self.grace),
+            serve(self.admin, admin, stopped(stop_rx), self.grace),
+        );
+        gateway?;
+        admin?;
+        tracing::info!("stopped");
+        Ok(())
     }
-    Ok(functions)
-}
-
-/// Starts a pool per function and creates its `min_instances`.
-///
-/// # Errors
-///
-/// The function whose provisioned instances cannot be created, and why.
-pub async fn start_pools(
-    manifest: &Manifest,
-    functions: &BTreeMap<String, Arc<Function>>,
-) -> Result<BTreeMap<String, Arc<Pool>>, (String, InvokeError)> {
-    let mut pools = BTreeMap::new();
-    for (name, function) in functions {
-        let settings = manifest.functions[name].pool.clone();
-        let pool = Pool::start(function.clone(), settings);
-        pool.prewarm_min()
-            .await
-            .map_err(|error| (name.clone(), error))?;
-        pools.insert(name.clone(), pool);
-    }
-    Ok(pools)
-}
-
-/// The gateway's routes for a manifest and its pools.
-pub fn route_table(manifest: &Manifest, pools: &BTreeMap<String, Arc<Pool>>) -> FunctionRoutes {
-    RouteTable::new(manifest.http_triggers.iter().map(|trigger| {
-        let route = Route::parse(&trigger.route).expect("the manifest validated its routes");
-        (route, pools[&trigger.function].clone())
-    }))
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then stops
@@ -97,12 +298,11 @@ pub fn route_table(manifest: &Manifest, pools: &BTreeMap<String, Arc<Pool>>) -> 
 /// after `grace` or a second signal (so the process exits non-zero).
 pub async fn serve(
     listener: TcpListener,
-    routes: Arc<FunctionRoutes>,
+    app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = crate::triggers::http::router(routes);
     // Responses stream (headers, then body frames): without TCP_NODELAY,
     // Nagle's algorithm holds the body until the client's delayed ACK,
     // adding ~40 ms to some responses.

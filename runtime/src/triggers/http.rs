@@ -16,7 +16,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::ApiError;
-use crate::pool::Pool;
+use crate::live::Live;
 
 /// The response header carrying the invocation's request id.
 pub const REQUEST_ID_HEADER: &str = "x-kumo-request-id";
@@ -64,9 +64,6 @@ pub struct RouteTable<T> {
     prefixes: Vec<(String, T)>,
 }
 
-/// The gateway's table: routes to function pools.
-pub type FunctionRoutes = RouteTable<Arc<Pool>>;
-
 impl<T> RouteTable<T> {
     /// Builds a table; later duplicates of a route replace earlier ones
     /// (the manifest refuses duplicates before this point).
@@ -104,14 +101,15 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     }
 }
 
-/// The gateway's axum router: every request goes through the route table.
-pub fn router(routes: Arc<FunctionRoutes>) -> Router {
-    Router::new().fallback(handle).with_state(routes)
+/// The gateway's axum router: every request goes through the live route
+/// table.
+pub fn router(live: Arc<Live>) -> Router {
+    Router::new().fallback(handle).with_state(live)
 }
 
-async fn handle(State(routes): State<Arc<FunctionRoutes>>, mut request: Request) -> Response {
+async fn handle(State(live): State<Arc<Live>>, mut request: Request) -> Response {
     let request_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
-    let mut response = match routes.lookup(request.uri().path()) {
+    let mut response = match live.route(request.uri().path()) {
         None => ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -121,7 +119,8 @@ async fn handle(State(routes): State<Arc<FunctionRoutes>>, mut request: Request)
             ),
         )
         .into_response(),
-        Some(pool) => {
+        Some(Err(error)) => ApiError::from(error).into_response(),
+        Some(Ok(pool)) => {
             // wasi:http needs an authority, from the URI (HTTP/2) or the
             // host header; HTTP/1.0 clients may send neither.
             if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST)

@@ -1,0 +1,181 @@
+//! `kumo dev`: `kumo up`, plus a watcher that redeploys a function whenever
+//! its component file changes (and, with `--build`, rebuilds first when a
+//! source file under the manifest's folder changes). A failed build or a
+//! broken component is printed and the previous version keeps serving.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use notify::{RecursiveMode, Watcher};
+
+use super::UpArgs;
+use crate::live::Live;
+use crate::manifest::Manifest;
+
+/// How long the files must be quiet before a change is acted on (editors
+/// and compilers write in several steps).
+const QUIET: Duration = Duration::from_millis(150);
+
+pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let (prepared, manifest) = super::up::start_with_manifest(&args).await?;
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            let _ = events_tx.send(event.paths);
+        }
+    })
+    .map_err(|error| anyhow::anyhow!("cannot watch files: {error}"))?;
+    let watched = watch_list(&manifest, args.build);
+    for (path, mode) in &watched {
+        watcher.watch(path, *mode).map_err(|error| {
+            anyhow::anyhow!(
+                "cannot watch {}: {error}; hint: does the folder exist? build the functions first",
+                path.display()
+            )
+        })?;
+    }
+    println!(
+        "kumo dev: watching {} for changes",
+        watched
+            .iter()
+            .map(|(path, _)| path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let live = prepared.live.clone();
+    let data_dir = prepared.data_dir.clone();
+    let build = args.build;
+    tokio::spawn(async move {
+        redeploy_on_change(live, manifest, build, data_dir, events_rx, watcher).await;
+    });
+    prepared.serve().await
+}
+
+/// The folders to watch: each component's folder, and with `build` the
+/// manifest's folder, recursively.
+fn watch_list(manifest: &Manifest, build: bool) -> Vec<(PathBuf, RecursiveMode)> {
+    let mut folders: BTreeSet<PathBuf> = manifest
+        .functions
+        .values()
+        .filter_map(|spec| spec.source.parent().map(Path::to_path_buf))
+        .collect();
+    let mut list = Vec::new();
+    if build && manifest.functions.values().any(|spec| spec.build.is_some()) {
+        let root = manifest.folder().to_path_buf();
+        folders.retain(|folder| !folder.starts_with(&root));
+        list.push((root, RecursiveMode::Recursive));
+    }
+    list.extend(
+        folders
+            .into_iter()
+            .map(|folder| (folder, RecursiveMode::NonRecursive)),
+    );
+    list
+}
+
+/// Whether a changed path is source code a build would read (not build
+/// output, not Kumo's own data).
+fn is_source_change(path: &Path, data_dir: &Path) -> bool {
+    if path.starts_with(data_dir)
+        || path.components().any(
+            |part| matches!(part, Component::Normal(name) if name == "target" || name == ".git"),
+        )
+    {
+        return false;
+    }
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("");
+    name == "Cargo.toml"
+        || name == "Cargo.lock"
+        || Path::new(name)
+            .extension()
+            .and_then(|extension| extension.to_str())
+            .is_some_and(|extension| matches!(extension, "rs" | "wit" | "toml"))
+}
+
+async fn redeploy_on_change(
+    live: Arc<Live>,
+    manifest: Manifest,
+    build: bool,
+    data_dir: PathBuf,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>,
+    _watcher: notify::RecommendedWatcher,
+) {
+    let sources: BTreeSet<PathBuf> = manifest
+        .functions
+        .values()
+        .map(|spec| std::path::absolute(&spec.source).unwrap_or_else(|_| spec.source.clone()))
+        .collect();
+    while let Some(first) = events.recv().await {
+        // Gather the burst until the files are quiet.
+        let mut changed: Vec<PathBuf> = first;
+        while let Ok(Some(more)) = tokio::time::timeout(QUIET, events.recv()).await {
+            changed.extend(more);
+        }
+        let source_changed = build && changed.iter().any(|path| is_source_change(path, &data_dir));
+        let component_changed = changed.iter().any(|path| sources.contains(path));
+        if !source_changed && !component_changed {
+            continue;
+        }
+        if source_changed {
+            let to_build = manifest.clone();
+            let built =
+                tokio::task::spawn_blocking(move || super::build::run_builds(&to_build)).await;
+            match built {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    println!(
+                        "kumo dev: build failed, still serving the previous versions: {error:#}"
+                    );
+                    continue;
+                }
+                Err(error) => {
+                    println!("kumo dev: build task failed: {error}");
+                    continue;
+                }
+            }
+            // The build rewrote the components; their own events are
+            // handled here, so drop them.
+            while events.try_recv().is_ok() {}
+        }
+        for spec in manifest.functions.values() {
+            let started = Instant::now();
+            let wasm = match tokio::fs::read(&spec.source).await {
+                Ok(wasm) => wasm,
+                Err(error) => {
+                    println!(
+                        "kumo dev: {}: cannot read {}: {error}; still serving the previous version",
+                        spec.name,
+                        spec.source.display()
+                    );
+                    continue;
+                }
+            };
+            match live
+                .deploy(
+                    &spec.name,
+                    &spec.source.display().to_string(),
+                    wasm.into(),
+                    spec.config.clone(),
+                )
+                .await
+            {
+                Ok(deployed) if deployed.created => println!(
+                    "kumo dev: {} redeployed as version {} in {:.0} ms",
+                    spec.name,
+                    deployed.version.version,
+                    started.elapsed().as_secs_f64() * 1000.0
+                ),
+                Ok(_) => {}
+                Err(error) => println!(
+                    "kumo dev: {}: not deployed, still serving the previous version: {error}",
+                    spec.name
+                ),
+            }
+        }
+    }
+}

@@ -221,7 +221,7 @@ async fn shutdown_with_a_long_request(
     };
     signal();
     assert!(tokio::task::block_in_place(
-        || kumo.wait_for_log_line(&["shutting down"])
+        || kumo.wait_for_log_line(&["shutting down the gateway"])
     ));
     if second_signal {
         signal();

@@ -46,6 +46,7 @@ pub struct Prepared {
     token: Arc<str>,
     grace: Duration,
     started: Instant,
+    pooling: bool,
 }
 
 /// The admin token's file in the data directory.
@@ -80,6 +81,7 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
     })?;
     let database = crate::database::open(&data_dir).await?;
     let registry = Registry::new(database, &data_dir)?;
+    let pooling = engine.uses_pooling_allocator();
     let live = Live::new(engine, registry);
     live.reload().await.context("cannot load the registry")?;
     let token = admin_token(&data_dir, options.admin_token.as_deref())?;
@@ -93,6 +95,7 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
         token: token.into(),
         grace: options.shutdown_timeout,
         started,
+        pooling,
     })
 }
 
@@ -248,6 +251,7 @@ impl Prepared {
         let snapshot = self.live.snapshot();
         tracing::info!(
             functions = snapshot.registry.functions.len(),
+            pooling = self.pooling,
             "ready in {:.0} ms",
             self.started.elapsed().as_secs_f64() * 1000.0
         );
@@ -279,8 +283,14 @@ impl Prepared {
             token: self.token.clone(),
         });
         let (gateway, admin) = tokio::join!(
-            serve(self.gateway, gateway, stopped(stop_rx.clone()), self.grace),
-            serve(self.admin, admin, stopped(stop_rx), self.grace),
+            serve(
+                "gateway",
+                self.gateway,
+                gateway,
+                stopped(stop_rx.clone()),
+                self.grace
+            ),
+            serve("admin api", self.admin, admin, stopped(stop_rx), self.grace),
         );
         gateway?;
         admin?;
@@ -289,7 +299,8 @@ impl Prepared {
     }
 }
 
-/// Serves the gateway on `listener` until `shutdown` resolves, then stops
+/// Serves `app` (the gateway or the admin API, named by `what` in the
+/// log) on `listener` until `shutdown` resolves, then stops
 /// accepting, lets in-flight requests finish for up to `grace`, and returns.
 ///
 /// # Errors
@@ -297,12 +308,14 @@ impl Prepared {
 /// Fails when the listener fails, and when requests were still running
 /// after `grace` or a second signal (so the process exits non-zero).
 pub async fn serve(
+    what: &'static str,
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    type SecondSignal = Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>;
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<SecondSignal>();
     // Responses stream (headers, then body frames): without TCP_NODELAY,
     // Nagle's algorithm holds the body until the client's delayed ACK,
     // adding ~40 ms to some responses.
@@ -313,18 +326,23 @@ pub async fn serve(
     });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
-        tracing::info!("shutting down: no new connections; finishing in-flight requests");
-        let _ = stopping_tx.send(());
+        // Listen for a second signal before saying we are stopping, so a
+        // signal sent right after that line is never missed.
+        let again: SecondSignal = shutdown_signal()
+            .ok()
+            .map(|signal| Box::pin(signal) as std::pin::Pin<Box<_>>);
+        tracing::info!(
+            "shutting down the {what}: no new connections; finishing in-flight requests"
+        );
+        let _ = stopping_tx.send(again);
     });
     // Once shutdown began: the grace period, or a second Ctrl-C/SIGTERM,
     // ends the wait for in-flight requests.
     let forced = async move {
-        if stopping_rx.await.is_err() {
-            return std::future::pending::<Forced>().await;
-        }
-        let again = match shutdown_signal() {
-            Ok(signal) => signal,
-            Err(_) => {
+        let again = match stopping_rx.await {
+            Err(_) => return std::future::pending::<Forced>().await,
+            Ok(Some(signal)) => signal,
+            Ok(None) => {
                 tokio::time::sleep(grace).await;
                 return Forced::GraceOver;
             }

@@ -217,6 +217,34 @@ async fn deploy_list_show_route_invoke_and_delete() {
     let (status, body) = call(&kumo, Method::POST, "/v1/functions/nope/invoke", None).await;
     assert_eq!((status, error_code(&body)), (404, "not_found"));
 
+    // Deleting a trigger takes its route away at once.
+    let echo_trigger = triggers["triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["route"] == "/echo/...")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = call(
+        &kumo,
+        Method::DELETE,
+        &format!("/v1/triggers/{echo_trigger}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        client()
+            .post(kumo.url("/echo/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
     // Deleting a function a trigger points at needs force.
     let (status, body) = call(&kumo, Method::DELETE, "/v1/functions/hello", None).await;
     assert_eq!((status, error_code(&body)), (409, "conflict"));

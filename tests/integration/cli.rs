@@ -200,6 +200,13 @@ async fn functions_alias_invoke_and_triggers_verbs() {
         unknown.stderr
     );
 
+    let canary = kumo.cli(&["alias", "set", "hello", "canary", "2", "-o", "json"]);
+    let canary: Value = serde_json::from_str(&canary.stdout).unwrap();
+    assert_eq!(canary["versions"][0]["version"], 2);
+    let deleted = kumo.cli(&["alias", "delete", "hello", "canary"]);
+    assert!(deleted.status.success(), "{deleted:#?}");
+    assert_eq!(deleted.stdout.trim(), "deleted alias hello:canary");
+
     let triggers = kumo.cli(&["triggers", "list"]);
     assert!(triggers.status.success());
     assert!(

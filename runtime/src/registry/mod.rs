@@ -286,6 +286,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub struct Registry {
     database: Database,
     artifacts: PathBuf,
+    /// Changes check the state, then write: one at a time, so two deploys
+    /// never take the same version number and a check is never stale.
+    writes: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Registry {
@@ -302,6 +305,7 @@ impl Registry {
         Ok(Self {
             database,
             artifacts,
+            writes: Default::default(),
         })
     }
 
@@ -444,13 +448,14 @@ impl Registry {
         wasm_bytes: u64,
         config: &FunctionConfig,
     ) -> Result<(Version, bool), RegistryError> {
+        let _one_change_at_a_time = self.writes.lock().await;
         check_function_name(function)?;
         let config_json = config.canonical_json();
         let mut transaction = self.database.begin().await?;
         // Like Lambda's PublishVersion: only the newest version counts as
         // "the same", so redeploying older code makes it current again.
         let latest = sqlx::query(
-            "SELECT number, sha256, config, created_at FROM versions WHERE function = ? ORDER BY number DESC LIMIT 1",
+            "SELECT number, sha256, config, created_at FROM versions WHERE function = $1 ORDER BY number DESC LIMIT 1",
         )
         .bind(function)
         .fetch_optional(&mut *transaction)
@@ -473,20 +478,20 @@ impl Registry {
             ));
         }
         let created_at = now();
-        sqlx::query("INSERT OR IGNORE INTO functions (name, created_at) VALUES (?, ?)")
+        sqlx::query("INSERT INTO functions (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(function)
             .bind(&created_at)
             .execute(&mut *transaction)
             .await?;
         let next: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(number), 0) + 1 AS next FROM versions WHERE function = ?",
+            "SELECT COALESCE(MAX(number), 0) + 1 AS next FROM versions WHERE function = $1",
         )
         .bind(function)
         .fetch_one(&mut *transaction)
         .await?
         .get("next");
         sqlx::query(
-            "INSERT INTO versions (function, number, sha256, wasm_bytes, config, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO versions (function, number, sha256, wasm_bytes, config, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(function)
         .bind(next)
@@ -522,6 +527,7 @@ impl Registry {
         name: &str,
         force: bool,
     ) -> Result<Vec<Trigger>, RegistryError> {
+        let _one_change_at_a_time = self.writes.lock().await;
         let state = self.load().await?;
         if !state.functions.contains_key(name) {
             return Err(unknown_function(name, &state));
@@ -544,12 +550,12 @@ impl Registry {
         }
         let mut transaction = self.database.begin().await?;
         for trigger in &pointing {
-            sqlx::query("DELETE FROM triggers WHERE id = ?")
+            sqlx::query("DELETE FROM triggers WHERE id = $1")
                 .bind(&trigger.id)
                 .execute(&mut *transaction)
                 .await?;
         }
-        sqlx::query("DELETE FROM functions WHERE name = ?")
+        sqlx::query("DELETE FROM functions WHERE name = $1")
             .bind(name)
             .execute(&mut *transaction)
             .await?;
@@ -569,6 +575,7 @@ impl Registry {
         alias: &str,
         versions: &[WeightedVersion],
     ) -> Result<Alias, RegistryError> {
+        let _one_change_at_a_time = self.writes.lock().await;
         check_alias_name(alias)?;
         let state = self.load().await?;
         let record = state
@@ -588,7 +595,7 @@ impl Registry {
         let updated_at = now();
         let routing = serde_json::to_string(versions).expect("weights serialize");
         sqlx::query(
-            "INSERT INTO aliases (function, name, routing, updated_at) VALUES (?, ?, ?, ?) \
+            "INSERT INTO aliases (function, name, routing, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (function, name) DO UPDATE SET routing = excluded.routing, updated_at = excluded.updated_at",
         )
         .bind(function)
@@ -610,6 +617,7 @@ impl Registry {
     ///
     /// [`RegistryError::NotFound`], [`RegistryError::Conflict`].
     pub async fn delete_alias(&self, function: &str, alias: &str) -> Result<(), RegistryError> {
+        let _one_change_at_a_time = self.writes.lock().await;
         let state = self.load().await?;
         let record = state
             .functions
@@ -631,7 +639,7 @@ impl Registry {
                 trigger.id
             )));
         }
-        sqlx::query("DELETE FROM aliases WHERE function = ? AND name = ?")
+        sqlx::query("DELETE FROM aliases WHERE function = $1 AND name = $2")
             .bind(function)
             .bind(alias)
             .execute(&self.database)
@@ -647,6 +655,7 @@ impl Registry {
     /// [`RegistryError::Invalid`], [`RegistryError::NotFound`] (the target),
     /// [`RegistryError::Conflict`] (the route is taken).
     pub async fn create_trigger(&self, spec: TriggerSpec) -> Result<Trigger, RegistryError> {
+        let _one_change_at_a_time = self.writes.lock().await;
         let state = self.load().await?;
         check_target(&state, spec.function())?;
         match &spec {
@@ -673,7 +682,7 @@ impl Registry {
             created_at: now(),
         };
         sqlx::query(
-            "INSERT INTO triggers (id, kind, target, config, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO triggers (id, kind, target, config, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&trigger.id)
         .bind(trigger.spec.kind())
@@ -691,7 +700,8 @@ impl Registry {
     ///
     /// [`RegistryError::NotFound`].
     pub async fn delete_trigger(&self, id: &str) -> Result<(), RegistryError> {
-        let deleted = sqlx::query("DELETE FROM triggers WHERE id = ?")
+        let _one_change_at_a_time = self.writes.lock().await;
+        let deleted = sqlx::query("DELETE FROM triggers WHERE id = $1")
             .bind(id)
             .execute(&self.database)
             .await?

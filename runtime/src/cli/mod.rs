@@ -47,6 +47,10 @@ struct UpArgs {
     /// Allocate instances on demand instead of from the pooling allocator.
     #[arg(long)]
     no_pooling: bool,
+    /// Keep no invocation records (no billing, no REPORT lines); for
+    /// measuring metering's cost.
+    #[arg(long, env = "KUMO_NO_METERING")]
+    no_metering: bool,
 }
 
 /// Runs the command line; the process exits with the returned code.

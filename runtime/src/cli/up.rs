@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use super::UpArgs;
 use crate::engine::{Engine, EngineOptions};
 use crate::manifest::Manifest;
+use crate::metering::{self, GuestLogStore, Meter, MeterOptions};
 use crate::server;
 
 pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -40,12 +41,23 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
             args.data_dir.display()
         )
     })?;
+    // Metering, guest logs and metrics (the admin API serves the last two).
+    let guest_logs = GuestLogStore::new();
+    let _metrics = metering::metrics::install_recorder()?;
+    let (meter, meter_task) = if args.no_metering {
+        (Meter::disabled(), None)
+    } else {
+        let database = crate::database::open(&data_dir).await?;
+        let (meter, task) = Meter::start(database, MeterOptions::default());
+        (meter, Some(task))
+    };
     let engine = Engine::new(&EngineOptions {
         cache_dir: data_dir.join("cache"),
         pooling: !args.no_pooling,
+        guest_log_sink: Some(guest_logs.sink()),
     })?;
     let functions = server::compile_functions(&engine, &manifest).await?;
-    let pools = server::start_pools(&manifest, &functions)
+    let pools = server::start_pools(&manifest, &functions, &meter)
         .await
         .map_err(|(function, error)| {
             anyhow::anyhow!("function `{function}`: cannot create its min_instances: {error}")
@@ -81,13 +93,23 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
             pool.drain();
         }
     };
-    server::serve(
+    let served = server::serve(
         listener,
         routes,
         shutdown,
         Duration::from_millis(args.shutdown_timeout_ms),
     )
-    .await?;
+    .await;
+    if let Some(task) = meter_task {
+        let stats = task.shutdown().await;
+        tracing::info!(
+            written = stats.written,
+            dropped = stats.dropped,
+            failed = stats.failed,
+            "metering records flushed"
+        );
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::engine::{CompileError, ComponentSource, Engine, Function, InvokeError};
 use crate::manifest::Manifest;
+use crate::metering::Meter;
 use crate::pool::Pool;
 use crate::triggers::http::{FunctionRoutes, Route, RouteTable};
 
@@ -59,7 +60,8 @@ pub async fn compile_functions(
     Ok(functions)
 }
 
-/// Starts a pool per function and creates its `min_instances`.
+/// Starts a pool per function, metered on `meter`, and creates its
+/// `min_instances`.
 ///
 /// # Errors
 ///
@@ -67,11 +69,13 @@ pub async fn compile_functions(
 pub async fn start_pools(
     manifest: &Manifest,
     functions: &BTreeMap<String, Arc<Function>>,
+    meter: &Meter,
 ) -> Result<BTreeMap<String, Arc<Pool>>, (String, InvokeError)> {
     let mut pools = BTreeMap::new();
     for (name, function) in functions {
         let settings = manifest.functions[name].pool.clone();
-        let pool = Pool::start(function.clone(), settings);
+        // A manifest's functions are served as version 1.
+        let pool = Pool::start(function.clone(), 1, settings, meter.clone());
         pool.prewarm_min()
             .await
             .map_err(|error| (name.clone(), error))?;

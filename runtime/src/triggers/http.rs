@@ -16,6 +16,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::ApiError;
+use crate::metering::TriggerKind;
 use crate::pool::Pool;
 
 /// The response header carrying the invocation's request id.
@@ -130,7 +131,10 @@ async fn handle(State(routes): State<Arc<FunctionRoutes>>, mut request: Request)
                     .headers_mut()
                     .insert(header::HOST, HeaderValue::from_static("localhost"));
             }
-            match pool.invoke(request, request_id.clone()).await {
+            match pool
+                .invoke(request, request_id.clone(), TriggerKind::Http)
+                .await
+            {
                 Ok(response) => response.map(Body::new),
                 Err(error) => ApiError::from(error).into_response(),
             }

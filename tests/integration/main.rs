@@ -7,4 +7,5 @@ mod bad_guests;
 mod gateway;
 mod lifecycle;
 mod manifest_errors;
+mod metering;
 mod scaling;

@@ -262,6 +262,41 @@ mod tests {
     }
 
     #[test]
+    fn the_worked_examples_of_docs_billing_md() {
+        // thumbnail, 256 MB: cold 3,210 + 12,345 µs; warm 200 µs; warm
+        // 1.0001 ms; a 429.
+        let billed = [
+            billed_ms(3_210, Some(12_345)),
+            billed_ms(200, None),
+            billed_ms(micros_ceil(Duration::from_nanos(1_000_100)), None),
+            billed_ms(0, None),
+        ];
+        assert_eq!(billed, [16, 1, 2, 0]);
+        let usage = Usage {
+            billable_invocations: 3,
+            mb_ms: billed.iter().map(|&ms| mb_ms(256, ms)).sum(),
+        };
+        assert_eq!(usage.mb_ms, 4_864);
+        assert!(close(gb_seconds(usage.mb_ms), 0.004_75));
+        let charge = charge(usage, &Prices::default(), true);
+        assert!(close(charge.total, 0.000_000_679_166_8), "{charge:?}");
+
+        // A million 100 ms invocations at 128 MB.
+        let usage = Usage {
+            billable_invocations: 1_000_000,
+            mb_ms: 1_000_000 * mb_ms(128, 100),
+        };
+        assert!(close(gb_seconds(usage.mb_ms), 12_500.0));
+        assert!(close(super::charge(usage, &Prices::default(), true).total, 0.408_333_75));
+        let lambda_free_tier = Prices {
+            free_invocations: 1_000_000,
+            free_gb_seconds: 400_000.0,
+            ..Prices::default()
+        };
+        assert_eq!(super::charge(usage, &lambda_free_tier, true).total, 0.0);
+    }
+
+    #[test]
     fn default_prices_are_lambdas() {
         let prices = Prices::default();
         assert_eq!(prices.per_million_invocations, 0.20);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Throughput and latency of the function gateway, in one run:
-#   raw axum (the floor), `hello` with instance reuse, `hello` without.
+#   raw axum (the floor), `hello` with instance reuse, `hello` without, and
+#   `hello` with reuse on a server started with --no-metering (metering's
+#   cost: every invocation record, REPORT line and invocation metric).
 # Each server is pinned to CPU 0 and wrk to CPU 1, on loopback, at 1, 16
 # and 64 connections. Needs `wrk` and `taskset` (Debian: wrk, util-linux).
 #
@@ -101,8 +103,16 @@ run_series "kumo hello reuse" "$SERVER_URL/reuse"
 run_series "kumo hello no-reuse" "$SERVER_URL/fresh"
 stop_server
 
+start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --data-dir "$WORK/data-off" --no-metering
+run_series "kumo hello no-metering" "$SERVER_URL/reuse"
+stop_server
+
 echo
 for c in "${CONNECTIONS[@]}"; do
   awk -v raw="${RPS["raw axum/$c"]}" -v reuse="${RPS["kumo hello reuse/$c"]}" -v fresh="${RPS["kumo hello no-reuse/$c"]}" -v c="$c" \
     'BEGIN { printf "at %2d connections: reuse = %5.1f%% of raw axum, no-reuse = %5.1f%%\n", c, 100*reuse/raw, 100*fresh/raw }'
+done
+for c in "${CONNECTIONS[@]}"; do
+  awk -v on="${RPS["kumo hello reuse/$c"]}" -v off="${RPS["kumo hello no-metering/$c"]}" -v c="$c" \
+    'BEGIN { printf "at %2d connections: metering on = %5.1f%% of metering off\n", c, 100*on/off }'
 done

@@ -5,7 +5,8 @@
 //! (or creates one, or queues it, or pushes back with 429), and the
 //! [`engine`] runs it under the function's limits. [`manifest`] reads
 //! `kumo.toml`, [`server`] wires a running process together, and [`cli`] is
-//! the `kumo` command. See `ARCHITECTURE.md` for the map.
+//! the `kumo` command. [`metering`] records every invocation for billing,
+//! logs and metrics. See `ARCHITECTURE.md` for the map.
 
 pub mod api;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod engine;
 pub mod events;
 pub mod live;
 pub mod manifest;
+pub mod metering;
 pub mod pool;
 pub mod registry;
 pub mod server;

@@ -10,4 +10,5 @@ mod deploys;
 mod gateway;
 mod lifecycle;
 mod manifest_errors;
+mod metering;
 mod scaling;

@@ -73,6 +73,10 @@ struct ServeArgs {
     /// Allocate instances on demand instead of from the pooling allocator.
     #[arg(long)]
     no_pooling: bool,
+    /// Keep no invocation records (no billing, no REPORT lines); for
+    /// measuring metering's cost.
+    #[arg(long, env = "KUMO_NO_METERING")]
+    no_metering: bool,
 }
 
 impl ServeArgs {
@@ -84,6 +88,7 @@ impl ServeArgs {
             data_dir: self.data_dir.clone(),
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             pooling: !self.no_pooling,
+            metering: !self.no_metering,
         }
     }
 }

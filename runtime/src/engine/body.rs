@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -43,23 +43,34 @@ where
     });
 }
 
+/// What became of a request body, shared between the body (which the
+/// guest reads) and the invocation.
+#[derive(Default)]
+pub(super) struct RequestTally {
+    /// Set when the body passed its limit.
+    pub(super) overflowed: AtomicBool,
+    /// Body bytes handed to the guest so far.
+    pub(super) bytes_read: AtomicU64,
+}
+
 /// A request body that fails once more than `limit` bytes arrived, flags
 /// it, and drains the rest in the background.
 pub(super) struct LimitedRequestBody<B> {
     inner: Option<Pin<Box<B>>>,
     seen: u64,
     limit: u64,
-    overflowed: Arc<AtomicBool>,
+    tally: Arc<RequestTally>,
 }
 
 impl<B> LimitedRequestBody<B> {
-    /// Limits `body` to `limit` bytes; `overflowed` is set when it passes.
-    pub(super) fn new(body: B, limit: u64, overflowed: Arc<AtomicBool>) -> Self {
+    /// Limits `body` to `limit` bytes; `tally` counts what the guest reads
+    /// and is flagged when the body passes the limit.
+    pub(super) fn new(body: B, limit: u64, tally: Arc<RequestTally>) -> Self {
         Self {
             inner: Some(Box::pin(body)),
             seen: 0,
             limit,
-            overflowed,
+            tally,
         }
     }
 }
@@ -85,12 +96,15 @@ where
                 if let Some(data) = frame.data_ref() {
                     this.seen += data.len() as u64;
                     if this.seen > this.limit {
-                        this.overflowed.store(true, Ordering::Relaxed);
+                        this.tally.overflowed.store(true, Ordering::Relaxed);
                         if let Some(rest) = this.inner.take() {
                             drain_in_background(rest);
                         }
                         return Poll::Ready(Some(Err(too_large)));
                     }
+                    this.tally
+                        .bytes_read
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -144,6 +158,10 @@ pub struct ResponseBody {
     request_id: Arc<str>,
     /// Stops the guest if it is still writing when the body is cut off.
     guest: Option<tokio::task::AbortHandle>,
+    /// Body bytes handed to the caller so far.
+    sent: u64,
+    /// Called with `sent` when the body is dropped (see [`ResponseBody::when_done`]).
+    on_done: Option<Box<dyn FnOnce(u64) + Send + Sync>>,
 }
 
 /// Why a response body stream ended early.
@@ -183,9 +201,19 @@ impl ResponseBody {
             function,
             request_id,
             guest,
+            sent: 0,
+            on_done: None,
         };
         body.take_ready_frames();
         body
+    }
+
+    /// Calls `done` once with the number of body bytes handed to the caller
+    /// (the server, which writes them to the client), when the body is
+    /// finished or dropped: complete, cut off, or abandoned by a client
+    /// that went away. A second call replaces the first callback.
+    pub fn when_done(&mut self, done: impl FnOnce(u64) + Send + Sync + 'static) {
+        self.on_done = Some(Box::new(done));
     }
 
     /// Moves the frames available right now into `ready`, without waiting.
@@ -257,6 +285,22 @@ impl ResponseBody {
     }
 }
 
+impl ResponseBody {
+    fn count_sent(&mut self, frame: &Result<Frame<Bytes>, ResponseBodyError>) {
+        if let Some(data) = frame.as_ref().ok().and_then(Frame::data_ref) {
+            self.sent += data.len() as u64;
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(done) = self.on_done.take() {
+            done(self.sent);
+        }
+    }
+}
+
 impl Body for ResponseBody {
     type Data = Bytes;
     type Error = ResponseBodyError;
@@ -267,6 +311,7 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
         let this = &mut *self;
         if let Some(frame) = this.ready.pop_front() {
+            this.count_sent(&frame);
             return Poll::Ready(Some(frame));
         }
         let Some(inner) = this.inner.as_mut() else {
@@ -278,6 +323,7 @@ impl Body for ResponseBody {
                 if frame.is_err() {
                     this.inner = None;
                 }
+                this.count_sent(&frame);
                 Poll::Ready(Some(frame))
             }
             Poll::Ready(None) => match this.poll_guest_finished(cx) {

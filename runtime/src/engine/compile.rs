@@ -194,7 +194,12 @@ impl Engine {
             from_cache,
             elapsed: started.elapsed(),
         };
-        let function = Function::new(Arc::from(source.function), pre, settings);
+        let function = Function::new(
+            Arc::from(source.function),
+            pre,
+            settings,
+            self.inner.guest_log_sink.clone(),
+        );
         Ok((function, report))
     }
 }

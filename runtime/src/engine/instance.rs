@@ -1,6 +1,8 @@
 //! What lives inside one wasmtime `Store`: the WASI and `wasi:http` contexts,
-//! the memory limiter, and the guest's stdout/stderr routed to `tracing`.
+//! the memory limiter, and the guest's stdout/stderr routed to `tracing` (and
+//! to the engine's [`GuestLogSink`], when one is set).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -59,7 +61,7 @@ impl InstanceState {
             outbound,
             memory: MemoryLimiter {
                 limit_bytes: memory_limit_bytes,
-                peak_bytes: 0,
+                peak: PeakMemory::default(),
                 limit_hit: false,
             },
         }
@@ -90,9 +92,26 @@ impl WasiHttpView for InstanceState {
 pub(super) struct MemoryLimiter {
     limit_bytes: usize,
     /// Total linear memory across the instance's memories, at its highest.
-    pub(super) peak_bytes: usize,
+    pub(super) peak: PeakMemory,
     /// Set when a growth was refused because of the limit.
     pub(super) limit_hit: bool,
+}
+
+/// An instance's linear-memory high-water mark in bytes, readable from
+/// outside the `Store` (an invocation's end reads it even when the guest's
+/// task was dropped). Linear memory never shrinks, so this is also the
+/// instance's memory size.
+#[derive(Clone, Default)]
+pub(super) struct PeakMemory(Arc<AtomicUsize>);
+
+impl PeakMemory {
+    pub(super) fn bytes(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn raise_to(&self, bytes: usize) {
+        self.0.fetch_max(bytes, Ordering::Relaxed);
+    }
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
@@ -102,7 +121,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let total = self.peak_bytes.saturating_sub(current) + desired;
+        let total = self.peak.bytes().saturating_sub(current) + desired;
         if total > self.limit_bytes {
             self.limit_hit = true;
             // An error (rather than `Ok(false)`) traps the guest right here:
@@ -114,7 +133,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
                 total.div_ceil(1 << 20)
             );
         }
-        self.peak_bytes = self.peak_bytes.max(total);
+        self.peak.raise_to(total);
         Ok(true)
     }
 
@@ -132,18 +151,61 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 }
 
 /// Which of the guest's output streams a line came from.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum GuestStream {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestStream {
+    /// The guest's stdout.
     Stdout,
+    /// The guest's stderr.
     Stderr,
 }
 
 impl GuestStream {
-    fn as_str(self) -> &'static str {
+    /// `stdout` or `stderr`.
+    pub fn as_str(self) -> &'static str {
         match self {
             GuestStream::Stdout => "stdout",
             GuestStream::Stderr => "stderr",
         }
+    }
+}
+
+/// One line a guest wrote, as handed to a [`GuestLogSink`].
+#[derive(Debug, Clone)]
+pub struct GuestLogLine {
+    /// The function whose instance wrote it.
+    pub function: Arc<str>,
+    /// The request the instance was serving (empty during a pre-warm).
+    pub request_id: Arc<str>,
+    /// Where it was written.
+    pub stream: GuestStream,
+    /// The level word it started with (`info` when none).
+    pub level: tracing::Level,
+    /// The line, without its level word and newline.
+    pub text: String,
+}
+
+/// Where guest output lines go besides `tracing`: a callback set once per
+/// engine ([`super::EngineOptions::guest_log_sink`]). It runs on the
+/// guest's thread while the guest writes, so it must be quick and never
+/// block (push to a bounded buffer, send on a channel).
+#[derive(Clone)]
+pub struct GuestLogSink(Arc<dyn Fn(GuestLogLine) + Send + Sync>);
+
+impl GuestLogSink {
+    /// A sink calling `sink` with each line.
+    pub fn new(sink: impl Fn(GuestLogLine) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(sink))
+    }
+
+    /// Hands `line` to the sink.
+    pub fn call(&self, line: GuestLogLine) {
+        (self.0)(line);
+    }
+}
+
+impl std::fmt::Debug for GuestLogSink {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("GuestLogSink")
     }
 }
 
@@ -153,6 +215,7 @@ pub(super) struct GuestLog {
     pub(super) function: Arc<str>,
     pub(super) current_request: CurrentRequest,
     pub(super) stream: GuestStream,
+    pub(super) sink: Option<GuestLogSink>,
 }
 
 impl IsTerminal for GuestLog {
@@ -167,6 +230,7 @@ impl StdoutStream for GuestLog {
             function: self.function.clone(),
             current_request: self.current_request.clone(),
             stream: self.stream,
+            sink: self.sink.clone(),
             pending: Vec::new(),
             continued_level: None,
         })
@@ -185,6 +249,7 @@ struct GuestLogWriter {
     function: Arc<str>,
     current_request: CurrentRequest,
     stream: GuestStream,
+    sink: Option<GuestLogSink>,
     pending: Vec<u8>,
     /// The level of a long line already partly emitted: its later pieces
     /// keep it.
@@ -223,6 +288,15 @@ impl GuestLogWriter {
     fn emit(&self, level: tracing::Level, message: &str) {
         let function = &*self.function;
         let request_id = self.current_request.get();
+        if let Some(sink) = &self.sink {
+            sink.call(GuestLogLine {
+                function: self.function.clone(),
+                request_id: request_id.clone(),
+                stream: self.stream,
+                level,
+                text: message.to_string(),
+            });
+        }
         let stream = self.stream.as_str();
         match level {
             tracing::Level::ERROR => {
@@ -342,13 +416,13 @@ mod tests {
         use wasmtime::ResourceLimiter;
         let mut limiter = MemoryLimiter {
             limit_bytes: 10 << 20,
-            peak_bytes: 0,
+            peak: PeakMemory::default(),
             limit_hit: false,
         };
         assert!(limiter.memory_growing(0, 4 << 20, None).unwrap());
-        assert_eq!(limiter.peak_bytes, 4 << 20);
+        assert_eq!(limiter.peak.bytes(), 4 << 20);
         assert!(limiter.memory_growing(4 << 20, 8 << 20, None).unwrap());
-        assert_eq!(limiter.peak_bytes, 8 << 20);
+        assert_eq!(limiter.peak.bytes(), 8 << 20);
         assert!(!limiter.limit_hit);
         let error = limiter.memory_growing(8 << 20, 11 << 20, None).unwrap_err();
         assert!(
@@ -356,6 +430,6 @@ mod tests {
             "{error}"
         );
         assert!(limiter.limit_hit);
-        assert_eq!(limiter.peak_bytes, 8 << 20);
+        assert_eq!(limiter.peak.bytes(), 8 << 20);
     }
 }

@@ -3,7 +3,7 @@
 //! function's limits, and a guest failure turned into an [`InvokeError`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,8 +16,12 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 
-use super::body::{LimitedRequestBody, ResponseBody, declared_length, drain_in_background};
-use super::instance::{CurrentRequest, GuestLog, GuestStream, InstanceState};
+use super::body::{
+    LimitedRequestBody, RequestTally, ResponseBody, declared_length, drain_in_background,
+};
+use super::instance::{
+    CurrentRequest, GuestLog, GuestLogSink, GuestStream, InstanceState, PeakMemory,
+};
 use super::outbound::{OutboundPolicy, OutboundRule};
 
 /// Per-function limits and environment, fixed when the function is compiled.
@@ -44,6 +48,7 @@ pub struct Function {
     name: Arc<str>,
     pre: ProxyPre<InstanceState>,
     settings: FunctionSettings,
+    log_sink: Option<GuestLogSink>,
 }
 
 /// One instance of a function: a wasmtime `Store` and, once instantiated,
@@ -154,7 +159,9 @@ pub enum InvokeError {
 }
 
 /// How an invocation ended, handed to the `on_exit` callback of
-/// [`Function::invoke`] exactly once.
+/// [`Function::invoke`] exactly once, when the guest stopped running (which
+/// may be before or after the caller finished reading the response body;
+/// the body's own count comes from [`ResponseBody::when_done`]).
 pub struct InvocationEnd {
     /// `Ok` when the guest's handler returned normally.
     pub result: Result<(), InvokeError>,
@@ -163,31 +170,59 @@ pub struct InvocationEnd {
     pub instance: Option<Instance>,
     /// How long instantiation took, on a cold start.
     pub init: Option<Duration>,
+    /// How long the guest ran for this request, instantiation excluded
+    /// (from the start of its run to its exit, streaming included); zero
+    /// when it never started (the request was refused first).
+    pub duration: Duration,
+    /// The instance's linear memory at its highest so far, in bytes. Linear
+    /// memory never shrinks, so for a reused instance this is its peak over
+    /// every request it served, as a process's max RSS would be.
+    pub peak_memory_bytes: u64,
+    /// Request body bytes the guest read.
+    pub request_bytes: u64,
 }
 
 /// Calls `on_exit` exactly once: with the real end, or, if the guest's
-/// task is dropped first (aborted), with [`InvokeError::Cancelled`].
+/// task is dropped first (aborted), with [`InvokeError::Cancelled`]. It
+/// measures what every end reports (duration, peak memory, bytes read).
 struct ExitGuard {
     on_exit: Option<Box<dyn FnOnce(InvocationEnd) + Send>>,
+    peak: PeakMemory,
+    request: Option<Arc<RequestTally>>,
+    /// When the guest's run began; `None` until then.
+    started: Option<Instant>,
+    init: Option<Duration>,
 }
 
 impl ExitGuard {
-    fn finish(mut self, end: InvocationEnd) {
-        if let Some(on_exit) = self.on_exit.take() {
-            on_exit(end);
-        }
+    fn finish(mut self, result: Result<(), InvokeError>, instance: Option<Instance>) {
+        self.call(result, instance);
+    }
+
+    fn call(&mut self, result: Result<(), InvokeError>, instance: Option<Instance>) {
+        let Some(on_exit) = self.on_exit.take() else {
+            return;
+        };
+        let ran = self
+            .started
+            .map_or(Duration::ZERO, |started| started.elapsed());
+        on_exit(InvocationEnd {
+            result,
+            instance,
+            init: self.init,
+            duration: ran.saturating_sub(self.init.unwrap_or_default()),
+            peak_memory_bytes: self.peak.bytes() as u64,
+            request_bytes: self
+                .request
+                .as_ref()
+                .map_or(0, |tally| tally.bytes_read.load(Ordering::Relaxed)),
+        });
     }
 }
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
-        if let Some(on_exit) = self.on_exit.take() {
-            on_exit(InvocationEnd {
-                result: Err(InvokeError::Cancelled),
-                instance: None,
-                init: None,
-            });
-        }
+        self.call(Err(InvokeError::Cancelled), None);
     }
 }
 
@@ -196,17 +231,24 @@ impl Function {
         name: Arc<str>,
         pre: ProxyPre<InstanceState>,
         settings: FunctionSettings,
+        log_sink: Option<GuestLogSink>,
     ) -> Self {
         Self {
             name,
             pre,
             settings,
+            log_sink,
         }
     }
 
     /// The function's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Its limits and environment.
+    pub fn settings(&self) -> &FunctionSettings {
+        &self.settings
     }
 
     /// A new instance: its `Store` is ready; the component itself is
@@ -222,11 +264,13 @@ impl Function {
                 function: self.name.clone(),
                 current_request: current_request.clone(),
                 stream: GuestStream::Stdout,
+                sink: self.log_sink.clone(),
             })
             .stderr(GuestLog {
                 function: self.name.clone(),
                 current_request: current_request.clone(),
                 stream: GuestStream::Stderr,
+                sink: self.log_sink.clone(),
             });
         let outbound = OutboundPolicy {
             rules: self.settings.allowed_outbound_hosts.clone(),
@@ -303,8 +347,12 @@ impl Function {
     where
         B: Body<Data = Bytes> + Send + 'static,
     {
-        let exit = ExitGuard {
+        let mut exit = ExitGuard {
             on_exit: Some(Box::new(on_exit)),
+            peak: instance.store.data().memory.peak.clone(),
+            request: None,
+            started: None,
+            init: None,
         };
         let request_limit = self.settings.max_request_bytes;
         if declared_length(request.headers()).is_some_and(|length| length > request_limit) {
@@ -317,16 +365,13 @@ impl Function {
                 limit: request_limit,
             };
             // The instance never ran: it is as good as it was.
-            exit.finish(InvocationEnd {
-                result: Err(error.clone()),
-                instance: Some(instance),
-                init: None,
-            });
+            exit.finish(Err(error.clone()), Some(instance));
             return Err(error);
         }
-        let request_overflowed = Arc::new(AtomicBool::new(false));
-        let request = request
-            .map(|body| LimitedRequestBody::new(body, request_limit, request_overflowed.clone()));
+        let request_tally = Arc::new(RequestTally::default());
+        exit.request = Some(request_tally.clone());
+        let request =
+            request.map(|body| LimitedRequestBody::new(body, request_limit, request_tally.clone()));
 
         let deadline = Instant::now() + self.settings.timeout;
         instance
@@ -349,11 +394,7 @@ impl Function {
                         message: format!("{error:#}"),
                     };
                     tracing::debug!(function = %self.name, %request_id, "{error}");
-                    exit.finish(InvocationEnd {
-                        result: Err(error.clone()),
-                        instance: None,
-                        init: None,
-                    });
+                    exit.finish(Err(error.clone()), None);
                     return Err(error);
                 }
             }
@@ -367,13 +408,14 @@ impl Function {
         // end with an error, not look complete.
         let (finished_sender, finished) = oneshot::channel::<bool>();
         let mut guest_run = Box::pin(async move {
-            let mut init = None;
+            let mut exit = exit;
+            exit.started = Some(Instant::now());
             let mut phase = Phase::Instantiating;
             let result = tokio::time::timeout_at(deadline, async {
                 if instance.proxy.is_none() {
                     let started = Instant::now();
                     instance.proxy = Some(pre.instantiate_async(&mut instance.store).await?);
-                    init = Some(started.elapsed());
+                    exit.init = Some(started.elapsed());
                 }
                 phase = Phase::Handling;
                 let proxy = instance.proxy.as_ref().expect("instantiated just above");
@@ -386,19 +428,11 @@ impl Function {
             let exit_kind = classify_exit(result, instance.store.data(), settings, phase);
             let _ = finished_sender.send(matches!(exit_kind, GuestExit::Completed));
             match &exit_kind {
-                GuestExit::Completed => exit.finish(InvocationEnd {
-                    result: Ok(()),
-                    instance: Some(instance),
-                    init,
-                }),
+                GuestExit::Completed => exit.finish(Ok(()), Some(instance)),
                 GuestExit::Failed(error) => {
                     let (function, request_id) = &log_context;
                     tracing::warn!(function = %function, request_id = %request_id, "{error}");
-                    exit.finish(InvocationEnd {
-                        result: Err(error.clone()),
-                        instance: None,
-                        init,
-                    });
+                    exit.finish(Err(error.clone()), None);
                 }
             }
             exit_kind
@@ -414,7 +448,7 @@ impl Function {
             exit = &mut guest_run => (receiver.await, GuestTask::Exited(exit)),
             answer = &mut receiver => (answer, GuestTask::Running(tokio::spawn(guest_run))),
         };
-        if request_overflowed.load(Ordering::Relaxed) {
+        if request_tally.overflowed.load(Ordering::Relaxed) {
             // Whatever the guest did after its body read was cut off (an
             // error answer, a trap), the caller's request was at fault.
             guest.abort();

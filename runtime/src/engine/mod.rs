@@ -28,7 +28,7 @@ use wasmtime::{Cache, CacheConfig, Config, InstanceAllocationStrategy, PoolingAl
 
 pub use body::{ResponseBody, ResponseBodyError};
 pub use compile::{CompileError, CompileReport, ComponentSource};
-pub use instance::InstanceState;
+pub use instance::{GuestLogLine, GuestLogSink, GuestStream, InstanceState};
 pub use invoke::{Instance, InvocationEnd, InvokeError};
 pub use outbound::{OutboundRule, OutboundRuleError};
 
@@ -54,6 +54,9 @@ pub struct EngineOptions {
     /// Try the pooling allocator first (falls back to on-demand allocation
     /// with a warning when its virtual memory cannot be reserved).
     pub pooling: bool,
+    /// Where guests' stdout/stderr lines go besides the log; `None` for the
+    /// log only.
+    pub guest_log_sink: Option<GuestLogSink>,
 }
 
 /// The per-process wasmtime engine and linker.
@@ -69,6 +72,7 @@ struct EngineInner {
     linker: Linker<InstanceState>,
     cache: Cache,
     pooling: bool,
+    guest_log_sink: Option<GuestLogSink>,
 }
 
 impl Engine {
@@ -128,6 +132,7 @@ impl Engine {
                 linker,
                 cache,
                 pooling,
+                guest_log_sink: options.guest_log_sink.clone(),
             }),
         })
     }

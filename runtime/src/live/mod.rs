@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 
 use crate::engine::{CompileError, CompileReport, ComponentSource, Engine, Function};
+use crate::metering::Meter;
 use crate::pool::{Pool, SlotCounts};
 use crate::registry::{
     ConfigError, FunctionConfig, FunctionRecord, Qualifier, Registry, RegistryError, RegistryState,
@@ -81,6 +82,7 @@ pub struct Deployed {
 pub struct Live {
     engine: Engine,
     registry: Registry,
+    meter: Meter,
     snapshot: RwLock<Arc<Snapshot>>,
     /// Pools made on demand for versions nothing routes to (an admin
     /// invocation of `name:1`); dropped at the next reload.
@@ -94,10 +96,11 @@ pub struct Live {
 
 impl Live {
     /// An empty live state; call [`Live::reload`] to load the registry.
-    pub fn new(engine: Engine, registry: Registry) -> Arc<Self> {
+    pub fn new(engine: Engine, registry: Registry, meter: Meter) -> Arc<Self> {
         Arc::new(Self {
             engine,
             registry,
+            meter,
             snapshot: RwLock::new(Arc::new(Snapshot {
                 registry: RegistryState::default(),
                 pools: HashMap::new(),
@@ -320,7 +323,7 @@ impl Live {
         function: Function,
         settings: crate::pool::PoolSettings,
     ) -> Arc<Pool> {
-        let pool = Pool::start(Arc::new(function), settings);
+        let pool = Pool::start(Arc::new(function), number, settings, self.meter.clone());
         if let Err(error) = pool.prewarm_min().await {
             tracing::warn!(function = %name, version = number, "cannot create its min_instances: {error}");
         }

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body::Body;
 
-use crate::engine::{Function, Instance, InvokeError, ResponseBody};
+use crate::engine::{Function, Instance, InvocationEnd, InvokeError, ResponseBody};
+use crate::metering::billing::{billed_ms, micros_ceil};
+use crate::metering::{Answer, InvocationRecord, Meter, Outcome, TriggerKind, outcome_of};
 use autoscaler::{Autoscaler, AutoscalerSettings, ScaleDecision};
 use slots::{Acquire, Slots};
 
@@ -92,6 +94,9 @@ impl Default for PoolSettings {
 /// The instances of one function.
 pub struct Pool {
     function: Arc<Function>,
+    /// The function version this pool runs (for metering).
+    version: u32,
+    meter: Meter,
     settings: PoolSettings,
     inner: Mutex<PoolInner>,
     cold_starts: AtomicU64,
@@ -109,8 +114,14 @@ struct PoolInner {
 impl Pool {
     /// Creates the pool and starts its maintenance tick (which stops when
     /// the pool is dropped). Call [`Pool::prewarm_min`] to create the
-    /// `min_instances` before serving.
-    pub fn start(function: Arc<Function>, settings: PoolSettings) -> Arc<Pool> {
+    /// `min_instances` before serving. Every invocation is recorded on
+    /// `meter` as of function `version`.
+    pub fn start(
+        function: Arc<Function>,
+        version: u32,
+        settings: PoolSettings,
+        meter: Meter,
+    ) -> Arc<Pool> {
         let autoscaler = Autoscaler::new(AutoscalerSettings {
             target_concurrency: settings.target_concurrency,
             target_utilization: settings.target_utilization,
@@ -120,6 +131,8 @@ impl Pool {
         });
         let pool = Arc::new(Pool {
             function,
+            version,
+            meter,
             settings,
             inner: Mutex::new(PoolInner {
                 slots: Slots::new(),
@@ -192,7 +205,10 @@ impl Pool {
     }
 
     /// Runs one request on an instance of this pool: warm if one is idle,
-    /// cold if a slot is free, after a wait in the queue otherwise.
+    /// cold if a slot is free, after a wait in the queue otherwise. The
+    /// invocation is recorded on the pool's meter whatever its outcome (a
+    /// rejected one included), once the guest stopped, the answer is known
+    /// and the response body is done.
     ///
     /// # Errors
     ///
@@ -202,20 +218,95 @@ impl Pool {
         self: &Arc<Self>,
         request: http::Request<B>,
         request_id: Arc<str>,
+        trigger: TriggerKind,
     ) -> Result<http::Response<ResponseBody>, InvokeError>
     where
         B: Body<Data = Bytes> + Send + 'static,
     {
-        let instance = self.acquire().await?;
-        if !instance.is_instantiated() {
+        if !self.meter.is_enabled() {
+            let instance = self.acquire().await?;
+            if !instance.is_instantiated() {
+                self.cold_starts.fetch_add(1, Ordering::Relaxed);
+            }
+            let pool = Arc::clone(self);
+            return self
+                .function
+                .invoke(instance, request, request_id, move |end| {
+                    pool.release(end.instance);
+                })
+                .await;
+        }
+        let started_at = chrono::Utc::now();
+        let instance = match self.acquire().await {
+            Ok(instance) => instance,
+            Err(error) => {
+                let draft = self.draft(&request_id, trigger, started_at, false);
+                draft.answered(Answer::Error(&error));
+                return Err(error);
+            }
+        };
+        let cold_start = !instance.is_instantiated();
+        if cold_start {
             self.cold_starts.fetch_add(1, Ordering::Relaxed);
         }
+        // The record is finished by whichever of the guest's exit, the
+        // answer and the response body comes last (`RecordDraft`'s drop).
+        let draft = self.draft(&request_id, trigger, started_at, cold_start);
+        let exit_draft = Arc::clone(&draft);
         let pool = Arc::clone(self);
-        self.function
-            .invoke(instance, request, request_id, move |end| {
-                pool.release(end.instance);
+        let result = self
+            .function
+            .invoke(instance, request, request_id, move |mut end| {
+                let instance = end.instance.take();
+                exit_draft.guest_exited(end);
+                pool.release(instance);
             })
-            .await
+            .await;
+        match result {
+            Ok(mut response) => {
+                draft.answered(Answer::Status(response.status().as_u16()));
+                response
+                    .body_mut()
+                    .when_done(move |bytes| draft.body_sent(bytes));
+                Ok(response)
+            }
+            Err(error) => {
+                draft.answered(Answer::Error(&error));
+                Err(error)
+            }
+        }
+    }
+
+    fn draft(
+        &self,
+        request_id: &str,
+        trigger: TriggerKind,
+        started_at: chrono::DateTime<chrono::Utc>,
+        cold_start: bool,
+    ) -> Arc<RecordDraft> {
+        Arc::new(RecordDraft {
+            meter: self.meter.clone(),
+            parts: Mutex::new(DraftParts {
+                record: InvocationRecord {
+                    request_id: request_id.to_string(),
+                    function: self.function.name().to_string(),
+                    version: self.version,
+                    trigger,
+                    started_at,
+                    duration_us: 0,
+                    init_duration_us: None,
+                    billed_ms: 0,
+                    memory_mb: self.function.settings().memory_mb,
+                    peak_memory_bytes: 0,
+                    cold_start,
+                    outcome: Outcome::Error,
+                    bytes_in: 0,
+                    bytes_out: 0,
+                },
+                exit: None,
+                answer: None,
+            }),
+        })
     }
 
     async fn acquire(&self) -> Result<Instance, InvokeError> {
@@ -280,6 +371,11 @@ impl Pool {
     /// How many instances are idle, busy and starting, and requests queued.
     pub fn counts(&self) -> SlotCounts {
         self.lock().slots.counts()
+    }
+
+    /// The function version this pool runs.
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// Stops keeping instances: idle ones are released now, busy ones when
@@ -353,6 +449,16 @@ impl Pool {
                 });
             }
         }
+        {
+            let counts = self.lock().slots.counts();
+            crate::metering::metrics::set_pool_gauges(
+                function,
+                counts.idle,
+                counts.busy,
+                counts.starting,
+                counts.queued,
+            );
+        }
         if let Some((counts, decision)) = log {
             tracing::debug!(
                 function = %function,
@@ -366,5 +472,80 @@ impl Pool {
                 "pool"
             );
         }
+    }
+}
+
+/// An invocation's record while its parts arrive: the guest's end (from the
+/// engine's `on_exit`), the answer (from `Function::invoke`'s result) and
+/// the response body's size (from its `when_done`). Each part holds an
+/// `Arc`; the last one to let go completes the record and hands it to the
+/// meter, exactly once.
+struct RecordDraft {
+    meter: Meter,
+    parts: Mutex<DraftParts>,
+}
+
+struct DraftParts {
+    record: InvocationRecord,
+    exit: Option<Result<(), InvokeError>>,
+    /// The answer's outcome on its own (an error) or its status.
+    answer: Option<AnswerPart>,
+}
+
+enum AnswerPart {
+    Status(u16),
+    Error(InvokeError),
+}
+
+impl RecordDraft {
+    fn parts(&self) -> MutexGuard<'_, DraftParts> {
+        self.parts
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn guest_exited(&self, end: InvocationEnd) {
+        let mut parts = self.parts();
+        let record = &mut parts.record;
+        record.duration_us = micros_ceil(end.duration);
+        record.init_duration_us = end.init.map(micros_ceil);
+        record.peak_memory_bytes = end.peak_memory_bytes;
+        record.bytes_in = end.request_bytes;
+        parts.exit = Some(end.result);
+    }
+
+    fn answered(&self, answer: Answer<'_>) {
+        self.parts().answer = match answer {
+            Answer::Status(status) => Some(AnswerPart::Status(status)),
+            Answer::Error(error) => Some(AnswerPart::Error(error.clone())),
+            Answer::Unknown => None,
+        };
+    }
+
+    fn body_sent(&self, bytes: u64) {
+        self.parts().record.bytes_out = bytes;
+    }
+}
+
+impl Drop for RecordDraft {
+    fn drop(&mut self) {
+        let parts = self
+            .parts
+            .get_mut()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let answer = match &parts.answer {
+            Some(AnswerPart::Status(status)) => Answer::Status(*status),
+            Some(AnswerPart::Error(error)) => Answer::Error(error),
+            None => Answer::Unknown,
+        };
+        let outcome = outcome_of(parts.exit.as_ref(), answer);
+        let record = &mut parts.record;
+        record.outcome = outcome;
+        record.billed_ms = billed_ms(record.duration_us, record.init_duration_us);
+        self.meter.record(InvocationRecord {
+            request_id: std::mem::take(&mut record.request_id),
+            function: std::mem::take(&mut record.function),
+            ..*record
+        });
     }
 }

@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 
 use crate::engine::{Engine, EngineOptions};
 use crate::live::Live;
+use crate::metering::metrics::MetricsHandle;
+use crate::metering::{GuestLogStore, Meter, MeterOptions, MeterTask};
 use crate::manifest::Manifest;
 use crate::registry::{Registry, TriggerSpec};
 
@@ -32,6 +34,8 @@ pub struct ServerOptions {
     pub shutdown_timeout: Duration,
     /// Use the pooling allocator.
     pub pooling: bool,
+    /// Record every invocation (billing, REPORT lines).
+    pub metering: bool,
 }
 
 /// A server whose state is loaded and whose listeners are bound, not yet
@@ -47,6 +51,12 @@ pub struct Prepared {
     grace: Duration,
     started: Instant,
     pooling: bool,
+    /// Flushed when serving ends.
+    meter_task: Option<MeterTask>,
+    /// Guest log lines per function, for the admin API.
+    pub guest_logs: GuestLogStore,
+    /// The Prometheus recorder, for `/metrics`.
+    pub metrics: MetricsHandle,
 }
 
 /// The admin token's file in the data directory.
@@ -75,14 +85,23 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
             options.data_dir.display()
         )
     })?;
+    let guest_logs = GuestLogStore::new();
+    let metrics = crate::metering::metrics::install_recorder()?;
     let engine = Engine::new(&EngineOptions {
         cache_dir: data_dir.join("cache"),
         pooling: options.pooling,
+        guest_log_sink: Some(guest_logs.sink()),
     })?;
     let database = crate::database::open(&data_dir).await?;
+    let (meter, meter_task) = if options.metering {
+        let (meter, task) = Meter::start(database.clone(), MeterOptions::default());
+        (meter, Some(task))
+    } else {
+        (Meter::disabled(), None)
+    };
     let registry = Registry::new(database, &data_dir)?;
     let pooling = engine.uses_pooling_allocator();
-    let live = Live::new(engine, registry);
+    let live = Live::new(engine, registry, meter);
     live.reload().await.context("cannot load the registry")?;
     let token = admin_token(&data_dir, options.admin_token.as_deref())?;
     let gateway = bind(&options.listen, "--listen").await?;
@@ -96,6 +115,9 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
         grace: options.shutdown_timeout,
         started,
         pooling,
+        meter_task,
+        guest_logs,
+        metrics,
     })
 }
 
@@ -292,6 +314,16 @@ impl Prepared {
             ),
             serve("admin api", self.admin, admin, stopped(stop_rx), self.grace),
         );
+        // Every answered invocation's record is written before exiting.
+        if let Some(task) = self.meter_task {
+            let stats = task.shutdown().await;
+            tracing::info!(
+                written = stats.written,
+                dropped = stats.dropped,
+                failed = stats.failed,
+                "metering records flushed"
+            );
+        }
         gateway?;
         admin?;
         tracing::info!("stopped");

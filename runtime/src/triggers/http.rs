@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::ApiError;
 use crate::live::Live;
+use crate::metering::TriggerKind;
 
 /// The response header carrying the invocation's request id.
 pub const REQUEST_ID_HEADER: &str = "x-kumo-request-id";
@@ -129,7 +130,10 @@ async fn handle(State(live): State<Arc<Live>>, mut request: Request) -> Response
                     .headers_mut()
                     .insert(header::HOST, HeaderValue::from_static("localhost"));
             }
-            match pool.invoke(request, request_id.clone()).await {
+            match pool
+                .invoke(request, request_id.clone(), TriggerKind::Http)
+                .await
+            {
                 Ok(response) => response.map(Body::new),
                 Err(error) => ApiError::from(error).into_response(),
             }

@@ -1,0 +1,364 @@
+//! Metering: one [`InvocationRecord`] per invocation, whatever its outcome,
+//! written to SQLite off the request path, rolled up into hourly
+//! aggregates after a retention period, and read back as billing reports.
+//!
+//! The pieces:
+//! - [`billing`]: the pure math (billed duration, GB-seconds, cost).
+//! - [`Meter`] (in `writer`): the request path's non-blocking `record()`,
+//!   a bounded channel, and the writer task that stores records in batches
+//!   (at most [`writer::BATCH_INTERVAL`] apart), prints the `REPORT` lines
+//!   and feeds the metrics.
+//! - [`rollup`]: folds old records into hourly aggregates with exact sums.
+//! - [`report`]: [`billing_report`] and [`recent_invocations`], reading raw
+//!   records and aggregates alike.
+//! - [`logs`]: the per-function store of guests' stdout/stderr lines.
+//! - [`metrics`]: the Prometheus recorder and the metric names.
+//!
+//! Metering never blocks or fails an invocation: when the channel is full a
+//! record is dropped, counted and logged. The engine knows nothing of it:
+//! the pool builds each record from the engine's [`crate::engine::InvocationEnd`].
+
+pub mod billing;
+pub mod logs;
+pub mod metrics;
+pub mod report;
+pub mod rollup;
+pub mod writer;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::InvokeError;
+
+pub use billing::Prices;
+pub use logs::{GuestLogStore, LogLine};
+pub use report::{
+    BillingQuery, BillingReport, BillingRow, BillingTotals, GroupBy, billing_report,
+    recent_invocations,
+};
+pub use rollup::{RollUpSummary, roll_up};
+pub use writer::{Meter, MeterOptions, MeterTask};
+
+/// What invoked a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    /// An HTTP request on the gateway.
+    Http,
+    /// An event delivery (object storage, watched folder, timer).
+    Event,
+    /// A direct invocation (the admin API or CLI).
+    Invoke,
+}
+
+impl TriggerKind {
+    /// The stored name: `http`, `event` or `invoke`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Http => "http",
+            TriggerKind::Event => "event",
+            TriggerKind::Invoke => "invoke",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Http, Self::Event, Self::Invoke]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// How an invocation ended, for billing and reports.
+///
+/// The mapping from what the engine and pool say (see [`outcome_of`]):
+///
+/// | outcome | from |
+/// | --- | --- |
+/// | `ok` | a response with a status below 500 |
+/// | `error` | a response with a 5xx status from the function; `FunctionFailed`, `NoResponse`, `ResponseTooLarge`, `Cancelled`, `Internal` |
+/// | `trap` | `Trap` (panic, `unreachable`, stack overflow, host call refused) |
+/// | `timeout` | `Timeout` |
+/// | `out_of_memory` | `OutOfMemory` |
+/// | `rejected` | `Overloaded` (429), `NoCapacity` (503), `PayloadTooLarge` (413), `BadRequest` (400): the caller's request or the host's capacity, not the function, decided it |
+///
+/// When the guest's own end and the answer disagree, the guest's trap,
+/// timeout or out-of-memory wins (a 200 whose body was cut off by the
+/// timeout is a `timeout`), then the answer's error, then the guest's other
+/// errors, then the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Answered below 500.
+    Ok,
+    /// A 5xx answer from the function, or a failed function.
+    Error,
+    /// The guest trapped.
+    Trap,
+    /// The guest passed its timeout.
+    Timeout,
+    /// The guest passed its memory limit.
+    OutOfMemory,
+    /// Refused before (or instead of) running the function: overloaded,
+    /// no capacity, payload too large, bad request.
+    Rejected,
+}
+
+impl Outcome {
+    /// Every outcome, in a fixed order (the aggregate columns' order).
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Ok,
+        Outcome::Error,
+        Outcome::Trap,
+        Outcome::Timeout,
+        Outcome::OutOfMemory,
+        Outcome::Rejected,
+    ];
+
+    /// The stored name: `ok`, `error`, `trap`, `timeout`, `out_of_memory`,
+    /// `rejected`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Trap => "trap",
+            Outcome::Timeout => "timeout",
+            Outcome::OutOfMemory => "out_of_memory",
+            Outcome::Rejected => "rejected",
+        }
+    }
+
+    /// The outcome a stored name stands for.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == text)
+    }
+
+    /// The outcome of an engine error, by the table above.
+    pub fn of_error(error: &InvokeError) -> Self {
+        match error {
+            InvokeError::Trap { .. } => Outcome::Trap,
+            InvokeError::Timeout { .. } => Outcome::Timeout,
+            InvokeError::OutOfMemory { .. } => Outcome::OutOfMemory,
+            InvokeError::PayloadTooLarge { .. }
+            | InvokeError::BadRequest { .. }
+            | InvokeError::Overloaded { .. }
+            | InvokeError::NoCapacity => Outcome::Rejected,
+            InvokeError::FunctionFailed { .. }
+            | InvokeError::NoResponse
+            | InvokeError::ResponseTooLarge { .. }
+            | InvokeError::Cancelled
+            | InvokeError::Internal => Outcome::Error,
+        }
+    }
+}
+
+/// What the caller was answered, as the pool saw it.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer<'a> {
+    /// The function's response, with this status.
+    Status(u16),
+    /// An error instead of a response.
+    Error(&'a InvokeError),
+    /// Unknown: the caller went away before the answer was ready.
+    Unknown,
+}
+
+/// The outcome of an invocation from the guest's end (`exit`, `None` when
+/// the guest never ran) and the answer; see [`Outcome`] for the order.
+pub fn outcome_of(exit: Option<&Result<(), InvokeError>>, answer: Answer<'_>) -> Outcome {
+    let exit = exit
+        .and_then(|exit| exit.as_ref().err())
+        .map(Outcome::of_error);
+    if let Some(outcome @ (Outcome::Trap | Outcome::Timeout | Outcome::OutOfMemory)) = exit {
+        return outcome;
+    }
+    match answer {
+        Answer::Error(error) => Outcome::of_error(error),
+        _ if exit.is_some() => exit.unwrap_or(Outcome::Error),
+        Answer::Status(status) if status >= 500 => Outcome::Error,
+        Answer::Status(_) => Outcome::Ok,
+        Answer::Unknown => Outcome::Error,
+    }
+}
+
+/// One invocation, as stored and reported. Times are UTC; durations are
+/// whole microseconds rounded up from the measured nanoseconds, so that the
+/// billed duration can be recomputed by hand from the stored values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvocationRecord {
+    /// The request id (also the `x-kumo-request-id` header).
+    pub request_id: String,
+    /// The function.
+    pub function: String,
+    /// The function version that ran.
+    pub version: u32,
+    /// What invoked it.
+    pub trigger: TriggerKind,
+    /// When the invocation arrived at the pool.
+    pub started_at: DateTime<Utc>,
+    /// Execution time, instantiation excluded, in µs (0 when the function
+    /// never ran).
+    pub duration_us: u64,
+    /// Instantiation time on a cold start, in µs; `None` on a warm start.
+    pub init_duration_us: Option<u64>,
+    /// The billed duration in ms: see [`billing::billed_ms`].
+    pub billed_ms: u64,
+    /// The configured memory size (the billing size), in MiB.
+    pub memory_mb: u64,
+    /// The instance's linear memory high-water mark, in bytes.
+    pub peak_memory_bytes: u64,
+    /// Whether the invocation had to create its instance first.
+    pub cold_start: bool,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Request body bytes read by the function.
+    pub bytes_in: u64,
+    /// Response body bytes sent to the caller.
+    pub bytes_out: u64,
+}
+
+impl InvocationRecord {
+    /// The peak memory in MiB, rounded up (the `Max Memory Used` figure).
+    pub fn peak_memory_mb(&self) -> u64 {
+        self.peak_memory_bytes.div_ceil(1 << 20)
+    }
+
+    /// The Lambda-style `REPORT` line (without a trailing newline):
+    /// `REPORT RequestId: <id>\tDuration: 3.21 ms\tBilled Duration: 4 ms\t
+    /// Memory Size: 128 MB\tMax Memory Used: 18 MB` and, on a cold start,
+    /// `\tInit Duration: 1.02 ms`.
+    pub fn report_line(&self) -> String {
+        use std::fmt::Write;
+        let mut line = String::with_capacity(160);
+        let _ = write!(
+            line,
+            "REPORT RequestId: {}\tDuration: {}.{:02} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
+            self.request_id,
+            self.duration_us / 1000,
+            self.duration_us % 1000 / 10,
+            self.billed_ms,
+            self.memory_mb,
+            self.peak_memory_mb(),
+        );
+        if let Some(init) = self.init_duration_us {
+            let _ = write!(
+                line,
+                "\tInit Duration: {}.{:02} ms",
+                init / 1000,
+                init % 1000 / 10
+            );
+        }
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn outcomes_follow_the_documented_mapping() {
+        let trap = InvokeError::Trap {
+            message: "x".into(),
+        };
+        let timeout = InvokeError::Timeout {
+            timeout: Duration::from_secs(1),
+        };
+        let oom = InvokeError::OutOfMemory { limit_mb: 1 };
+        let overloaded = InvokeError::Overloaded {
+            function: "f".into(),
+            max_instances: 1,
+            waited: None,
+            retry_after: Duration::from_secs(1),
+        };
+        let too_large = InvokeError::PayloadTooLarge { limit: 1 };
+        let failed = InvokeError::FunctionFailed {
+            message: "x".into(),
+        };
+        let ok: Result<(), InvokeError> = Ok(());
+        let cancelled: Result<(), InvokeError> = Err(InvokeError::Cancelled);
+        let trapped: Result<(), InvokeError> = Err(trap.clone());
+        let timed_out: Result<(), InvokeError> = Err(timeout.clone());
+        let out_of_memory: Result<(), InvokeError> = Err(oom.clone());
+        let no_capacity: Result<(), InvokeError> = Err(InvokeError::NoCapacity);
+        let cases: Vec<(Option<&Result<(), InvokeError>>, Answer<'_>, Outcome)> = vec![
+            (Some(&ok), Answer::Status(200), Outcome::Ok),
+            (Some(&ok), Answer::Status(404), Outcome::Ok),
+            (Some(&ok), Answer::Status(499), Outcome::Ok),
+            (Some(&ok), Answer::Status(500), Outcome::Error),
+            (Some(&ok), Answer::Status(503), Outcome::Error),
+            (Some(&trapped), Answer::Error(&trap), Outcome::Trap),
+            // A 200 whose body the timeout cut off.
+            (Some(&timed_out), Answer::Status(200), Outcome::Timeout),
+            (
+                Some(&out_of_memory),
+                Answer::Error(&oom),
+                Outcome::OutOfMemory,
+            ),
+            (None, Answer::Error(&overloaded), Outcome::Rejected),
+            (Some(&ok), Answer::Error(&too_large), Outcome::Rejected),
+            // The body overflowed mid-read: the host stopped the guest.
+            (
+                Some(&cancelled),
+                Answer::Error(&too_large),
+                Outcome::Rejected,
+            ),
+            (Some(&ok), Answer::Error(&failed), Outcome::Error),
+            (Some(&cancelled), Answer::Status(200), Outcome::Error),
+            (Some(&ok), Answer::Unknown, Outcome::Error),
+            (Some(&trapped), Answer::Unknown, Outcome::Trap),
+            (
+                Some(&no_capacity),
+                Answer::Error(&InvokeError::NoCapacity),
+                Outcome::Rejected,
+            ),
+        ];
+        for (exit, answer, expected) in cases {
+            assert_eq!(outcome_of(exit, answer), expected, "{exit:?} {answer:?}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
+        }
+        for kind in [TriggerKind::Http, TriggerKind::Event, TriggerKind::Invoke] {
+            assert_eq!(TriggerKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(Outcome::parse("okay"), None);
+    }
+
+    #[test]
+    fn report_lines_have_lambdas_format() {
+        let mut record = InvocationRecord {
+            request_id: "abc".into(),
+            function: "hello".into(),
+            version: 1,
+            trigger: TriggerKind::Http,
+            started_at: DateTime::from_timestamp(0, 0).unwrap(),
+            duration_us: 3_217,
+            init_duration_us: None,
+            billed_ms: 4,
+            memory_mb: 128,
+            peak_memory_bytes: (17 << 20) + 1,
+            cold_start: false,
+            outcome: Outcome::Ok,
+            bytes_in: 0,
+            bytes_out: 5,
+        };
+        assert_eq!(
+            record.report_line(),
+            "REPORT RequestId: abc\tDuration: 3.21 ms\tBilled Duration: 4 ms\tMemory Size: 128 MB\tMax Memory Used: 18 MB"
+        );
+        record.init_duration_us = Some(1_020);
+        record.duration_us = 50;
+        assert_eq!(
+            record.report_line(),
+            "REPORT RequestId: abc\tDuration: 0.05 ms\tBilled Duration: 4 ms\tMemory Size: 128 MB\tMax Memory Used: 18 MB\tInit Duration: 1.02 ms"
+        );
+    }
+}

@@ -14,7 +14,11 @@ use crate::server;
 pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let manifest = Manifest::load(&args.manifest)?;
-    if manifest.http_triggers.is_empty() {
+    if manifest.http_triggers.is_empty()
+        && manifest.storage_triggers.is_empty()
+        && manifest.watch_triggers.is_empty()
+        && manifest.timer_triggers.is_empty()
+    {
         tracing::warn!(
             manifest = %args.manifest.display(),
             "the manifest has no [[trigger.http]] routes: every request will be answered 404"
@@ -52,6 +56,15 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
         })?;
     let routes = Arc::new(server::route_table(&manifest, &pools));
 
+    // Event triggers: the durable queue in <data-dir>/kumo.db, delivered
+    // through the pools above; watched folders and timers.
+    let database = crate::database::open(&data_dir).await?;
+    let event_pools = pools.clone();
+    let resolve: crate::events::Resolver =
+        Arc::new(move |target: &str| event_pools.get(target).cloned());
+    let event_triggers =
+        crate::triggers::start_event_triggers(database, &manifest, resolve).await?;
+
     let listener = TcpListener::bind(&args.listen).await.map_err(|error| {
         anyhow::anyhow!(
             "cannot listen on {}: {error}; hint: is another server using that port? pass --listen 127.0.0.1:0 for any free port",
@@ -71,6 +84,18 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
     for trigger in &manifest.http_triggers {
         println!("  {} -> {}", trigger.route, trigger.function);
     }
+    for trigger in &manifest.storage_triggers {
+        println!(
+            "  storage {} {}*{} -> {}",
+            trigger.bucket, trigger.prefix, trigger.suffix, trigger.function
+        );
+    }
+    for trigger in &manifest.watch_triggers {
+        println!("  watch {} -> {}", trigger.path.display(), trigger.function);
+    }
+    for trigger in &manifest.timer_triggers {
+        println!("  timer {:?} -> {}", trigger.cron, trigger.function);
+    }
 
     // Once shutdown begins, pools stop keeping and pre-warming instances;
     // queued and in-flight requests are still served.
@@ -81,13 +106,10 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
             pool.drain();
         }
     };
-    server::serve(
-        listener,
-        routes,
-        shutdown,
-        Duration::from_millis(args.shutdown_timeout_ms),
-    )
-    .await?;
+    let grace = Duration::from_millis(args.shutdown_timeout_ms);
+    let served = server::serve(listener, routes, shutdown, grace).await;
+    event_triggers.stop(grace).await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

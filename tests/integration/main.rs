@@ -4,6 +4,7 @@
 mod harness;
 
 mod bad_guests;
+mod events;
 mod gateway;
 mod lifecycle;
 mod manifest_errors;

@@ -520,155 +520,38 @@ mod tests {
         trigger
     }
 
+    /// (events, prefix, suffix, bucket, key, event name, matches)
+    type MatchCase = (
+        &'static [&'static str],
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        bool,
+    );
+
     #[test]
     fn storage_triggers_match_bucket_event_prefix_and_suffix() {
-        // (events, prefix, suffix, bucket, key, event name, matches)
-        let cases: &[(&[&str], &str, &str, &str, &str, &str, bool)] = &[
-            (
-                &["ObjectCreated:*"],
-                "",
-                "",
-                "photos",
-                "a.png",
-                "ObjectCreated:PutObject",
-                true,
-            ),
-            (
-                &["ObjectCreated:*"],
-                "",
-                "",
-                "other",
-                "a.png",
-                "ObjectCreated:PutObject",
-                false,
-            ),
-            (
-                &["ObjectCreated:*"],
-                "",
-                "",
-                "photos",
-                "a.png",
-                "ObjectRemoved:DeleteObject",
-                false,
-            ),
-            (
-                &["ObjectCreated:*"],
-                "",
-                "",
-                "photos",
-                "a",
-                "ObjectCreated:CompleteMultipartUpload",
-                true,
-            ),
-            (
-                &["ObjectRemoved:DeleteObject"],
-                "",
-                "",
-                "photos",
-                "a",
-                "ObjectRemoved:DeleteObject",
-                true,
-            ),
-            (
-                &["ObjectRemoved:DeleteObject"],
-                "",
-                "",
-                "photos",
-                "a",
-                "ObjectRemoved:DeleteObjects",
-                false,
-            ),
-            (
-                &["oss:ObjectCreated:PutObject"],
-                "",
-                "",
-                "photos",
-                "a",
-                "ObjectCreated:PutObject",
-                true,
-            ),
-            (
-                &["s3:ObjectRemoved:*"],
-                "",
-                "",
-                "photos",
-                "a",
-                "ObjectRemoved:DeleteObject",
-                true,
-            ),
-            (
-                &["ObjectCreated:PutObject", "ObjectRemoved:*"],
-                "",
-                "",
-                "photos",
-                "a",
-                "ObjectRemoved:DeleteObject",
-                true,
-            ),
-            (
-                &["ObjectCreated:*"],
-                "in/",
-                "",
-                "photos",
-                "in/a.png",
-                "ObjectCreated:PutObject",
-                true,
-            ),
-            (
-                &["ObjectCreated:*"],
-                "in/",
-                "",
-                "photos",
-                "out/in/a.png",
-                "ObjectCreated:PutObject",
-                false,
-            ),
-            (
-                &["ObjectCreated:*"],
-                "in/",
-                ".png",
-                "photos",
-                "in/a.png",
-                "ObjectCreated:PutObject",
-                true,
-            ),
-            (
-                &["ObjectCreated:*"],
-                "in/",
-                ".png",
-                "photos",
-                "in/a.jpg",
-                "ObjectCreated:PutObject",
-                false,
-            ),
-            (
-                &["ObjectCreated:*"],
-                "",
-                ".png",
-                "photos",
-                "A.PNG",
-                "ObjectCreated:PutObject",
-                false,
-            ),
-            // prefix and suffix may not overlap: "ab" is not "ab" + ... + "ba".
-            (
-                &["ObjectCreated:*"],
-                "ab",
-                "ba",
-                "photos",
-                "aba",
-                "ObjectCreated:PutObject",
-                false,
-            ),
-            (
-                &["ObjectCreated:*"],
-                "ab",
-                "ba",
-                "photos",
-                "abba",
-                "ObjectCreated:PutObject",
-                true,
-            ),
+        #[rustfmt::skip]
+        let cases: &[MatchCase] = &[
+            (&["ObjectCreated:*"], "", "", "photos", "a.png", "ObjectCreated:PutObject", true),
+            (&["ObjectCreated:*"], "", "", "other", "a.png", "ObjectCreated:PutObject", false),
+            (&["ObjectCreated:*"], "", "", "photos", "a.png", "ObjectRemoved:DeleteObject", false),
+            (&["ObjectCreated:*"], "", "", "photos", "a", "ObjectCreated:CompleteMultipartUpload", true),
+            (&["ObjectRemoved:DeleteObject"], "", "", "photos", "a", "ObjectRemoved:DeleteObject", true),
+            (&["ObjectRemoved:DeleteObject"], "", "", "photos", "a", "ObjectRemoved:DeleteObjects", false),
+            (&["oss:ObjectCreated:PutObject"], "", "", "photos", "a", "ObjectCreated:PutObject", true),
+            (&["s3:ObjectRemoved:*"], "", "", "photos", "a", "ObjectRemoved:DeleteObject", true),
+            (&["ObjectCreated:PutObject", "ObjectRemoved:*"], "", "", "photos", "a", "ObjectRemoved:DeleteObject", true),
+            (&["ObjectCreated:*"], "in/", "", "photos", "in/a.png", "ObjectCreated:PutObject", true),
+            (&["ObjectCreated:*"], "in/", "", "photos", "out/in/a.png", "ObjectCreated:PutObject", false),
+            (&["ObjectCreated:*"], "in/", ".png", "photos", "in/a.png", "ObjectCreated:PutObject", true),
+            (&["ObjectCreated:*"], "in/", ".png", "photos", "in/a.jpg", "ObjectCreated:PutObject", false),
+            (&["ObjectCreated:*"], "", ".png", "photos", "A.PNG", "ObjectCreated:PutObject", false),
+            // prefix and suffix may not overlap: "aba" is not "ab" + ... + "ba".
+            (&["ObjectCreated:*"], "ab", "ba", "photos", "aba", "ObjectCreated:PutObject", false),
+            (&["ObjectCreated:*"], "ab", "ba", "photos", "abba", "ObjectCreated:PutObject", true),
         ];
         for (events, prefix, suffix, bucket, key, event_name, expected) in cases {
             let trigger = storage(events, prefix, suffix);
@@ -705,9 +588,12 @@ mod tests {
         assert!(names(&change("nope", "a.png", "ObjectCreated:PutObject")).is_empty());
     }
 
+    /// (how to break a good trigger, the key named, words in the message)
+    type BreakCase = (fn(&mut StorageTrigger), &'static str, &'static str);
+
     #[test]
     fn bad_storage_triggers_name_the_key_and_the_value() {
-        let cases: &[(fn(&mut StorageTrigger), &str, &str)] = &[
+        let cases: &[BreakCase] = &[
             (|t| t.bucket = "Photos".into(), "bucket", "`Photos`"),
             (|t| t.bucket = "ab".into(), "bucket", "`ab`"),
             (|t| t.events = vec![], "events", "no event patterns"),

@@ -223,16 +223,16 @@ async fn run_watch(
                 .and_then(|name| name.to_str())
                 .is_some_and(|name| trigger.wants_file_name(name))
     };
-    if trigger.process_existing {
-        if let Ok(entries) = std::fs::read_dir(&folder) {
-            let now = Instant::now();
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if wanted(&path)
-                    && let Some(stat) = stat(&path)
-                {
-                    debouncer.observe(&path, stat, now);
-                }
+    if trigger.process_existing
+        && let Ok(entries) = std::fs::read_dir(&folder)
+    {
+        let now = Instant::now();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if wanted(&path)
+                && let Some(stat) = stat(&path)
+            {
+                debouncer.observe(&path, stat, now);
             }
         }
     }

@@ -304,6 +304,12 @@ async fn deliver(events: &Events, resolve: &Resolver, event: ClaimedEvent) {
         // (or at the next start).
         tracing::error!(%error, event = %event.id, "cannot record a delivery attempt");
     }
+    if matches!(next, NextState::RetryAt(_)) {
+        // The claiming loop did not count this event (it was leased) when
+        // it chose how long to sleep: have it look again, so the retry
+        // leaves on time.
+        events.wake_delivery();
+    }
 }
 
 /// The HTTP request for an event.

@@ -44,12 +44,17 @@
 //! - A panic in the handler is not caught: its message goes to standard
 //!   error and the instance traps, which the host reports as a failed request.
 //!
+//! [`event`] reads the events Kumo's storage, watch and timer triggers send
+//! (object events in the OSS, S3 or CloudEvents format, timer and file
+//! events, and the CloudEvents attributes).
+//!
 //! [`log`] writes level-tagged lines to standard error for the host to pick
 //! up, [`env`](mod@env) reads the variables the host configured, and [`wasip2`] is
 //! re-exported for the WASI interfaces this crate does not wrap (outgoing
 //! HTTP, random numbers, clocks, streaming bodies).
 
 pub mod env;
+pub mod event;
 pub mod log;
 mod serve;
 

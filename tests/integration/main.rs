@@ -7,6 +7,7 @@ mod admin_api;
 mod bad_guests;
 mod cli;
 mod deploys;
+mod events;
 mod gateway;
 mod lifecycle;
 mod manifest_errors;

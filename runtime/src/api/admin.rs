@@ -613,7 +613,11 @@ async fn invoke(
     let forwarded = builder.body(body).map_err(|_| ApiError::internal())?;
     let request_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
     let mut response = match pool
-        .invoke(forwarded, request_id.clone(), crate::metering::TriggerKind::Invoke)
+        .invoke(
+            forwarded,
+            request_id.clone(),
+            crate::metering::TriggerKind::Invoke,
+        )
         .await
     {
         Ok(response) => response.map(Body::new),

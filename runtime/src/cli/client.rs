@@ -158,9 +158,7 @@ fn describe_alias(alias: &Alias) -> String {
 }
 
 fn trigger_detail(trigger: &Trigger) -> (&'static str, String) {
-    match &trigger.spec {
-        TriggerSpec::Http { route, .. } => ("http", route.clone()),
-    }
+    (trigger.spec.kind(), trigger.spec.describe())
 }
 
 pub(super) async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
@@ -647,6 +645,6 @@ pub(super) async fn triggers(command: TriggersCommand) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print_table(&["ID", "KIND", "ROUTE", "FUNCTION"], &rows);
+    print_table(&["ID", "KIND", "SOURCE", "FUNCTION"], &rows);
     Ok(())
 }

@@ -1,7 +1,47 @@
 //! Events: what object storage, watched folders and timers hand to the
 //! durable queue for delivery to functions.
+//!
+//! - [`trigger`]: the storage, watch and timer trigger definitions, their
+//!   validation, and the matching of an [`ObjectChange`].
+//! - [`document`]: the event documents (OSS, S3, CloudEvents, timer, file).
+//! - [`queue`]: the durable queue in SQLite, with its dead-letter list and
+//!   replay.
+//! - [`retry`]: exponential backoff with jitter, and when to give up.
+//! - [`delivery`]: the task that delivers due events through the
+//!   functions' pools.
+//!
+//! [`Events`] ties them together for the producers: storage calls
+//! [`Events::on_object_change`] before answering an S3 call, and the
+//! watchers and timers of `triggers` enqueue through it too.
 
+pub mod delivery;
+pub mod document;
+pub mod queue;
+pub mod retry;
+pub mod trigger;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::Context;
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::database::Database;
+use queue::{EventKind, NewEvent};
+use trigger::StorageTrigger;
+
+pub use delivery::{
+    ATTEMPT_HEADER, Delivery, DeliverySettings, HOPS_HEADER, Resolver, start_delivery,
+};
+pub use queue::{
+    AttemptRecord, EventState, EventSummary, ReplayError, get_event, list_attempts, list_events,
+};
+
+/// The hop count at which an event is not delivered: a chain of functions
+/// writing into buckets that trigger them stops here. The event is stored
+/// dead, with the reason, so it can be inspected and replayed.
+pub const MAX_HOPS: u32 = 8;
 
 /// One object created or removed in Kumo's object storage, reported by
 /// `storage` after the change is on disk and before the S3 call is
@@ -27,3 +67,179 @@ pub struct ObjectChange {
     /// The S3 request's id.
     pub request_id: String,
 }
+
+/// The event queue's producers' side: the database, the storage triggers,
+/// and the delivery task's wake-up.
+pub struct Events {
+    database: Database,
+    storage_triggers: RwLock<Arc<[StorageTrigger]>>,
+    /// Woken on every enqueue, so delivery does not wait for its poll.
+    wake: Notify,
+    /// The hop count of each event being delivered, by invocation request
+    /// id, so a write made by that invocation can be traced to it.
+    in_flight_hops: Mutex<HashMap<Arc<str>, u32>>,
+}
+
+impl Events {
+    /// The queue in `database` (opened with [`crate::database::open`]),
+    /// matching object changes against `storage_triggers` (validated).
+    pub fn new(database: Database, storage_triggers: Vec<StorageTrigger>) -> Arc<Self> {
+        Arc::new(Self {
+            database,
+            storage_triggers: RwLock::new(storage_triggers.into()),
+            wake: Notify::new(),
+            in_flight_hops: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The database holding the queue.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// Replaces the storage triggers (when the registry changes them).
+    pub fn set_storage_triggers(&self, triggers: Vec<StorageTrigger>) {
+        *self
+            .storage_triggers
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = triggers.into();
+    }
+
+    fn storage_triggers(&self) -> Arc<[StorageTrigger]> {
+        self.storage_triggers
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    /// Matches an object change made by a client against the storage
+    /// triggers and durably enqueues one event per matching trigger, all
+    /// in one transaction, before returning. Call it after the change is
+    /// on disk and before answering the S3 call.
+    ///
+    /// # Errors
+    ///
+    /// The database failed: nothing was enqueued, and the S3 call should
+    /// fail (500) so the client retries.
+    pub async fn on_object_change(&self, change: ObjectChange) -> anyhow::Result<()> {
+        self.on_object_change_caused_by(change, None).await?;
+        Ok(())
+    }
+
+    /// As [`Events::on_object_change`], for a change made while handling
+    /// an event with hop count `cause_hops` (the [`HOPS_HEADER`] the
+    /// writer sent, or [`Events::hops_of_request`] of the invocation that
+    /// wrote): the new events have one hop more, and at [`MAX_HOPS`] they
+    /// are stored dead instead of delivered. Returns how many events were
+    /// stored.
+    ///
+    /// # Errors
+    ///
+    /// As [`Events::on_object_change`].
+    pub async fn on_object_change_caused_by(
+        &self,
+        change: ObjectChange,
+        cause_hops: Option<u32>,
+    ) -> anyhow::Result<usize> {
+        let hops = cause_hops.map_or(0, |hops| hops.saturating_add(1));
+        let triggers = self.storage_triggers();
+        let events: Vec<NewEvent> = trigger::matching_storage_triggers(&triggers, &change)
+            .map(|trigger| {
+                let id = queue::new_event_id();
+                let document = document::object_event(&change, &trigger.name, trigger.format, &id);
+                NewEvent {
+                    trigger_id: queue::trigger_id(EventKind::Storage, &trigger.name),
+                    target: trigger.function.clone(),
+                    kind: EventKind::Storage,
+                    document,
+                    retry: trigger.retry(),
+                    hops,
+                    dead_reason: hop_limit_reason(hops),
+                    id,
+                }
+            })
+            .collect();
+        if events.is_empty() {
+            return Ok(0);
+        }
+        for event in &events {
+            if let Some(reason) = &event.dead_reason {
+                tracing::warn!(event = %event.id, bucket = %change.bucket, key = %change.key, "{reason}");
+            }
+        }
+        queue::insert_events(&self.database, &events, Utc::now().timestamp_millis())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot enqueue the events of {}/{}; hint: check the data directory's disk",
+                    change.bucket, change.key
+                )
+            })?;
+        self.wake.notify_one();
+        Ok(events.len())
+    }
+
+    /// The hop count of the event an invocation is handling, by the
+    /// invocation's request id, while it runs.
+    pub fn hops_of_request(&self, request_id: &str) -> Option<u32> {
+        self.in_flight_hops
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(request_id)
+            .copied()
+    }
+
+    fn register_in_flight(&self, request_id: &Arc<str>, hops: u32) {
+        self.in_flight_hops
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(request_id.clone(), hops);
+    }
+
+    fn unregister_in_flight(&self, request_id: &str) {
+        self.in_flight_hops
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .remove(request_id);
+    }
+
+    /// Tells the delivery task that an event was enqueued.
+    pub fn wake_delivery(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Why an event with `hops` is not delivered, if it is not.
+fn hop_limit_reason(hops: u32) -> Option<String> {
+    (hops >= MAX_HOPS).then(|| {
+        format!(
+            "hop limit reached: this event is the {hops}th in a chain of function writes (limit {MAX_HOPS}); \
+             hint: a function writing into a bucket that triggers it loops; narrow the trigger's prefix or suffix"
+        )
+    })
+}
+
+/// Lists events for the API and CLI: see [`queue::list_events`].
+///
+/// # Errors
+///
+/// A database error.
+pub async fn list(
+    database: &Database,
+    state: Option<EventState>,
+    limit: u32,
+) -> Result<Vec<EventSummary>, sqlx::Error> {
+    queue::list_events(database, state, limit).await
+}
+
+/// Moves a dead event back to pending, due now: see [`queue::replay`].
+///
+/// # Errors
+///
+/// [`ReplayError`].
+pub async fn replay(database: &Database, event_id: &str) -> Result<EventSummary, ReplayError> {
+    queue::replay(database, event_id, Utc::now().timestamp_millis()).await
+}
+
+#[cfg(test)]
+mod tests;

@@ -23,6 +23,7 @@ use crate::registry::{
     ConfigError, FunctionConfig, FunctionRecord, Qualifier, Registry, RegistryError, RegistryState,
     Target, TriggerSpec, Version,
 };
+use crate::triggers::EventTriggers;
 use crate::triggers::http::{Route, RouteTable};
 
 /// A function version: its name and number.
@@ -92,6 +93,8 @@ pub struct Live {
     just_compiled: Mutex<HashMap<VersionKey, Function>>,
     reloading: tokio::sync::Mutex<()>,
     draining: AtomicBool,
+    /// Storage, watch and timer triggers, kept in step with the registry.
+    event_triggers: tokio::sync::Mutex<Option<EventTriggers>>,
 }
 
 impl Live {
@@ -110,6 +113,7 @@ impl Live {
             just_compiled: Mutex::new(HashMap::new()),
             reloading: tokio::sync::Mutex::new(()),
             draining: AtomicBool::new(false),
+            event_triggers: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -227,7 +231,9 @@ impl Live {
         }
         let mut routes = Vec::new();
         for trigger in &registry.triggers {
-            let TriggerSpec::Http { route, function } = &trigger.spec;
+            let TriggerSpec::Http { route, function } = &trigger.spec else {
+                continue;
+            };
             match (Route::parse(route), Target::parse(function)) {
                 (Ok(route), Ok(target)) => routes.push((route, target)),
                 _ => {
@@ -262,7 +268,30 @@ impl Live {
                 pool.drain();
             }
         }
+        if let Some(event_triggers) = self.event_triggers.lock().await.as_mut() {
+            apply_event_triggers(event_triggers, &new.registry);
+        }
         Ok(())
+    }
+
+    /// Hands the event side to this state: from now on every reload sets
+    /// which storage, watch and timer triggers run.
+    pub async fn attach_event_triggers(&self, mut event_triggers: EventTriggers) {
+        let _one_at_a_time = self.reloading.lock().await;
+        apply_event_triggers(&mut event_triggers, &self.snapshot().registry);
+        *self.event_triggers.lock().await = Some(event_triggers);
+    }
+
+    /// Takes the event side back (shutdown).
+    pub async fn detach_event_triggers(&self) -> Option<EventTriggers> {
+        self.event_triggers.lock().await.take()
+    }
+
+    /// The pool serving a target right now, from the current snapshot
+    /// (event delivery; a version nothing routes to is not served).
+    pub fn resolve_now(&self, target: &str) -> Option<Arc<Pool>> {
+        let target = Target::parse(target).ok()?;
+        resolve_in(&self.snapshot(), &target).ok()
     }
 
     async fn start_pool(&self, registry: &RegistryState, key: &VersionKey) -> Option<Arc<Pool>> {
@@ -396,6 +425,19 @@ impl Live {
             pool.drain();
         }
     }
+}
+
+fn apply_event_triggers(event_triggers: &mut EventTriggers, registry: &RegistryState) {
+    let (mut storage, mut watch, mut timer) = (Vec::new(), Vec::new(), Vec::new());
+    for trigger in &registry.triggers {
+        match &trigger.spec {
+            TriggerSpec::Http { .. } => {}
+            TriggerSpec::Storage(spec) => storage.push(spec.clone()),
+            TriggerSpec::Watch(spec) => watch.push(spec.clone()),
+            TriggerSpec::Timer(spec) => timer.push(spec.clone()),
+        }
+    }
+    event_triggers.apply(storage, watch, timer);
 }
 
 /// Every version something can reach: each function's newest, every alias

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::events::trigger::{StorageTrigger, TimerTrigger, TriggerError, WatchTrigger};
 use crate::registry::FunctionConfig;
 pub use crate::registry::is_valid_function_name;
 
@@ -27,6 +28,13 @@ pub struct Manifest {
     pub functions: BTreeMap<String, FunctionSpec>,
     /// `[[trigger.http]]` entries, in file order.
     pub http_triggers: Vec<HttpTrigger>,
+    /// `[[trigger.storage]]` entries, validated, in file order.
+    pub storage_triggers: Vec<StorageTrigger>,
+    /// `[[trigger.watch]]` entries, validated, `path` joined to the
+    /// manifest's folder, in file order.
+    pub watch_triggers: Vec<WatchTrigger>,
+    /// `[[trigger.timer]]` entries, validated, in file order.
+    pub timer_triggers: Vec<TimerTrigger>,
 }
 
 /// One `[function.NAME]` table, resolved.
@@ -135,6 +143,12 @@ struct RawFunction {
 struct RawTriggers {
     #[serde(default)]
     http: Vec<RawHttpTrigger>,
+    #[serde(default)]
+    storage: Vec<Spanned<StorageTrigger>>,
+    #[serde(default)]
+    watch: Vec<Spanned<WatchTrigger>>,
+    #[serde(default)]
+    timer: Vec<Spanned<TimerTrigger>>,
 }
 
 #[derive(Deserialize)]
@@ -239,9 +253,16 @@ impl Manifest {
             functions.insert(name, spec);
         }
 
+        let raw_triggers = raw.trigger.unwrap_or(RawTriggers {
+            http: Vec::new(),
+            storage: Vec::new(),
+            watch: Vec::new(),
+            timer: Vec::new(),
+        });
+        let event_triggers = event_triggers(&raw_triggers, folder, &functions, text, &fail)?;
         let mut http_triggers = Vec::new();
         let mut seen_routes: BTreeMap<String, usize> = BTreeMap::new();
-        for trigger in raw.trigger.map(|t| t.http).unwrap_or_default() {
+        for trigger in raw_triggers.http {
             let route = trigger.route.get_ref();
             if let Err(problem) = crate::triggers::http::Route::parse(route) {
                 return Err(fail(
@@ -282,6 +303,9 @@ impl Manifest {
             app_name,
             functions,
             http_triggers,
+            storage_triggers: event_triggers.storage,
+            watch_triggers: event_triggers.watch,
+            timer_triggers: event_triggers.timer,
         })
     }
 
@@ -292,6 +316,143 @@ impl Manifest {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
     }
+}
+
+/// The validated storage, watch and timer triggers.
+struct EventTriggers {
+    storage: Vec<StorageTrigger>,
+    watch: Vec<WatchTrigger>,
+    timer: Vec<TimerTrigger>,
+}
+
+/// Where `key = ...` is written in the table starting at `table` (its
+/// `[[...]]` header or first key), to point an error at its line; the
+/// table's start when it is not found (a default).
+fn key_span(text: &str, table: &Range<usize>, key: &str) -> Range<usize> {
+    let start = table.start.min(text.len());
+    let mut offset = start;
+    for (index, line) in text[start..].split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') && index > 0 {
+            break;
+        }
+        if let Some(rest) = trimmed.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            let key_start = offset + (line.len() - trimmed.len());
+            return key_start..key_start + key.len();
+        }
+        offset += line.len();
+    }
+    table.clone()
+}
+
+/// Validates `[[trigger.storage]]`, `[[trigger.watch]]` and
+/// `[[trigger.timer]]`: default names (`storage-1`, ...), unique names per
+/// kind, known functions, valid keys and cron expressions.
+fn event_triggers(
+    raw: &RawTriggers,
+    folder: &Path,
+    functions: &BTreeMap<String, FunctionSpec>,
+    text: &str,
+    fail: &impl Fn(Option<Range<usize>>, String, &str) -> ManifestError,
+) -> Result<EventTriggers, ManifestError> {
+    let known: Vec<&str> = functions.keys().map(String::as_str).collect();
+    let problem = |kind: &str, name: &str, span: &Range<usize>, error: TriggerError| {
+        fail(
+            Some(key_span(text, span, error.key)),
+            format!(
+                "[[trigger.{kind}]] `{name}`: `{}`: {}",
+                error.key, error.message
+            ),
+            &error.hint,
+        )
+    };
+    let check_function = |kind: &str, name: &str, span: &Range<usize>, function: &str| {
+        if functions.contains_key(function) {
+            return Ok(());
+        }
+        Err(fail(
+            Some(key_span(text, span, "function")),
+            format!("[[trigger.{kind}]] `{name}` names unknown function `{function}`"),
+            &if known.is_empty() {
+                "define it in a `[function.NAME]` table".to_string()
+            } else {
+                format!("the functions in this manifest are: {}", known.join(", "))
+            },
+        ))
+    };
+    let check_unique = |kind: &str,
+                        names: &mut BTreeMap<String, usize>,
+                        name: &str,
+                        span: &Range<usize>| {
+        let (line, _) = line_and_column(text, span.start);
+        match names.insert(name.to_string(), line) {
+            Some(first) => Err(fail(
+                Some(key_span(text, span, "name")),
+                format!(
+                    "[[trigger.{kind}]] name `{name}` is already used by the trigger on line {first}"
+                ),
+                "give each trigger of a kind its own `name`",
+            )),
+            None => Ok(()),
+        }
+    };
+
+    let mut storage = Vec::new();
+    let mut names = BTreeMap::new();
+    for (index, entry) in raw.storage.iter().enumerate() {
+        let span = entry.span();
+        let mut trigger = entry.get_ref().clone();
+        if trigger.name.is_empty() {
+            trigger.name = format!("storage-{}", index + 1);
+        }
+        let name = trigger.name.clone();
+        trigger
+            .validate()
+            .map_err(|error| problem("storage", &name, &span, error))?;
+        check_function("storage", &name, &span, &trigger.function)?;
+        check_unique("storage", &mut names, &name, &span)?;
+        storage.push(trigger);
+    }
+    let mut watch = Vec::new();
+    let mut names = BTreeMap::new();
+    for (index, entry) in raw.watch.iter().enumerate() {
+        let span = entry.span();
+        let mut trigger = entry.get_ref().clone();
+        if trigger.name.is_empty() {
+            trigger.name = format!("watch-{}", index + 1);
+        }
+        let name = trigger.name.clone();
+        trigger
+            .validate()
+            .map_err(|error| problem("watch", &name, &span, error))?;
+        check_function("watch", &name, &span, &trigger.function)?;
+        check_unique("watch", &mut names, &name, &span)?;
+        trigger.path = folder.join(&trigger.path);
+        watch.push(trigger);
+    }
+    let mut timer = Vec::new();
+    let mut names = BTreeMap::new();
+    for (index, entry) in raw.timer.iter().enumerate() {
+        let span = entry.span();
+        let mut trigger = entry.get_ref().clone();
+        if trigger.name.is_empty() {
+            trigger.name = format!("timer-{}", index + 1);
+        }
+        let name = trigger.name.clone();
+        trigger
+            .validate()
+            .map_err(|error| problem("timer", &name, &span, error))?;
+        check_function("timer", &name, &span, &trigger.function)?;
+        check_unique("timer", &mut names, &name, &span)?;
+        timer.push(trigger);
+    }
+    Ok(EventTriggers {
+        storage,
+        watch,
+        timer,
+    })
 }
 
 /// The configuration a `[function.NAME]` table gives, defaults filled in.
@@ -475,6 +636,135 @@ function = "echo"
         ];
         for (text, line, words) in cases {
             let error = Manifest::parse(Path::new("dir/kumo.toml"), text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with(&format!("dir/kumo.toml:{line}:")),
+                "expected line {line} in: {error}\nmanifest:\n{text}"
+            );
+            for word in *words {
+                assert!(error.contains(word), "expected {word:?} in: {error}");
+            }
+        }
+    }
+
+    const EVENTS: &str = r#"
+[function.thumb]
+source = "thumb.wasm"
+
+[[trigger.storage]]
+bucket = "photos"
+events = ["oss:ObjectCreated:*"]
+prefix = "in/"
+suffix = ".png"
+function = "thumb"
+format = "s3"
+
+[[trigger.storage]]
+name = "removals"
+bucket = "photos"
+events = ["ObjectRemoved:DeleteObject"]
+function = "thumb"
+max_retries = 0
+
+[[trigger.watch]]
+path = "inbox"
+pattern = "*.txt"
+function = "thumb"
+process_existing = true
+
+[[trigger.timer]]
+name = "nightly"
+cron = "0 0 3 * * *"
+function = "thumb"
+payload = "sweep"
+retry_base_ms = 50
+"#;
+
+    #[test]
+    fn event_triggers_load_with_names_defaults_and_resolved_paths() {
+        use crate::events::trigger::{ObjectEventFormat, RetryPolicy};
+        let manifest = Manifest::parse(Path::new("/srv/app/kumo.toml"), EVENTS).unwrap();
+        let [first, second] = &manifest.storage_triggers[..] else {
+            panic!("two storage triggers: {:?}", manifest.storage_triggers)
+        };
+        assert_eq!(first.name, "storage-1");
+        assert_eq!(first.events, ["ObjectCreated:*"]);
+        assert_eq!(first.format, ObjectEventFormat::S3);
+        assert_eq!(first.retry(), RetryPolicy::default());
+        assert_eq!(second.name, "removals");
+        assert_eq!(second.format, ObjectEventFormat::Oss);
+        assert_eq!(second.max_retries, 0);
+        let watch = &manifest.watch_triggers[0];
+        assert_eq!(watch.name, "watch-1");
+        assert_eq!(watch.path, Path::new("/srv/app/inbox"));
+        assert!(watch.process_existing);
+        let timer = &manifest.timer_triggers[0];
+        assert_eq!(
+            (
+                timer.name.as_str(),
+                timer.payload.as_str(),
+                timer.retry_base_ms
+            ),
+            ("nightly", "sweep", 50)
+        );
+    }
+
+    #[test]
+    fn event_trigger_errors_point_at_the_key() {
+        let head = "[function.a]\nsource = \"a.wasm\"\n";
+        // (triggers after `head` (2 lines), expected line, words)
+        let cases: &[(&str, usize, &[&str])] = &[
+            (
+                "[[trigger.timer]]\ncron = \"every day\"\nfunction = \"a\"\n",
+                4,
+                &[
+                    "cron expression `every day` does not parse",
+                    "hint: write five fields",
+                ],
+            ),
+            (
+                "[[trigger.timer]]\ncron = \"* * * * *\"\nfunction = \"b\"\n",
+                5,
+                &[
+                    "[[trigger.timer]] `timer-1` names unknown function `b`",
+                    "the functions in this manifest are: a",
+                ],
+            ),
+            (
+                "[[trigger.storage]]\nbucket = \"x\"\nevents = [\"ObjectCreated:*\"]\nfunction = \"a\"\n",
+                4,
+                &["invalid bucket name `x`"],
+            ),
+            (
+                "[[trigger.storage]]\nbucket = \"photos\"\nevents = [\"Created\"]\nfunction = \"a\"\n",
+                5,
+                &["invalid event pattern `Created`"],
+            ),
+            (
+                "[[trigger.storage]]\nbucket = \"photos\"\nevents = [\"ObjectCreated:*\"]\nfunction = \"a\"\nformat = \"xml\"\n",
+                7,
+                &["unknown variant `xml`"],
+            ),
+            (
+                "[[trigger.watch]]\npath = \"in\"\nfunction = \"a\"\nretries = 3\n",
+                6,
+                &["unknown field `retries`", "hint: check the spelling"],
+            ),
+            (
+                "[[trigger.watch]]\npath = \"in\"\nfunction = \"a\"\nmax_event_age_s = 0\n",
+                6,
+                &["`max_event_age_s`", "0 is outside"],
+            ),
+            (
+                "[[trigger.timer]]\nname = \"t\"\ncron = \"* * * * *\"\nfunction = \"a\"\n[[trigger.timer]]\nname = \"t\"\ncron = \"* * * * *\"\nfunction = \"a\"\n",
+                8,
+                &["name `t` is already used by the trigger on line 3"],
+            ),
+        ];
+        for (triggers, line, words) in cases {
+            let text = format!("{head}{triggers}");
+            let error = Manifest::parse(Path::new("dir/kumo.toml"), &text)
                 .unwrap_err()
                 .to_string();
             assert!(

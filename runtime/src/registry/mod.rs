@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::database::Database;
+use crate::events::trigger::{StorageTrigger, TimerTrigger, WatchTrigger};
 pub use config::{ConfigError, FunctionConfig};
 
 /// Alias routing weights add up to this.
@@ -94,6 +95,12 @@ pub enum TriggerSpec {
         /// `name`, `name:3` (a version) or `name:alias`.
         function: String,
     },
+    /// Objects created or removed in a bucket of Kumo's object storage.
+    Storage(StorageTrigger),
+    /// Files written into a folder on the host.
+    Watch(WatchTrigger),
+    /// A cron schedule.
+    Timer(TimerTrigger),
 }
 
 impl TriggerSpec {
@@ -101,12 +108,63 @@ impl TriggerSpec {
     pub fn function(&self) -> &str {
         match self {
             Self::Http { function, .. } => function,
+            Self::Storage(trigger) => &trigger.function,
+            Self::Watch(trigger) => &trigger.function,
+            Self::Timer(trigger) => &trigger.function,
         }
     }
 
-    fn kind(&self) -> &'static str {
+    /// `http`, `storage`, `watch` or `timer`.
+    pub fn kind(&self) -> &'static str {
         match self {
             Self::Http { .. } => "http",
+            Self::Storage(_) => "storage",
+            Self::Watch(_) => "watch",
+            Self::Timer(_) => "timer",
+        }
+    }
+
+    /// The event trigger's name (unique per kind); `None` for HTTP.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Self::Http { .. } => None,
+            Self::Storage(trigger) => Some(&trigger.name),
+            Self::Watch(trigger) => Some(&trigger.name),
+            Self::Timer(trigger) => Some(&trigger.name),
+        }
+    }
+
+    /// What fires it, in a few words: the route, the bucket and filter,
+    /// the folder, or the schedule.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Http { route, .. } => route.clone(),
+            Self::Storage(trigger) => format!(
+                "{} {}*{} {}",
+                trigger.bucket,
+                trigger.prefix,
+                trigger.suffix,
+                trigger.events.join(",")
+            ),
+            Self::Watch(trigger) => format!(
+                "{}{}",
+                trigger.path.display(),
+                trigger
+                    .pattern
+                    .as_ref()
+                    .map(|pattern| format!(" ({pattern})"))
+                    .unwrap_or_default()
+            ),
+            Self::Timer(trigger) => format!("cron {}", trigger.cron),
+        }
+    }
+
+    fn name_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Self::Http { .. } => None,
+            Self::Storage(trigger) => Some(&mut trigger.name),
+            Self::Watch(trigger) => Some(&mut trigger.name),
+            Self::Timer(trigger) => Some(&mut trigger.name),
         }
     }
 }
@@ -654,10 +712,54 @@ impl Registry {
     ///
     /// [`RegistryError::Invalid`], [`RegistryError::NotFound`] (the target),
     /// [`RegistryError::Conflict`] (the route is taken).
-    pub async fn create_trigger(&self, spec: TriggerSpec) -> Result<Trigger, RegistryError> {
+    pub async fn create_trigger(&self, mut spec: TriggerSpec) -> Result<Trigger, RegistryError> {
         let _one_change_at_a_time = self.writes.lock().await;
         let state = self.load().await?;
         check_target(&state, spec.function())?;
+        let kind = spec.kind();
+        if let Some(name) = spec.name_mut() {
+            if name.is_empty() {
+                let taken = |candidate: &str| {
+                    state
+                        .triggers
+                        .iter()
+                        .any(|t| t.spec.kind() == kind && t.spec.name() == Some(candidate))
+                };
+                let number = (1..).find(|n| !taken(&format!("{kind}-{n}"))).unwrap_or(1);
+                *name = format!("{kind}-{number}");
+            }
+        }
+        let invalid = |error: crate::events::trigger::TriggerError| {
+            RegistryError::Invalid(format!("{kind} trigger: {error}"))
+        };
+        match &mut spec {
+            TriggerSpec::Http { .. } => {}
+            TriggerSpec::Storage(trigger) => trigger.validate().map_err(invalid)?,
+            TriggerSpec::Watch(trigger) => {
+                trigger.validate().map_err(invalid)?;
+                if trigger.path.is_relative() {
+                    return Err(RegistryError::Invalid(format!(
+                        "watch trigger: `path` {} is relative; hint: give an absolute folder (the manifest resolves relative paths against its own folder)",
+                        trigger.path.display()
+                    )));
+                }
+            }
+            TriggerSpec::Timer(trigger) => {
+                trigger.validate().map_err(invalid)?;
+            }
+        }
+        if let Some(name) = spec.name() {
+            if let Some(taken) = state
+                .triggers
+                .iter()
+                .find(|t| t.spec.kind() == kind && t.spec.name() == Some(name))
+            {
+                return Err(RegistryError::Conflict(format!(
+                    "a {kind} trigger named `{name}` exists ({}); hint: pick another `name`, or delete that trigger first",
+                    taken.id
+                )));
+            }
+        }
         match &spec {
             TriggerSpec::Http { route, .. } => {
                 crate::triggers::http::Route::parse(route).map_err(|problem| {
@@ -675,6 +777,7 @@ impl Registry {
                     )));
                 }
             }
+            TriggerSpec::Storage(_) | TriggerSpec::Watch(_) | TriggerSpec::Timer(_) => {}
         }
         let trigger = Trigger {
             id: format!("trg_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),

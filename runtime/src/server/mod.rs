@@ -13,9 +13,9 @@ use tokio::net::TcpListener;
 
 use crate::engine::{Engine, EngineOptions};
 use crate::live::Live;
+use crate::manifest::Manifest;
 use crate::metering::metrics::MetricsHandle;
 use crate::metering::{GuestLogStore, Meter, MeterOptions, MeterTask};
-use crate::manifest::Manifest;
 use crate::registry::{Registry, TriggerSpec};
 
 /// How to run the service (`kumo up`, `kumo server`, `kumo dev`).
@@ -99,10 +99,18 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
     } else {
         (Meter::disabled(), None)
     };
+    let database_for_events = database.clone();
     let registry = Registry::new(database, &data_dir)?;
     let pooling = engine.uses_pooling_allocator();
     let live = Live::new(engine, registry, meter);
     live.reload().await.context("cannot load the registry")?;
+    let weak_live = Arc::downgrade(&live);
+    let resolve: crate::events::Resolver =
+        Arc::new(move |target: &str| weak_live.upgrade()?.resolve_now(target));
+    let event_triggers = crate::triggers::start_event_triggers(database_for_events, resolve)
+        .await
+        .context("cannot start event delivery")?;
+    live.attach_event_triggers(event_triggers).await;
     let token = admin_token(&data_dir, options.admin_token.as_deref())?;
     let gateway = bind(&options.listen, "--listen").await?;
     let admin = bind(&options.admin_listen, "--admin-listen").await?;
@@ -243,6 +251,38 @@ pub async fn deploy_manifest(live: &Live, manifest: &Manifest) -> anyhow::Result
         outcome.triggers_created += 1;
         changed = true;
     }
+    let mut wanted_events: Vec<TriggerSpec> = Vec::new();
+    wanted_events.extend(
+        manifest
+            .storage_triggers
+            .iter()
+            .cloned()
+            .map(TriggerSpec::Storage),
+    );
+    wanted_events.extend(manifest.watch_triggers.iter().cloned().map(|mut trigger| {
+        trigger.path = std::path::absolute(&trigger.path).unwrap_or(trigger.path);
+        TriggerSpec::Watch(trigger)
+    }));
+    wanted_events.extend(
+        manifest
+            .timer_triggers
+            .iter()
+            .cloned()
+            .map(TriggerSpec::Timer),
+    );
+    for wanted in wanted_events {
+        let existing = state.triggers.iter().find(|stored| {
+            stored.spec.kind() == wanted.kind() && stored.spec.name() == wanted.name()
+        });
+        match existing {
+            Some(stored) if stored.spec == wanted => continue,
+            Some(stored) => registry.delete_trigger(&stored.id).await?,
+            None => {}
+        }
+        registry.create_trigger(wanted).await?;
+        outcome.triggers_created += 1;
+        changed = true;
+    }
     if changed {
         live.reload().await?;
     }
@@ -281,8 +321,15 @@ impl Prepared {
         println!("kumo: admin api http://{}", self.admin.local_addr()?);
         println!("kumo: serving http://{}", self.gateway.local_addr()?);
         for trigger in &snapshot.registry.triggers {
-            let TriggerSpec::Http { route, function } = &trigger.spec;
-            println!("  {route} -> {function}");
+            match &trigger.spec {
+                TriggerSpec::Http { route, function } => println!("  {route} -> {function}"),
+                other => println!(
+                    "  {} {} -> {}",
+                    other.kind(),
+                    other.describe(),
+                    other.function()
+                ),
+            }
         }
         if snapshot.registry.triggers.is_empty() {
             tracing::warn!(
@@ -314,6 +361,10 @@ impl Prepared {
             ),
             serve("admin api", self.admin, admin, stopped(stop_rx), self.grace),
         );
+        // Deliveries in flight finish (or resume at the next start).
+        if let Some(event_triggers) = self.live.detach_event_triggers().await {
+            event_triggers.stop(self.grace).await;
+        }
         // Every answered invocation's record is written before exiting.
         if let Some(task) = self.meter_task {
             let stats = task.shutdown().await;

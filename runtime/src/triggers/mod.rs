@@ -1,7 +1,110 @@
 //! What invokes a function. Triggers turn an outside event into an
-//! invocation and hand it to the engine; they never touch wasmtime types.
+//! invocation and hand it to a pool (HTTP) or to the event queue (watched
+//! folders, timers; object storage calls [`crate::events::Events`]
+//! directly); they never touch wasmtime types.
 //!
-//! Only HTTP routes exist today ([`http`]); storage, watched-folder and
-//! timer triggers are not built yet.
+//! - [`http`]: routes on the function gateway.
+//! - [`watch`]: files written into a watched host folder.
+//! - [`timer`]: cron schedules.
 
 pub mod http;
+pub mod timer;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::database::Database;
+use crate::events::trigger::{StorageTrigger, TimerTrigger, WatchTrigger};
+use crate::events::{self, Delivery, DeliverySettings, Events, Resolver};
+
+/// The event side of a running Kumo: the queue's producers, its delivery,
+/// the watched folders and the timers. Which triggers run follows the
+/// registry: [`EventTriggers::apply`] is called after every reload.
+pub struct EventTriggers {
+    /// The queue's producers' side: object storage calls
+    /// [`Events::on_object_change`] on it.
+    pub events: Arc<Events>,
+    delivery: Delivery,
+    watchers: Option<(Vec<WatchTrigger>, watch::Watchers)>,
+    timers: Option<(Vec<TimerTrigger>, timer::Timers)>,
+}
+
+/// Starts delivering queued events (resuming those a previous run left)
+/// through the pools `resolve` finds. No trigger runs until
+/// [`EventTriggers::apply`].
+///
+/// # Errors
+///
+/// The database fails.
+pub async fn start_event_triggers(
+    database: Database,
+    resolve: Resolver,
+) -> anyhow::Result<EventTriggers> {
+    let events = Events::new(database, Vec::new());
+    let delivery =
+        events::start_delivery(events.clone(), resolve, DeliverySettings::default()).await?;
+    Ok(EventTriggers {
+        events,
+        delivery,
+        watchers: None,
+        timers: None,
+    })
+}
+
+impl EventTriggers {
+    /// Makes these the running triggers: storage matching switches at
+    /// once; watchers and timers restart only when their set changed.
+    /// A watcher or timer that cannot start is logged and left out.
+    pub fn apply(
+        &mut self,
+        storage: Vec<StorageTrigger>,
+        watch: Vec<WatchTrigger>,
+        timer: Vec<TimerTrigger>,
+    ) {
+        self.events.set_storage_triggers(storage);
+        if self.watchers.as_ref().map(|(running, _)| running) != Some(&watch) {
+            if let Some((_, watchers)) = self.watchers.take() {
+                watchers.stop();
+            }
+            let mut started = Vec::new();
+            for trigger in &watch {
+                match watch::start_watchers(self.events.clone(), vec![trigger.clone()]) {
+                    Ok(watchers) => started.push(watchers),
+                    Err(error) => {
+                        tracing::error!(trigger = %trigger.name, "cannot start a watch trigger: {error:#}")
+                    }
+                }
+            }
+            self.watchers = Some((watch, watch::Watchers::join(started)));
+        }
+        if self.timers.as_ref().map(|(running, _)| running) != Some(&timer) {
+            if let Some((_, timers)) = self.timers.take() {
+                timers.stop();
+            }
+            let schedules = timer
+                .iter()
+                .filter_map(|trigger| match trigger.validate() {
+                    Ok(cron) => Some((trigger.clone(), cron)),
+                    Err(error) => {
+                        tracing::error!(trigger = %trigger.name, "cannot start a timer: {error}");
+                        None
+                    }
+                })
+                .collect();
+            self.timers = Some((timer, timer::start_timers(self.events.clone(), schedules)));
+        }
+    }
+
+    /// Stops the timers and watchers, then delivery (waiting up to `grace`
+    /// for deliveries in flight; the rest resume at the next start).
+    pub async fn stop(self, grace: Duration) {
+        if let Some((_, timers)) = self.timers {
+            timers.stop();
+        }
+        if let Some((_, watchers)) = self.watchers {
+            watchers.stop();
+        }
+        self.delivery.stop(grace).await;
+    }
+}

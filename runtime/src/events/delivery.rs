@@ -1,0 +1,451 @@
+//! Delivery: a task that claims due events from the queue and hands each
+//! to its function's pool as an HTTP `POST /` with CloudEvents binary-mode
+//! headers, then records how it went.
+//!
+//! - A 2xx answer (body read to its end) acknowledges the event: `done`.
+//! - An error, trap, timeout, or any other status is a failed attempt: the
+//!   event is retried after [`retry::backoff`](super::retry::backoff), or
+//!   goes dead after `max_retries + 1` failed attempts or when the next try
+//!   would pass `max_event_age_s`.
+//! - Backpressure from the pool (`429`: every instance busy and the queue
+//!   full, or no capacity to start one) is not the event's fault: it is
+//!   tried again after the pool's `Retry-After` without spending an attempt
+//!   (the age limit still applies).
+//! - An event whose function no longer resolves goes dead with that reason.
+//!
+//! The request carries `ce-specversion`, `ce-id`, `ce-source`, `ce-type`,
+//! `ce-time`, `ce-subject`, `content-type`, [`HOPS_HEADER`] and
+//! [`ATTEMPT_HEADER`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::Events;
+use super::queue::{self, Attempt, AttemptOutcome, ClaimedEvent, NextState};
+use super::retry::{self, AfterFailure};
+use crate::engine::InvokeError;
+use crate::pool::Pool;
+
+/// Finds a function target's pool: `name`, `name:3` or `name:alias`.
+pub type Resolver = Arc<dyn Fn(&str) -> Option<Arc<Pool>> + Send + Sync>;
+
+/// The header carrying the event's hop count: how many function writes
+/// led to it (0 for a client's upload, a file or a timer). A function that
+/// writes to a bucket while handling an event sends it on with the same
+/// value, and the resulting event has one hop more.
+pub const HOPS_HEADER: &str = "kumo-event-hops";
+
+/// The header carrying the attempt number, 1 for the first delivery.
+/// Attempts refused by backpressure do not count; an attempt cut short by
+/// a crash of the host is not recorded, so its retry carries the same
+/// number again.
+pub const ATTEMPT_HEADER: &str = "kumo-attempt";
+
+/// How delivery runs.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// The most deliveries in flight at once, over all functions (each
+    /// pool still applies its own `max_instances` and queue).
+    pub concurrency: usize,
+    /// How long a claim holds an event; past it, another worker may take
+    /// it. Longer than the longest invocation (15 minutes) plus its wait
+    /// in the pool's queue.
+    pub lease: Duration,
+    /// The longest the task sleeps without looking at the queue (it is
+    /// also woken by every enqueue).
+    pub poll: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            lease: Duration::from_secs(20 * 60),
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The running delivery task.
+pub struct Delivery {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The current time in milliseconds since the epoch.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Releases the leases a previous process left (it died mid-delivery:
+/// those events are delivered again, at least once) and starts delivering.
+///
+/// # Errors
+///
+/// A database error while releasing the leases.
+pub async fn start_delivery(
+    events: Arc<Events>,
+    resolve: Resolver,
+    settings: DeliverySettings,
+) -> Result<Delivery, sqlx::Error> {
+    let released = queue::release_all_leases(events.database()).await?;
+    if released > 0 {
+        tracing::info!(
+            count = released,
+            "resuming events whose delivery was cut off by a stop"
+        );
+    }
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(run(events, resolve, settings, stopped));
+    Ok(Delivery { stop, task })
+}
+
+impl Delivery {
+    /// Stops claiming events and waits up to `grace` for deliveries in
+    /// flight; those still running keep their lease and are delivered
+    /// again after a restart.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            task.abort();
+            tracing::warn!(
+                "event deliveries still running at shutdown; they resume at the next start"
+            );
+        }
+    }
+}
+
+async fn run(
+    events: Arc<Events>,
+    resolve: Resolver,
+    settings: DeliverySettings,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(settings.concurrency));
+    let mut in_flight = JoinSet::new();
+    let mut last_purge = 0i64;
+    while !*stopped.borrow() {
+        while in_flight.try_join_next().is_some() {}
+        let now = now_ms();
+        if now - last_purge > 60_000 {
+            last_purge = now;
+            let before = now - i64::try_from(queue::DONE_RETENTION.as_millis()).unwrap_or(0);
+            if let Err(error) = queue::purge_done(events.database(), before).await {
+                tracing::warn!(%error, "cannot purge delivered events");
+            }
+        }
+        let available = permits.available_permits();
+        if available == 0 {
+            tokio::select! {
+                permit = permits.clone().acquire_owned() => drop(permit),
+                _ = stopped.changed() => {}
+            }
+            continue;
+        }
+        let limit = u32::try_from(available).unwrap_or(u32::MAX);
+        let claimed = match queue::claim_due(events.database(), now, settings.lease, limit).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::error!(%error, "cannot claim events; retrying shortly");
+                Vec::new()
+            }
+        };
+        let full = claimed.len() == available;
+        for event in claimed {
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let events = events.clone();
+            let resolve = resolve.clone();
+            in_flight.spawn(async move {
+                deliver(&events, &resolve, event).await;
+                drop(permit);
+            });
+        }
+        if full {
+            continue;
+        }
+        let sleep = match queue::next_due_ms(events.database()).await {
+            Ok(Some(due)) => {
+                Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0)).min(settings.poll)
+            }
+            _ => settings.poll,
+        };
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = events.wake.notified() => {}
+            _ = stopped.changed() => {}
+        }
+    }
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// What one attempt came to.
+enum Delivered {
+    Acknowledged(u16),
+    Failed(Option<u16>, String),
+    Throttled(Duration, String),
+}
+
+/// Delivers one claimed event and records the outcome.
+async fn deliver(events: &Events, resolve: &Resolver, event: ClaimedEvent) {
+    let database = events.database();
+    let started = now_ms();
+    let max_age_end = event.first_seen_ms.saturating_add(event.max_age_ms);
+    if started > max_age_end {
+        let reason = format!(
+            "the event is older than its max_event_age_s ({} s) and was not delivered; hint: replay it, or raise max_event_age_s",
+            event.max_age_ms / 1000
+        );
+        if let Err(error) = queue::mark_dead(database, &event.id, &reason, started).await {
+            tracing::error!(%error, event = %event.id, "cannot record a dead event");
+        }
+        return;
+    }
+    let Some(pool) = resolve(&event.target) else {
+        let reason = format!(
+            "the function `{}` no longer exists; hint: deploy it again and replay the event",
+            event.target
+        );
+        tracing::warn!(event = %event.id, "{reason}");
+        if let Err(error) = queue::mark_dead(database, &event.id, &reason, started).await {
+            tracing::error!(%error, event = %event.id, "cannot record a dead event");
+        }
+        return;
+    };
+    let attempt_number = event.attempts + 1;
+    let request_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
+    let hops = u32::try_from(event.hops).unwrap_or(u32::MAX);
+    events.register_in_flight(&request_id, hops);
+    let delivered = invoke(&pool, &event, attempt_number, request_id.clone()).await;
+    events.unregister_in_flight(&request_id);
+    let finished = now_ms();
+
+    let (outcome, status, error, counted) = match &delivered {
+        Delivered::Acknowledged(status) => (AttemptOutcome::Ok, Some(*status), None, true),
+        Delivered::Failed(status, error) => {
+            (AttemptOutcome::Failed, *status, Some(error.clone()), true)
+        }
+        Delivered::Throttled(_, error) => {
+            (AttemptOutcome::Throttled, None, Some(error.clone()), false)
+        }
+    };
+    let next = match &delivered {
+        Delivered::Acknowledged(_) => NextState::Done,
+        Delivered::Throttled(retry_after, _) => {
+            let at = finished.saturating_add(i64::try_from(retry_after.as_millis()).unwrap_or(0));
+            if at > max_age_end {
+                NextState::Dead(format!(
+                    "the function stayed overloaded until the event passed its max_event_age_s; last error: {}",
+                    error.as_deref().unwrap_or_default()
+                ))
+            } else {
+                NextState::RetryAt(at)
+            }
+        }
+        Delivered::Failed(_, message) => {
+            let failed_attempts = u32::try_from(attempt_number).unwrap_or(u32::MAX);
+            match retry::after_failure(
+                failed_attempts,
+                u32::try_from(event.max_retries).unwrap_or(0),
+                Duration::from_millis(u64::try_from(event.retry_base_ms).unwrap_or(0)),
+                Duration::from_millis(u64::try_from(event.max_age_ms).unwrap_or(0)),
+                event.first_seen_ms,
+                finished,
+                fastrand::f64(),
+            ) {
+                AfterFailure::RetryAt(at) => NextState::RetryAt(at),
+                AfterFailure::DeadNoAttemptsLeft => NextState::Dead(format!(
+                    "failed {failed_attempts} attempts (max_retries = {}); last error: {message}",
+                    event.max_retries
+                )),
+                AfterFailure::DeadTooOld => NextState::Dead(format!(
+                    "the next retry would pass the event's max_event_age_s; last error: {message}"
+                )),
+            }
+        }
+    };
+    match &next {
+        NextState::Done => {
+            tracing::debug!(event = %event.id, function = %event.target, attempt = attempt_number, "event delivered");
+        }
+        NextState::RetryAt(at) => {
+            tracing::info!(
+                event = %event.id,
+                function = %event.target,
+                attempt = attempt_number,
+                retry_in_ms = at - finished,
+                "event delivery failed, will retry: {}",
+                error.as_deref().unwrap_or_default()
+            );
+        }
+        NextState::Dead(reason) => {
+            tracing::warn!(event = %event.id, function = %event.target, "event is dead: {reason}");
+        }
+    }
+    let attempt = Attempt {
+        started_ms: started,
+        finished_ms: finished,
+        outcome,
+        status,
+        error,
+        request_id: request_id.to_string(),
+    };
+    if let Err(error) = queue::finish_attempt(database, &event.id, &attempt, counted, &next).await {
+        // The lease stays: the event is delivered again once it expires
+        // (or at the next start).
+        tracing::error!(%error, event = %event.id, "cannot record a delivery attempt");
+    }
+    if matches!(next, NextState::RetryAt(_)) {
+        // The claiming loop did not count this event (it was leased) when
+        // it chose how long to sleep: have it look again, so the retry
+        // leaves on time.
+        events.wake_delivery();
+    }
+}
+
+/// The HTTP request for an event.
+pub fn event_request(
+    event: &ClaimedEvent,
+    attempt_number: i64,
+) -> Result<http::Request<Full<Bytes>>, http::Error> {
+    http::Request::builder()
+        .method(http::Method::POST)
+        .uri("/")
+        .header(http::header::HOST, "localhost")
+        .header(http::header::CONTENT_TYPE, &event.content_type)
+        .header("ce-specversion", "1.0")
+        .header("ce-id", &event.id)
+        .header("ce-source", &event.ce_source)
+        .header("ce-type", &event.ce_type)
+        .header("ce-time", &event.ce_time)
+        .header("ce-subject", encode_header_value(&event.ce_subject))
+        .header(HOPS_HEADER, event.hops)
+        .header(ATTEMPT_HEADER, attempt_number)
+        .body(Full::new(Bytes::from(event.body.clone())))
+}
+
+/// A header value for a subject that may hold any character (an object
+/// key): printable ASCII stays, every other byte and `%` is `%XX`
+/// (CloudEvents' HTTP binding encodes attribute values this way).
+pub fn encode_header_value(value: &str) -> String {
+    let mut encoded = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if (0x20..0x7f).contains(&byte) && byte != b'%' && byte != b'"' {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+async fn invoke(
+    pool: &Arc<Pool>,
+    event: &ClaimedEvent,
+    attempt_number: i64,
+    request_id: Arc<str>,
+) -> Delivered {
+    let request = match event_request(event, attempt_number) {
+        Ok(request) => request,
+        Err(error) => {
+            return Delivered::Failed(None, format!("cannot build the event's request: {error}"));
+        }
+    };
+    match pool
+        .invoke(request, request_id, crate::metering::TriggerKind::Event)
+        .await
+    {
+        Ok(response) => {
+            let status = response.status();
+            match response.into_body().collect().await {
+                Ok(_) if status.is_success() => Delivered::Acknowledged(status.as_u16()),
+                Ok(body) => {
+                    let body = body.to_bytes();
+                    let excerpt = String::from_utf8_lossy(&body[..body.len().min(200)]);
+                    Delivered::Failed(
+                        Some(status.as_u16()),
+                        format!("the function answered {status}: {}", excerpt.trim()),
+                    )
+                }
+                Err(error) => Delivered::Failed(
+                    Some(status.as_u16()),
+                    format!("the function's response broke off: {error}"),
+                ),
+            }
+        }
+        Err(error @ InvokeError::Overloaded { retry_after, .. }) => {
+            Delivered::Throttled(retry_after, error.to_string())
+        }
+        Err(error @ InvokeError::NoCapacity) => {
+            Delivered::Throttled(Duration::from_secs(1), error.to_string())
+        }
+        Err(error) => Delivered::Failed(None, error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_keep_printable_ascii_and_escape_the_rest() {
+        let cases = [
+            ("in/a.png", "in/a.png"),
+            ("a b", "a b"),
+            ("100%", "100%25"),
+            ("é", "%C3%A9"),
+            ("a\nb", "a%0Ab"),
+            ("\"q\"", "%22q%22"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(encode_header_value(value), expected);
+        }
+    }
+
+    #[test]
+    fn event_requests_carry_cloudevents_headers() {
+        let event = ClaimedEvent {
+            id: "ev-1".into(),
+            target: "f".into(),
+            ce_source: "/kumo/storage/photos".into(),
+            ce_type: "kumo.storage.ObjectCreated:PutObject".into(),
+            ce_subject: "in/ä.png".into(),
+            ce_time: "2026-11-23T06:45:43.120Z".into(),
+            content_type: "application/json".into(),
+            body: b"{}".to_vec(),
+            attempts: 2,
+            max_retries: 3,
+            retry_base_ms: 1000,
+            max_age_ms: 1000,
+            hops: 4,
+            first_seen_ms: 0,
+        };
+        let request = event_request(&event, 3).unwrap();
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(request.uri(), "/");
+        let headers = request.headers();
+        let expected = [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "ev-1"),
+            ("ce-source", "/kumo/storage/photos"),
+            ("ce-type", "kumo.storage.ObjectCreated:PutObject"),
+            ("ce-time", "2026-11-23T06:45:43.120Z"),
+            ("ce-subject", "in/%C3%A4.png"),
+            ("content-type", "application/json"),
+            (HOPS_HEADER, "4"),
+            (ATTEMPT_HEADER, "3"),
+        ];
+        for (name, value) in expected {
+            assert_eq!(headers[name], value, "{name}");
+        }
+    }
+}

@@ -1,0 +1,752 @@
+//! The durable event queue in SQLite (`migrations/0003_events.sql`).
+//!
+//! An event is `pending` until its first attempt, `retrying` after a failed
+//! one, `done` once acknowledged, `dead` when it gave up (the dead-letter
+//! list). A worker claims due events by setting a lease
+//! (`lease_until_ms`); a claim whose worker died is claimable again when the
+//! lease expires, and a starting process releases every lease at once
+//! (one process owns the data directory). Acknowledged (`done`) events are
+//! kept for [`DONE_RETENTION`] for inspection, then deleted.
+//!
+//! Every function takes the time as an argument (milliseconds since the
+//! epoch), so tests drive the clock.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+use sqlx::{FromRow, Sqlite, Transaction};
+
+use super::document::EventDocument;
+use super::trigger::RetryPolicy;
+use crate::database::Database;
+
+/// How long acknowledged events stay in the table.
+pub const DONE_RETENTION: Duration = Duration::from_secs(3600);
+
+/// What produced an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// An object created or removed in a bucket.
+    Storage,
+    /// A file written into a watched folder.
+    Watch,
+    /// A timer firing.
+    Timer,
+}
+
+impl EventKind {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Storage => "storage",
+            EventKind::Watch => "watch",
+            EventKind::Timer => "timer",
+        }
+    }
+}
+
+/// Where an event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventState {
+    /// Waiting for its first attempt.
+    Pending,
+    /// Failed at least once; waiting for its next attempt.
+    Retrying,
+    /// Gave up; in the dead-letter list.
+    Dead,
+    /// Acknowledged by the function.
+    Done,
+}
+
+impl EventState {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Pending => "pending",
+            EventState::Retrying => "retrying",
+            EventState::Dead => "dead",
+            EventState::Done => "done",
+        }
+    }
+
+    /// Parses a stored or user-given name.
+    ///
+    /// # Errors
+    ///
+    /// Names the value and the accepted ones.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "pending" => Ok(EventState::Pending),
+            "retrying" => Ok(EventState::Retrying),
+            "dead" => Ok(EventState::Dead),
+            "done" => Ok(EventState::Done),
+            other => Err(format!(
+                "unknown event state `{other}`; hint: use pending, retrying, dead or done"
+            )),
+        }
+    }
+}
+
+/// An event to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Its id (the CloudEvent's `id`).
+    pub id: String,
+    /// `<kind>:<trigger name>`.
+    pub trigger_id: String,
+    /// The function target.
+    pub target: String,
+    /// What produced it.
+    pub kind: EventKind,
+    /// Its document and CloudEvents attributes.
+    pub document: EventDocument,
+    /// The trigger's retry policy.
+    pub retry: RetryPolicy,
+    /// Function writes that led to it.
+    pub hops: u32,
+    /// Stored dead right away with this reason (the hop limit).
+    pub dead_reason: Option<String>,
+}
+
+/// A new event id: a random UUID, as 32 hex digits.
+pub fn new_event_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The trigger id stored with events: `<kind>:<trigger name>`.
+pub fn trigger_id(kind: EventKind, trigger_name: &str) -> String {
+    format!("{}:{trigger_name}", kind.as_str())
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Milliseconds since the epoch as a UTC time.
+pub fn time_of_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// Inserts one event inside `transaction`.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn insert_event(
+    transaction: &mut Transaction<'_, Sqlite>,
+    event: &NewEvent,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let state = if event.dead_reason.is_some() {
+        EventState::Dead
+    } else {
+        EventState::Pending
+    };
+    sqlx::query(
+        "INSERT INTO events (id, trigger_id, target, kind, ce_source, ce_type, ce_subject, ce_time,
+             content_type, body, state, attempts, max_retries, retry_base_ms, max_age_ms, hops,
+             first_seen_ms, next_attempt_ms, lease_until_ms, last_error, updated_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+    )
+    .bind(&event.id)
+    .bind(&event.trigger_id)
+    .bind(&event.target)
+    .bind(event.kind.as_str())
+    .bind(&event.document.source)
+    .bind(&event.document.event_type)
+    .bind(&event.document.subject)
+    .bind(
+        event
+            .document
+            .time
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    )
+    .bind(event.document.content_type)
+    .bind(&event.document.body)
+    .bind(state.as_str())
+    .bind(i64::from(event.retry.max_retries))
+    .bind(i64::try_from(event.retry.retry_base_ms).unwrap_or(i64::MAX))
+    .bind(millis(event.retry.max_event_age()))
+    .bind(i64::from(event.hops))
+    .bind(now_ms)
+    .bind(now_ms)
+    .bind(&event.dead_reason)
+    .bind(now_ms)
+    .execute(&mut **transaction)
+    .await?;
+    Ok(())
+}
+
+/// Stores `events` in one transaction: all or none.
+///
+/// # Errors
+///
+/// A database error; then none is stored.
+pub async fn insert_events(
+    database: &Database,
+    events: &[NewEvent],
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let mut transaction = database.begin().await?;
+    for event in events {
+        insert_event(&mut transaction, event, now_ms).await?;
+    }
+    transaction.commit().await
+}
+
+/// Stores a timer's event unless that trigger already has one pending or
+/// retrying (no pile-up). Returns whether it was stored.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn insert_event_unless_outstanding(
+    database: &Database,
+    event: &NewEvent,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut transaction = database.begin().await?;
+    let outstanding: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events WHERE trigger_id = ? AND state IN ('pending', 'retrying')",
+    )
+    .bind(&event.trigger_id)
+    .fetch_one(&mut *transaction)
+    .await?;
+    if outstanding > 0 {
+        return Ok(false);
+    }
+    insert_event(&mut transaction, event, now_ms).await?;
+    transaction.commit().await?;
+    Ok(true)
+}
+
+/// A file version of a watched folder: it becomes an event once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileVersion {
+    /// The path relative to the folder.
+    pub path: String,
+    /// Its size.
+    pub size: u64,
+    /// Its modification time in nanoseconds since the epoch.
+    pub mtime_ns: i64,
+}
+
+/// Stores a watched file's event unless this version of the file (path,
+/// size, modification time) already had one. Returns whether it was
+/// stored.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn insert_file_event_once(
+    database: &Database,
+    event: &NewEvent,
+    file: &FileVersion,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut transaction = database.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT OR IGNORE INTO watched_files (trigger_id, path, size, mtime_ns, event_id)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&event.trigger_id)
+    .bind(&file.path)
+    .bind(i64::try_from(file.size).unwrap_or(i64::MAX))
+    .bind(file.mtime_ns)
+    .bind(&event.id)
+    .execute(&mut *transaction)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
+    insert_event(&mut transaction, event, now_ms).await?;
+    transaction.commit().await?;
+    Ok(true)
+}
+
+/// Whether a watched file version already became an event.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn file_seen(
+    database: &Database,
+    trigger_id: &str,
+    file: &FileVersion,
+) -> Result<bool, sqlx::Error> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM watched_files WHERE trigger_id = ? AND path = ? AND size = ? AND mtime_ns = ?",
+    )
+    .bind(trigger_id)
+    .bind(&file.path)
+    .bind(i64::try_from(file.size).unwrap_or(i64::MAX))
+    .bind(file.mtime_ns)
+    .fetch_one(database)
+    .await?;
+    Ok(count > 0)
+}
+
+/// An event claimed for delivery.
+#[derive(Debug, Clone, FromRow)]
+pub struct ClaimedEvent {
+    /// Its id.
+    pub id: String,
+    /// The function target.
+    pub target: String,
+    /// `ce-source`.
+    pub ce_source: String,
+    /// `ce-type`.
+    pub ce_type: String,
+    /// `ce-subject`.
+    pub ce_subject: String,
+    /// `ce-time`.
+    pub ce_time: String,
+    /// The body's content type.
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Attempts so far (not counting this one).
+    pub attempts: i64,
+    /// The retry policy.
+    pub max_retries: i64,
+    /// The retry policy.
+    pub retry_base_ms: i64,
+    /// The retry policy.
+    pub max_age_ms: i64,
+    /// Function writes that led to it.
+    pub hops: i64,
+    /// When it was stored (or replayed).
+    pub first_seen_ms: i64,
+}
+
+/// Releases every lease: run once at start, when no worker of this data
+/// directory is alive. Returns how many events were held.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn release_all_leases(database: &Database) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("UPDATE events SET lease_until_ms = NULL WHERE lease_until_ms IS NOT NULL")
+            .execute(database)
+            .await?
+            .rows_affected(),
+    )
+}
+
+/// Claims up to `limit` due events (pending or retrying, due by `now_ms`,
+/// not leased or with an expired lease), oldest due first, leasing them
+/// until `now_ms + lease`.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn claim_due(
+    database: &Database,
+    now_ms: i64,
+    lease: Duration,
+    limit: u32,
+) -> Result<Vec<ClaimedEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE events SET lease_until_ms = ?1
+         WHERE id IN (
+             SELECT id FROM events
+             WHERE state IN ('pending', 'retrying') AND next_attempt_ms <= ?2
+               AND (lease_until_ms IS NULL OR lease_until_ms <= ?2)
+             ORDER BY next_attempt_ms LIMIT ?3)
+         RETURNING id, target, ce_source, ce_type, ce_subject, ce_time, content_type, body,
+                   attempts, max_retries, retry_base_ms, max_age_ms, hops, first_seen_ms",
+    )
+    .bind(now_ms.saturating_add(millis(lease)))
+    .bind(now_ms)
+    .bind(i64::from(limit))
+    .fetch_all(database)
+    .await
+}
+
+/// When the next pending or retrying event not held by a lease is due, if
+/// any (an expired lease is found by the next poll).
+///
+/// # Errors
+///
+/// A database error.
+pub async fn next_due_ms(database: &Database) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT MIN(next_attempt_ms) FROM events
+         WHERE state IN ('pending', 'retrying') AND lease_until_ms IS NULL",
+    )
+    .fetch_one(database)
+    .await
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The function answered 2xx.
+    Ok,
+    /// An error, trap, timeout or non-2xx answer.
+    Failed,
+    /// The function's pool pushed back (429); not counted as an attempt.
+    Throttled,
+}
+
+impl AttemptOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Throttled => "throttled",
+        }
+    }
+}
+
+/// One delivery attempt, as recorded.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// When it started.
+    pub started_ms: i64,
+    /// When it ended.
+    pub finished_ms: i64,
+    /// How.
+    pub outcome: AttemptOutcome,
+    /// The function's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// The invocation's request id.
+    pub request_id: String,
+}
+
+/// Where the event goes after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextState {
+    /// Acknowledged.
+    Done,
+    /// Try again at this time.
+    RetryAt(i64),
+    /// Give up with this reason.
+    Dead(String),
+}
+
+/// Records an attempt and moves the event on, in one transaction, and
+/// drops its lease. `counted` says whether the attempt counts against the
+/// retry budget (a throttled one does not).
+///
+/// # Errors
+///
+/// A database error.
+pub async fn finish_attempt(
+    database: &Database,
+    event_id: &str,
+    attempt: &Attempt,
+    counted: bool,
+    next: &NextState,
+) -> Result<(), sqlx::Error> {
+    let mut transaction = database.begin().await?;
+    sqlx::query(
+        "INSERT INTO event_attempts (event_id, started_ms, finished_ms, outcome, status, error, request_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(event_id)
+    .bind(attempt.started_ms)
+    .bind(attempt.finished_ms)
+    .bind(attempt.outcome.as_str())
+    .bind(attempt.status.map(i64::from))
+    .bind(&attempt.error)
+    .bind(&attempt.request_id)
+    .execute(&mut *transaction)
+    .await?;
+    let (state, next_ms, error) = match next {
+        NextState::Done => ("done", attempt.finished_ms, None),
+        NextState::RetryAt(at) => (
+            if counted { "retrying" } else { "keep" },
+            *at,
+            attempt.error.clone(),
+        ),
+        NextState::Dead(reason) => ("dead", attempt.finished_ms, Some(reason.clone())),
+    };
+    sqlx::query(
+        "UPDATE events SET
+             state = CASE WHEN ?1 = 'keep' THEN state ELSE ?1 END,
+             attempts = attempts + ?2,
+             next_attempt_ms = ?3,
+             last_error = COALESCE(?4, last_error),
+             lease_until_ms = NULL,
+             updated_ms = ?5
+         WHERE id = ?6",
+    )
+    .bind(state)
+    .bind(i64::from(counted))
+    .bind(next_ms)
+    .bind(error)
+    .bind(attempt.finished_ms)
+    .bind(event_id)
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await
+}
+
+/// Moves an event to the dead-letter list without an attempt (its
+/// function is gone, or it is too old to try).
+///
+/// # Errors
+///
+/// A database error.
+pub async fn mark_dead(
+    database: &Database,
+    event_id: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE events SET state = 'dead', last_error = ?, lease_until_ms = NULL, updated_ms = ?
+         WHERE id = ?",
+    )
+    .bind(reason)
+    .bind(now_ms)
+    .bind(event_id)
+    .execute(database)
+    .await?;
+    Ok(())
+}
+
+/// Deletes acknowledged events finished before `before_ms`. Returns how
+/// many.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn purge_done(database: &Database, before_ms: i64) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM events WHERE state = 'done' AND updated_ms < ?")
+            .bind(before_ms)
+            .execute(database)
+            .await?
+            .rows_affected(),
+    )
+}
+
+/// An event as the API and CLI show it (the body is left out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventSummary {
+    /// Its id.
+    pub id: String,
+    /// `<kind>:<trigger name>`.
+    pub trigger: String,
+    /// The function target.
+    pub function: String,
+    /// storage | watch | timer.
+    pub kind: String,
+    /// pending | retrying | dead | done.
+    pub state: String,
+    /// `ce-type`.
+    pub event_type: String,
+    /// `ce-source`.
+    pub source: String,
+    /// `ce-subject`.
+    pub subject: String,
+    /// `ce-time`.
+    pub time: String,
+    /// Attempts that ended (throttled ones not counted).
+    pub attempts: u32,
+    /// Retries allowed after the first attempt.
+    pub max_retries: u32,
+    /// Function writes that led to it.
+    pub hops: u32,
+    /// When it was stored (or replayed), RFC 3339.
+    pub first_seen: DateTime<Utc>,
+    /// When it is next tried (pending, retrying) or when it ended.
+    pub next_attempt: DateTime<Utc>,
+    /// The last error, for a retrying or dead event.
+    pub last_error: Option<String>,
+}
+
+#[derive(FromRow)]
+struct SummaryRow {
+    id: String,
+    trigger_id: String,
+    target: String,
+    kind: String,
+    state: String,
+    ce_type: String,
+    ce_source: String,
+    ce_subject: String,
+    ce_time: String,
+    attempts: i64,
+    max_retries: i64,
+    hops: i64,
+    first_seen_ms: i64,
+    next_attempt_ms: i64,
+    last_error: Option<String>,
+}
+
+impl From<SummaryRow> for EventSummary {
+    fn from(row: SummaryRow) -> Self {
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        Self {
+            id: row.id,
+            trigger: row.trigger_id,
+            function: row.target,
+            kind: row.kind,
+            state: row.state,
+            event_type: row.ce_type,
+            source: row.ce_source,
+            subject: row.ce_subject,
+            time: row.ce_time,
+            attempts: count(row.attempts),
+            max_retries: count(row.max_retries),
+            hops: count(row.hops),
+            first_seen: time_of_millis(row.first_seen_ms),
+            next_attempt: time_of_millis(row.next_attempt_ms),
+            last_error: row.last_error,
+        }
+    }
+}
+
+const SUMMARY_COLUMNS: &str = "id, trigger_id, target, kind, state, ce_type, ce_source, ce_subject,
+    ce_time, attempts, max_retries, hops, first_seen_ms, next_attempt_ms, last_error";
+
+/// Events in `state` (all states when `None`), oldest first, at most
+/// `limit`.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn list_events(
+    database: &Database,
+    state: Option<EventState>,
+    limit: u32,
+) -> Result<Vec<EventSummary>, sqlx::Error> {
+    let rows: Vec<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SUMMARY_COLUMNS} FROM events WHERE (?1 IS NULL OR state = ?1)
+         ORDER BY first_seen_ms, id LIMIT ?2"
+    )))
+    .bind(state.map(EventState::as_str))
+    .bind(i64::from(limit))
+    .fetch_all(database)
+    .await?;
+    Ok(rows.into_iter().map(EventSummary::from).collect())
+}
+
+/// One event, with its body, or `None`.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn get_event(
+    database: &Database,
+    event_id: &str,
+) -> Result<Option<EventSummary>, sqlx::Error> {
+    let row: Option<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SUMMARY_COLUMNS} FROM events WHERE id = ?"
+    )))
+    .bind(event_id)
+    .fetch_optional(database)
+    .await?;
+    Ok(row.map(EventSummary::from))
+}
+
+/// One recorded delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct AttemptRecord {
+    /// When it started, ms since the epoch.
+    pub started_ms: i64,
+    /// When it ended, ms since the epoch.
+    pub finished_ms: i64,
+    /// ok | failed | throttled.
+    pub outcome: String,
+    /// The function's HTTP status, when it answered.
+    pub status: Option<i64>,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// The invocation's request id.
+    pub request_id: String,
+}
+
+/// An event's delivery attempts, in order.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn list_attempts(
+    database: &Database,
+    event_id: &str,
+) -> Result<Vec<AttemptRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT started_ms, finished_ms, outcome, status, error, request_id
+         FROM event_attempts WHERE event_id = ? ORDER BY started_ms, rowid",
+    )
+    .bind(event_id)
+    .fetch_all(database)
+    .await
+}
+
+/// Why an event cannot be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// No such event.
+    #[error("no event `{0}`; hint: `kumo events list --state dead` lists the dead ones")]
+    NotFound(String),
+    /// Only dead events are replayed.
+    #[error("event `{id}` is {state}, not dead; hint: only dead events can be replayed")]
+    NotDead {
+        /// The event.
+        id: String,
+        /// Its state.
+        state: String,
+    },
+    /// The database failed.
+    #[error("the event queue failed: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Moves a dead event back to `pending`, due now, with its attempts and
+/// age starting over (its last error is kept until the next attempt).
+///
+/// # Errors
+///
+/// [`ReplayError::NotFound`], [`ReplayError::NotDead`], or a database
+/// error.
+pub async fn replay(
+    database: &Database,
+    event_id: &str,
+    now_ms: i64,
+) -> Result<EventSummary, ReplayError> {
+    let updated = sqlx::query(
+        "UPDATE events SET state = 'pending', attempts = 0, first_seen_ms = ?1,
+             next_attempt_ms = ?1, lease_until_ms = NULL, updated_ms = ?1
+         WHERE id = ?2 AND state = 'dead'",
+    )
+    .bind(now_ms)
+    .bind(event_id)
+    .execute(database)
+    .await?
+    .rows_affected();
+    let event = get_event(database, event_id)
+        .await?
+        .ok_or_else(|| ReplayError::NotFound(event_id.to_string()))?;
+    if updated == 0 {
+        return Err(ReplayError::NotDead {
+            id: event.id,
+            state: event.state,
+        });
+    }
+    Ok(event)
+}
+
+/// How many events are in each state.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn count_by_state(database: &Database) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT state, COUNT(*) FROM events GROUP BY state ORDER BY state")
+        .fetch_all(database)
+        .await
+}

@@ -1,0 +1,428 @@
+//! The queue against a real SQLite database in a temp dir: enqueueing
+//! object changes, claims and leases, attempts, dead letters and replay.
+
+use std::time::Duration;
+
+use super::queue::{
+    Attempt, AttemptOutcome, FileVersion, NextState, claim_due, finish_attempt,
+    insert_event_unless_outstanding, insert_file_event_once, mark_dead, next_due_ms,
+    release_all_leases,
+};
+use super::trigger::{ObjectEventFormat, RetryPolicy};
+use super::*;
+
+async fn database() -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = crate::database::open(dir.path()).await.unwrap();
+    (dir, database)
+}
+
+fn storage_trigger(name: &str, prefix: &str, format: ObjectEventFormat) -> StorageTrigger {
+    let mut trigger = StorageTrigger {
+        name: name.into(),
+        bucket: "photos".into(),
+        events: vec!["ObjectCreated:*".into()],
+        prefix: prefix.into(),
+        suffix: String::new(),
+        function: format!("fn-{name}"),
+        format,
+        max_retries: 3,
+        retry_base_ms: 1000,
+        max_event_age_s: 86_400,
+    };
+    trigger.validate().unwrap();
+    trigger
+}
+
+fn upload(key: &str) -> ObjectChange {
+    ObjectChange {
+        bucket: "photos".into(),
+        key: key.into(),
+        size: 3,
+        etag: "acbd18db4cc2f85cedef654fccc4a4d8".into(),
+        event_name: "ObjectCreated:PutObject".into(),
+        time: Utc::now(),
+        source_ip: Some("127.0.0.1".into()),
+        request_id: "req".into(),
+    }
+}
+
+fn timer_event(name: &str) -> NewEvent {
+    NewEvent {
+        id: queue::new_event_id(),
+        trigger_id: queue::trigger_id(EventKind::Timer, name),
+        target: "f".into(),
+        kind: EventKind::Timer,
+        document: document::timer_event(name, Utc::now(), "p"),
+        retry: RetryPolicy::default(),
+        hops: 0,
+        dead_reason: None,
+    }
+}
+
+fn attempt(outcome: AttemptOutcome, at: i64) -> Attempt {
+    Attempt {
+        started_ms: at,
+        finished_ms: at + 5,
+        outcome,
+        status: Some(500),
+        error: Some("boom".into()),
+        request_id: "r".into(),
+    }
+}
+
+#[tokio::test]
+async fn an_object_change_becomes_one_event_per_matching_trigger() {
+    let (_dir, database) = database().await;
+    let events = Events::new(
+        database.clone(),
+        vec![
+            storage_trigger("all", "", ObjectEventFormat::Oss),
+            storage_trigger("inbox", "in/", ObjectEventFormat::S3),
+            storage_trigger("other", "out/", ObjectEventFormat::Cloudevents),
+        ],
+    );
+    events.on_object_change(upload("in/a.png")).await.unwrap();
+    events.on_object_change(upload("b.png")).await.unwrap();
+    let mut other = upload("x");
+    other.bucket = "elsewhere".into();
+    events.on_object_change(other).await.unwrap();
+
+    let stored = list(&database, Some(EventState::Pending), 100)
+        .await
+        .unwrap();
+    let mut seen: Vec<(String, String, String)> = stored
+        .iter()
+        .map(|e| (e.trigger.clone(), e.function.clone(), e.subject.clone()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("storage:all".into(), "fn-all".into(), "b.png".into()),
+            ("storage:all".into(), "fn-all".into(), "in/a.png".into()),
+            ("storage:inbox".into(), "fn-inbox".into(), "in/a.png".into()),
+        ]
+    );
+    for event in &stored {
+        assert_eq!(event.kind, "storage");
+        assert_eq!(event.attempts, 0);
+        assert_eq!(event.hops, 0);
+        assert_eq!(event.source, "/kumo/storage/photos");
+        assert_eq!(event.event_type, "kumo.storage.ObjectCreated:PutObject");
+    }
+    // The stored body is the trigger's format.
+    let claimed = claim_due(&database, i64::MAX / 2, Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    let inbox = claimed
+        .iter()
+        .find(|e| e.target == "fn-inbox")
+        .expect("the inbox event is due");
+    let body: serde_json::Value = serde_json::from_slice(&inbox.body).unwrap();
+    assert_eq!(body["Records"][0]["s3"]["object"]["key"], "in/a.png");
+    assert_eq!(body["Records"][0]["s3"]["configurationId"], "inbox");
+}
+
+#[tokio::test]
+async fn a_failed_enqueue_stores_nothing() {
+    let (_dir, database) = database().await;
+    let events = Events::new(
+        database.clone(),
+        vec![
+            storage_trigger("a", "", ObjectEventFormat::Oss),
+            storage_trigger("b", "", ObjectEventFormat::Oss),
+        ],
+    );
+    // A database that fails (closed): the caller gets the error.
+    database.close().await;
+    let error = events.on_object_change(upload("a")).await.unwrap_err();
+    assert!(format!("{error:#}").contains("cannot enqueue the events of photos/a"));
+}
+
+#[tokio::test]
+async fn writes_caused_by_functions_count_hops_and_stop_at_the_limit() {
+    let (_dir, database) = database().await;
+    let events = Events::new(
+        database.clone(),
+        vec![storage_trigger("all", "", ObjectEventFormat::Oss)],
+    );
+    for cause in [
+        None,
+        Some(0),
+        Some(MAX_HOPS - 2),
+        Some(MAX_HOPS - 1),
+        Some(MAX_HOPS),
+    ] {
+        let stored = events
+            .on_object_change_caused_by(upload(&format!("{cause:?}")), cause)
+            .await
+            .unwrap();
+        assert_eq!(stored, 1);
+    }
+    let all = list(&database, None, 100).await.unwrap();
+    let mut states: Vec<(u32, String)> = all.iter().map(|e| (e.hops, e.state.clone())).collect();
+    states.sort();
+    assert_eq!(
+        states,
+        [
+            (0, "pending".into()),
+            (1, "pending".into()),
+            (MAX_HOPS - 1, "pending".into()),
+            (MAX_HOPS, "dead".into()),
+            (MAX_HOPS + 1, "dead".into()),
+        ]
+    );
+    let dead = all.iter().find(|e| e.state == "dead").unwrap();
+    assert!(
+        dead.last_error
+            .as_deref()
+            .unwrap()
+            .contains("hop limit reached")
+    );
+}
+
+#[tokio::test]
+async fn claims_lease_events_until_they_finish_or_the_lease_expires() {
+    let (_dir, database) = database().await;
+    let events = Events::new(
+        database.clone(),
+        vec![storage_trigger("all", "", ObjectEventFormat::Oss)],
+    );
+    events.on_object_change(upload("a")).await.unwrap();
+    let now = Utc::now().timestamp_millis() + 10;
+    let lease = Duration::from_secs(60);
+
+    let first = claim_due(&database, now, lease, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // Leased: nobody else gets it, and it is not "due" for the sleeper.
+    assert!(
+        claim_due(&database, now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(next_due_ms(&database).await.unwrap(), None);
+    // The lease expires (a worker died): claimable again.
+    let later = now + 60_001;
+    assert_eq!(
+        claim_due(&database, later, lease, 10).await.unwrap().len(),
+        1
+    );
+    // A restart releases every lease at once.
+    assert_eq!(release_all_leases(&database).await.unwrap(), 1);
+    let again = claim_due(&database, now, lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, first[0].id);
+}
+
+#[tokio::test]
+async fn attempts_move_events_through_retrying_to_done_or_dead() {
+    let (_dir, database) = database().await;
+    let events = Events::new(
+        database.clone(),
+        vec![storage_trigger("all", "", ObjectEventFormat::Oss)],
+    );
+    events.on_object_change(upload("a")).await.unwrap();
+    let now = Utc::now().timestamp_millis() + 10;
+    let lease = Duration::from_secs(60);
+    let id = claim_due(&database, now, lease, 1).await.unwrap()[0]
+        .id
+        .clone();
+
+    // A throttled attempt changes neither the state nor the count.
+    finish_attempt(
+        &database,
+        &id,
+        &attempt(AttemptOutcome::Throttled, now),
+        false,
+        &NextState::RetryAt(now + 1000),
+    )
+    .await
+    .unwrap();
+    let event = get_event(&database, &id).await.unwrap().unwrap();
+    assert_eq!((event.state.as_str(), event.attempts), ("pending", 0));
+    assert!(
+        claim_due(&database, now + 999, lease, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(next_due_ms(&database).await.unwrap(), Some(now + 1000));
+
+    // A failure: retrying, one attempt, not due before its time.
+    let claimed = claim_due(&database, now + 1000, lease, 1).await.unwrap();
+    assert_eq!(claimed[0].attempts, 0);
+    finish_attempt(
+        &database,
+        &id,
+        &attempt(AttemptOutcome::Failed, now + 1000),
+        true,
+        &NextState::RetryAt(now + 3000),
+    )
+    .await
+    .unwrap();
+    let event = get_event(&database, &id).await.unwrap().unwrap();
+    assert_eq!((event.state.as_str(), event.attempts), ("retrying", 1));
+    assert_eq!(event.last_error.as_deref(), Some("boom"));
+
+    // Dead after the next failure.
+    let claimed = claim_due(&database, now + 3000, lease, 1).await.unwrap();
+    assert_eq!(claimed[0].attempts, 1);
+    finish_attempt(
+        &database,
+        &id,
+        &attempt(AttemptOutcome::Failed, now + 3000),
+        true,
+        &NextState::Dead("gave up".into()),
+    )
+    .await
+    .unwrap();
+    let dead = list(&database, Some(EventState::Dead), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 2);
+    assert_eq!(dead[0].last_error.as_deref(), Some("gave up"));
+    assert!(
+        claim_due(&database, i64::MAX / 2, lease, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let attempts = list_attempts(&database, &id).await.unwrap();
+    let outcomes: Vec<&str> = attempts.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["throttled", "failed", "failed"]);
+
+    // Replay: pending again, attempts start over, due now.
+    let replayed = queue::replay(&database, &id, now + 5000).await.unwrap();
+    assert_eq!((replayed.state.as_str(), replayed.attempts), ("pending", 0));
+    let claimed = claim_due(&database, now + 5000, lease, 1).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].first_seen_ms, now + 5000);
+    finish_attempt(
+        &database,
+        &id,
+        &Attempt {
+            outcome: AttemptOutcome::Ok,
+            status: Some(200),
+            error: None,
+            ..attempt(AttemptOutcome::Ok, now + 5000)
+        },
+        true,
+        &NextState::Done,
+    )
+    .await
+    .unwrap();
+    let done = get_event(&database, &id).await.unwrap().unwrap();
+    assert_eq!((done.state.as_str(), done.attempts), ("done", 1));
+    // Done events go after their retention.
+    assert_eq!(
+        queue::purge_done(&database, now + 5000).await.unwrap(),
+        0,
+        "kept while recent"
+    );
+    assert_eq!(queue::purge_done(&database, now + 6000).await.unwrap(), 1);
+    assert!(get_event(&database, &id).await.unwrap().is_none());
+    assert!(list_attempts(&database, &id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn replay_refuses_unknown_and_live_events() {
+    let (_dir, database) = database().await;
+    let error = queue::replay(&database, "nope", 0).await.unwrap_err();
+    assert!(matches!(error, ReplayError::NotFound(_)), "{error}");
+    let event = timer_event("t");
+    queue::insert_events(&database, std::slice::from_ref(&event), 0)
+        .await
+        .unwrap();
+    let error = queue::replay(&database, &event.id, 0).await.unwrap_err();
+    assert!(
+        error.to_string().contains("is pending, not dead"),
+        "{error}"
+    );
+    mark_dead(&database, &event.id, "the function `f` no longer exists", 1)
+        .await
+        .unwrap();
+    let dead = get_event(&database, &event.id).await.unwrap().unwrap();
+    assert_eq!(dead.state, "dead");
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("the function `f` no longer exists")
+    );
+    replay(&database, &event.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_timer_has_at_most_one_outstanding_event() {
+    let (_dir, database) = database().await;
+    let first = timer_event("tick");
+    assert!(
+        insert_event_unless_outstanding(&database, &first, 0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !insert_event_unless_outstanding(&database, &timer_event("tick"), 1)
+            .await
+            .unwrap()
+    );
+    // Another timer is not held back.
+    assert!(
+        insert_event_unless_outstanding(&database, &timer_event("other"), 1)
+            .await
+            .unwrap()
+    );
+    // Once the first is done, the next one goes in.
+    finish_attempt(
+        &database,
+        &first.id,
+        &attempt(AttemptOutcome::Ok, 2),
+        true,
+        &NextState::Done,
+    )
+    .await
+    .unwrap();
+    assert!(
+        insert_event_unless_outstanding(&database, &timer_event("tick"), 3)
+            .await
+            .unwrap()
+    );
+    assert_eq!(list(&database, None, 10).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_watched_file_version_becomes_one_event() {
+    let (_dir, database) = database().await;
+    let event = || {
+        let mut event = timer_event("w");
+        event.trigger_id = "watch:w".into();
+        event
+    };
+    let file = FileVersion {
+        path: "a.txt".into(),
+        size: 3,
+        mtime_ns: 42,
+    };
+    assert!(!queue::file_seen(&database, "watch:w", &file).await.unwrap());
+    assert!(
+        insert_file_event_once(&database, &event(), &file, 0)
+            .await
+            .unwrap()
+    );
+    assert!(queue::file_seen(&database, "watch:w", &file).await.unwrap());
+    assert!(
+        !insert_file_event_once(&database, &event(), &file, 1)
+            .await
+            .unwrap()
+    );
+    // The same path rewritten is a new version.
+    let rewritten = FileVersion {
+        size: 4,
+        ..file.clone()
+    };
+    assert!(
+        insert_file_event_once(&database, &event(), &rewritten, 2)
+            .await
+            .unwrap()
+    );
+    assert_eq!(list(&database, None, 10).await.unwrap().len(), 2);
+}

@@ -1,0 +1,631 @@
+//! Typed events: what Kumo sends a function for an object upload or
+//! removal, a timer, or a file in a watched folder.
+//!
+//! Kumo delivers every event as an HTTP `POST /` with CloudEvents 1.0
+//! binary-mode headers (`ce-id`, `ce-source`, `ce-type`, `ce-time`,
+//! `ce-subject`) and the event document as the body. [`Event::from_request`]
+//! reads them; the raw [`Request`] stays reachable with [`Event::request`].
+//!
+//! ```
+//! use kumo_sdk::event::{Event, EventBody};
+//!
+//! fn handle(request: kumo_sdk::Request) -> kumo_sdk::Response {
+//!     let event = match Event::from_request(&request) {
+//!         Ok(event) => event,
+//!         Err(error) => return kumo_sdk::text_response(400, error.to_string()),
+//!     };
+//!     match event.body() {
+//!         Ok(EventBody::Objects(objects)) => {
+//!             for object in objects {
+//!                 kumo_sdk::info!("{} {}/{} ({} bytes)", object.event_name, object.bucket, object.key, object.size);
+//!             }
+//!         }
+//!         Ok(EventBody::Timer(timer)) => kumo_sdk::info!("timer {} at {}", timer.trigger_name, timer.trigger_time),
+//!         Ok(EventBody::File(file)) => kumo_sdk::info!("file {} in {}", file.path, file.folder),
+//!         Err(error) => return kumo_sdk::text_response(400, error.to_string()),
+//!     }
+//!     kumo_sdk::text_response(200, "ok")
+//! }
+//! # let request = kumo_sdk::http::Request::builder()
+//! #     .method("POST").uri("/")
+//! #     .header("ce-specversion", "1.0").header("ce-id", "1")
+//! #     .header("ce-source", "/kumo/timer/t").header("ce-type", "kumo.timer")
+//! #     .body(br#"{"triggerTime":"2026-01-01T00:00:00Z","triggerName":"t","payload":"p"}"#.to_vec())
+//! #     .unwrap();
+//! # assert_eq!(handle(request).status(), 200);
+//! ```
+//!
+//! A 2xx answer acknowledges the event; any other answer, a trap or a
+//! timeout makes Kumo retry it (see `docs/triggers.md`).
+
+use serde::Deserialize;
+
+use crate::Request;
+
+/// The header with the event's hop count (how many function writes led to
+/// it). Send it, unchanged, on an S3 request made while handling the
+/// event, so a loop of functions triggering each other stops.
+pub const HOPS_HEADER: &str = "kumo-event-hops";
+
+/// The header with the delivery attempt's number, 1 for the first.
+pub const ATTEMPT_HEADER: &str = "kumo-attempt";
+
+/// Why a request could not be read as an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventError {
+    /// The request has no `ce-specversion`, `ce-id`, `ce-source` or
+    /// `ce-type` header: it is a plain HTTP request, not an event.
+    NotAnEvent(&'static str),
+    /// The body is not the document its `ce-type` announces.
+    BadDocument(String),
+    /// The `ce-type` is not one Kumo sends.
+    UnknownType(String),
+}
+
+impl std::fmt::Display for EventError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventError::NotAnEvent(header) => write!(
+                f,
+                "not an event: the request has no `{header}` header; hint: events come as POST / from Kumo's triggers"
+            ),
+            EventError::BadDocument(why) => write!(f, "the event document does not parse: {why}"),
+            EventError::UnknownType(event_type) => write!(
+                f,
+                "unknown event type `{event_type}`; hint: Kumo sends kumo.storage.*, kumo.timer and kumo.file.created"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EventError {}
+
+/// The CloudEvents attributes of an event (from the `ce-*` headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudEventAttributes {
+    /// `ce-specversion` (`1.0`).
+    pub spec_version: String,
+    /// `ce-id`: the same for every delivery attempt of one event, so a
+    /// function can tell a retry from a new event.
+    pub id: String,
+    /// `ce-source`, such as `/kumo/storage/photos`.
+    pub source: String,
+    /// `ce-type`, such as `kumo.storage.ObjectCreated:PutObject`.
+    pub event_type: String,
+    /// `ce-time`, RFC 3339.
+    pub time: Option<String>,
+    /// `ce-subject` (the object key, the file path, the timer name),
+    /// percent-decoded.
+    pub subject: Option<String>,
+    /// `content-type` of the body.
+    pub data_content_type: Option<String>,
+}
+
+/// An event received by a function: its attributes, and the request it
+/// came in.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    request: &'a Request,
+    attributes: CloudEventAttributes,
+}
+
+/// One object created or removed, whichever format the trigger used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectEvent {
+    /// The event name, OSS style: `ObjectCreated:PutObject`,
+    /// `ObjectRemoved:DeleteObject`, ... (an S3 document's `ObjectCreated:Put`
+    /// stays as written).
+    pub event_name: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The key, decoded (S3 documents URL-encode it).
+    pub key: String,
+    /// The size in bytes (0 for a removal).
+    pub size: u64,
+    /// The MD5 as hex, as the document wrote it (OSS: upper case).
+    pub etag: String,
+    /// When it happened, RFC 3339.
+    pub event_time: String,
+    /// The trigger's name (OSS `ruleId`, S3 `configurationId`), when the
+    /// format carries it.
+    pub trigger_name: Option<String>,
+}
+
+/// A timer firing (Function Compute's timer event).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimerEvent {
+    /// The scheduled time, RFC 3339.
+    pub trigger_time: String,
+    /// The trigger's name.
+    pub trigger_name: String,
+    /// The configured payload.
+    #[serde(default)]
+    pub payload: String,
+}
+
+/// A file completely written into a watched folder.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileEvent {
+    /// The trigger's name.
+    pub trigger_name: String,
+    /// The watched folder on the host.
+    pub folder: String,
+    /// The file's path relative to the folder.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its modification time, RFC 3339.
+    pub modified_time: String,
+    /// When Kumo saw it complete, RFC 3339.
+    pub event_time: String,
+}
+
+/// An event's document, by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventBody {
+    /// Object events (one per record; Kumo sends one).
+    Objects(Vec<ObjectEvent>),
+    /// A timer firing.
+    Timer(TimerEvent),
+    /// A file in a watched folder.
+    File(FileEvent),
+}
+
+fn header(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+impl<'a> Event<'a> {
+    /// Reads the CloudEvents attributes of `request`.
+    ///
+    /// # Errors
+    ///
+    /// [`EventError::NotAnEvent`] when a required `ce-*` header is missing.
+    pub fn from_request(request: &'a Request) -> Result<Self, EventError> {
+        let required =
+            |name: &'static str| header(request, name).ok_or(EventError::NotAnEvent(name));
+        let attributes = CloudEventAttributes {
+            spec_version: required("ce-specversion")?,
+            id: required("ce-id")?,
+            source: required("ce-source")?,
+            event_type: required("ce-type")?,
+            time: header(request, "ce-time"),
+            subject: header(request, "ce-subject").map(|s| percent_decode(&s, false)),
+            data_content_type: header(request, "content-type"),
+        };
+        Ok(Self {
+            request,
+            attributes,
+        })
+    }
+
+    /// The CloudEvents attributes.
+    pub fn attributes(&self) -> &CloudEventAttributes {
+        &self.attributes
+    }
+
+    /// The raw request (method, headers, body).
+    pub fn request(&self) -> &'a Request {
+        self.request
+    }
+
+    /// The delivery attempt's number (1 for the first), when sent.
+    pub fn attempt(&self) -> Option<u32> {
+        header(self.request, ATTEMPT_HEADER)?.parse().ok()
+    }
+
+    /// The event's hop count (0 unless a function's write caused it).
+    pub fn hops(&self) -> u32 {
+        header(self.request, HOPS_HEADER)
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The event's document, parsed by its `ce-type`.
+    ///
+    /// # Errors
+    ///
+    /// [`EventError::BadDocument`] or [`EventError::UnknownType`].
+    pub fn body(&self) -> Result<EventBody, EventError> {
+        let event_type = self.attributes.event_type.as_str();
+        let body = self.request.body();
+        if event_type.starts_with("kumo.storage.") {
+            parse_object_events(body).map(EventBody::Objects)
+        } else if event_type == "kumo.timer" {
+            parse_json(body).map(EventBody::Timer)
+        } else if event_type == "kumo.file.created" {
+            parse_json(body).map(EventBody::File)
+        } else {
+            Err(EventError::UnknownType(event_type.to_owned()))
+        }
+    }
+
+    /// The object events of a storage trigger (any format).
+    ///
+    /// # Errors
+    ///
+    /// [`EventError::BadDocument`].
+    pub fn objects(&self) -> Result<Vec<ObjectEvent>, EventError> {
+        parse_object_events(self.request.body())
+    }
+
+    /// The timer event of a timer trigger.
+    ///
+    /// # Errors
+    ///
+    /// [`EventError::BadDocument`].
+    pub fn timer(&self) -> Result<TimerEvent, EventError> {
+        parse_json(self.request.body())
+    }
+
+    /// The file event of a watch trigger.
+    ///
+    /// # Errors
+    ///
+    /// [`EventError::BadDocument`].
+    pub fn file(&self) -> Result<FileEvent, EventError> {
+        parse_json(self.request.body())
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, EventError> {
+    serde_json::from_slice(body).map_err(|error| EventError::BadDocument(error.to_string()))
+}
+
+#[derive(Deserialize)]
+struct OssDocument {
+    events: Vec<OssRecord>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OssRecord {
+    event_name: String,
+    event_time: String,
+    oss: OssEntity,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OssEntity {
+    bucket: NamedBucket,
+    object: OssObject,
+    #[serde(default)]
+    rule_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NamedBucket {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct OssObject {
+    key: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(default, rename = "eTag")]
+    etag: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct S3Document {
+    records: Vec<S3Record>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct S3Record {
+    event_name: String,
+    event_time: String,
+    s3: S3Entity,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct S3Entity {
+    bucket: NamedBucket,
+    object: OssObject,
+    #[serde(default)]
+    configuration_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StructuredCloudEvent {
+    #[serde(default)]
+    time: String,
+    data: CloudEventObject,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CloudEventObject {
+    bucket: String,
+    key: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(default, rename = "eTag")]
+    etag: String,
+    event_name: String,
+}
+
+/// Parses an object event document in any of the three formats: OSS
+/// (`{"events":[...]}`), S3 (`{"Records":[...]}`, keys URL-decoded) or a
+/// structured CloudEvent (`{"specversion":..., "data":{...}}`).
+///
+/// # Errors
+///
+/// [`EventError::BadDocument`] when it is none of them.
+pub fn parse_object_events(body: &[u8]) -> Result<Vec<ObjectEvent>, EventError> {
+    let value: serde_json::Value = parse_json(body)?;
+    let bad = |error: serde_json::Error| EventError::BadDocument(error.to_string());
+    if value.get("events").is_some() {
+        let document: OssDocument = serde_json::from_value(value).map_err(bad)?;
+        return Ok(document
+            .events
+            .into_iter()
+            .map(|record| ObjectEvent {
+                event_name: record.event_name,
+                bucket: record.oss.bucket.name,
+                key: record.oss.object.key,
+                size: record.oss.object.size,
+                etag: record.oss.object.etag,
+                event_time: record.event_time,
+                trigger_name: record.oss.rule_id,
+            })
+            .collect());
+    }
+    if value.get("Records").is_some() {
+        let document: S3Document = serde_json::from_value(value).map_err(bad)?;
+        return Ok(document
+            .records
+            .into_iter()
+            .map(|record| ObjectEvent {
+                event_name: record.event_name,
+                bucket: record.s3.bucket.name,
+                key: percent_decode(&record.s3.object.key, true),
+                size: record.s3.object.size,
+                etag: record.s3.object.etag,
+                event_time: record.event_time,
+                trigger_name: record.s3.configuration_id,
+            })
+            .collect());
+    }
+    if value.get("specversion").is_some() {
+        let event: StructuredCloudEvent = serde_json::from_value(value).map_err(bad)?;
+        return Ok(vec![ObjectEvent {
+            event_name: event.data.event_name,
+            bucket: event.data.bucket,
+            key: event.data.key,
+            size: event.data.size,
+            etag: event.data.etag,
+            event_time: event.time,
+            trigger_name: None,
+        }]);
+    }
+    Err(EventError::BadDocument(
+        "neither an OSS (`events`), an S3 (`Records`) nor a CloudEvents (`specversion`) document"
+            .to_owned(),
+    ))
+}
+
+/// Decodes `%XX` escapes (and `+` as a space when `plus_is_space`); an
+/// invalid escape or byte sequence is kept as it is.
+fn percent_decode(text: &str, plus_is_space: bool) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        let hex = |offset: usize| {
+            bytes
+                .get(index + offset)
+                .and_then(|&b| (b as char).to_digit(16))
+        };
+        match byte {
+            b'%' => match (hex(1), hex(2)) {
+                (Some(high), Some(low)) => {
+                    decoded.push((high * 16 + low) as u8);
+                    index += 3;
+                    continue;
+                }
+                _ => decoded.push(byte),
+            },
+            b'+' if plus_is_space => decoded.push(b' '),
+            _ => decoded.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8(decoded).unwrap_or_else(|_| text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)], body: &str) -> Request {
+        let mut builder = http::Request::builder().method("POST").uri("/");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(body.as_bytes().to_vec()).unwrap()
+    }
+
+    const CE: [(&str, &str); 4] = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "ev-1"),
+        ("ce-source", "/kumo/storage/photos"),
+        ("ce-type", "kumo.storage.ObjectCreated:PutObject"),
+    ];
+
+    const OSS: &str = r#"{"events":[{"eventName":"ObjectCreated:PutObject","eventSource":"acs:oss","eventTime":"2026-11-23T06:45:43.120Z","eventVersion":"1.0","oss":{"bucket":{"name":"photos","arn":"acs:oss:local:kumo:photos","ownerIdentity":"kumo"},"object":{"key":"in/a b.png","size":122539,"deltaSize":122539,"eTag":"688A7BF4"},"ossSchemaVersion":"1.0","ruleId":"thumbs"},"region":"local","requestParameters":{"sourceIPAddress":"127.0.0.1"},"responseElements":{"requestId":"r"},"userIdentity":{"principalId":"kumo"}}]}"#;
+    const S3: &str = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"local","eventTime":"2026-11-23T06:45:43.120Z","eventName":"ObjectCreated:Put","s3":{"s3SchemaVersion":"1.0","configurationId":"thumbs","bucket":{"name":"photos","arn":"arn:aws:s3:::photos"},"object":{"key":"in/a+b%2B%C3%A9.png","size":122539,"eTag":"688a7bf4","sequencer":"1"}}}]}"#;
+    const CLOUDEVENT: &str = r#"{"specversion":"1.0","id":"ev-1","source":"/kumo/storage/photos","type":"kumo.storage.ObjectCreated:PutObject","subject":"in/a.png","time":"2026-11-23T06:45:43.120Z","datacontenttype":"application/json","data":{"bucket":"photos","key":"in/a.png","size":122539,"eTag":"688a7bf4","eventName":"ObjectCreated:PutObject","sourceIPAddress":null,"requestId":"r"}}"#;
+
+    #[test]
+    fn object_events_parse_in_every_format() {
+        let expected =
+            |key: &str, event_name: &str, etag: &str, trigger: Option<&str>| ObjectEvent {
+                event_name: event_name.into(),
+                bucket: "photos".into(),
+                key: key.into(),
+                size: 122_539,
+                etag: etag.into(),
+                event_time: "2026-11-23T06:45:43.120Z".into(),
+                trigger_name: trigger.map(Into::into),
+            };
+        let cases = [
+            (
+                OSS,
+                expected(
+                    "in/a b.png",
+                    "ObjectCreated:PutObject",
+                    "688A7BF4",
+                    Some("thumbs"),
+                ),
+            ),
+            (
+                S3,
+                expected(
+                    "in/a b+é.png",
+                    "ObjectCreated:Put",
+                    "688a7bf4",
+                    Some("thumbs"),
+                ),
+            ),
+            (
+                CLOUDEVENT,
+                expected("in/a.png", "ObjectCreated:PutObject", "688a7bf4", None),
+            ),
+        ];
+        for (document, object) in cases {
+            let request = request(&CE, document);
+            let event = Event::from_request(&request).unwrap();
+            assert_eq!(
+                event.body().unwrap(),
+                EventBody::Objects(vec![object.clone()])
+            );
+            assert_eq!(event.objects().unwrap(), vec![object]);
+        }
+        let error = parse_object_events(br#"{"hello":1}"#).unwrap_err();
+        assert!(error.to_string().contains("neither an OSS"), "{error}");
+        assert!(matches!(
+            parse_object_events(b"not json"),
+            Err(EventError::BadDocument(_))
+        ));
+    }
+
+    #[test]
+    fn attributes_come_from_the_headers_and_the_raw_request_stays() {
+        let mut headers = CE.to_vec();
+        headers.extend([
+            ("ce-time", "2026-11-23T06:45:43.120Z"),
+            ("ce-subject", "in/%C3%A4 b.png"),
+            ("content-type", "application/json"),
+            (ATTEMPT_HEADER, "2"),
+            (HOPS_HEADER, "3"),
+        ]);
+        let request = request(&headers, OSS);
+        let event = Event::from_request(&request).unwrap();
+        assert_eq!(
+            event.attributes(),
+            &CloudEventAttributes {
+                spec_version: "1.0".into(),
+                id: "ev-1".into(),
+                source: "/kumo/storage/photos".into(),
+                event_type: "kumo.storage.ObjectCreated:PutObject".into(),
+                time: Some("2026-11-23T06:45:43.120Z".into()),
+                subject: Some("in/ä b.png".into()),
+                data_content_type: Some("application/json".into()),
+            }
+        );
+        assert_eq!(event.attempt(), Some(2));
+        assert_eq!(event.hops(), 3);
+        assert_eq!(event.request().body(), OSS.as_bytes());
+    }
+
+    #[test]
+    fn plain_requests_are_not_events() {
+        let plain = request(&[], "");
+        assert_eq!(
+            Event::from_request(&plain).unwrap_err(),
+            EventError::NotAnEvent("ce-specversion")
+        );
+        let partial = request(&CE[..2], "");
+        assert_eq!(
+            Event::from_request(&partial).unwrap_err(),
+            EventError::NotAnEvent("ce-source")
+        );
+    }
+
+    #[test]
+    fn timer_and_file_events_parse_by_type() {
+        let timer = request(
+            &[
+                ("ce-specversion", "1.0"),
+                ("ce-id", "1"),
+                ("ce-source", "/kumo/timer/t"),
+                ("ce-type", "kumo.timer"),
+            ],
+            r#"{"triggerTime":"2026-11-23T06:45:00Z","triggerName":"t","payload":"sweep"}"#,
+        );
+        let event = Event::from_request(&timer).unwrap();
+        assert_eq!(
+            event.body().unwrap(),
+            EventBody::Timer(TimerEvent {
+                trigger_time: "2026-11-23T06:45:00Z".into(),
+                trigger_name: "t".into(),
+                payload: "sweep".into(),
+            })
+        );
+        assert_eq!(event.attempt(), None);
+        assert_eq!(event.hops(), 0);
+        let file = request(
+            &[
+                ("ce-specversion", "1.0"),
+                ("ce-id", "1"),
+                ("ce-source", "/kumo/watch/w"),
+                ("ce-type", "kumo.file.created"),
+            ],
+            r#"{"triggerName":"w","folder":"/srv/in","path":"a.txt","size":4,"modifiedTime":"2026-11-23T06:45:40.000Z","eventTime":"2026-11-23T06:45:43.120Z"}"#,
+        );
+        let file = Event::from_request(&file).unwrap().file().unwrap();
+        assert_eq!((file.path.as_str(), file.size), ("a.txt", 4));
+        let odd = request(
+            &[
+                ("ce-specversion", "1.0"),
+                ("ce-id", "1"),
+                ("ce-source", "x"),
+                ("ce-type", "com.example"),
+            ],
+            "{}",
+        );
+        assert_eq!(
+            Event::from_request(&odd).unwrap().body().unwrap_err(),
+            EventError::UnknownType("com.example".into())
+        );
+    }
+
+    #[test]
+    fn percent_decoding() {
+        let cases = [
+            ("a+b", true, "a b"),
+            ("a+b", false, "a+b"),
+            ("%41%2f", false, "A/"),
+            ("100%", false, "100%"),
+            ("%zz", false, "%zz"),
+            ("%C3%A9", false, "é"),
+            ("%FF", false, "%FF"),
+        ];
+        for (text, plus, expected) in cases {
+            assert_eq!(percent_decode(text, plus), expected, "{text}");
+        }
+    }
+}

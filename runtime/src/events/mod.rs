@@ -203,6 +203,19 @@ impl Events {
             .remove(request_id);
     }
 
+    /// Moves a dead event back to pending and wakes delivery, so it goes
+    /// out at once (the API's replay; [`replay`] does the same without the
+    /// wake-up, and delivery finds it within a second).
+    ///
+    /// # Errors
+    ///
+    /// [`ReplayError`].
+    pub async fn replay(&self, event_id: &str) -> Result<EventSummary, ReplayError> {
+        let event = replay(&self.database, event_id).await?;
+        self.wake.notify_one();
+        Ok(event)
+    }
+
     /// Tells the delivery task that an event was enqueued.
     pub fn wake_delivery(&self) {
         self.wake.notify_one();

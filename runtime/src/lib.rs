@@ -15,4 +15,5 @@ pub mod events;
 pub mod manifest;
 pub mod pool;
 pub mod server;
+pub mod storage;
 pub mod triggers;

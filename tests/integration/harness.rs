@@ -184,6 +184,11 @@ fn spawn(start: &Start<'_>) -> (Child, Arc<Lines>, Arc<Lines>) {
         .env_remove("RUST_LOG")
         .env_remove("KUMO_DATA_DIR")
         .env_remove("KUMO_LISTEN")
+        // Every test server gets its own free storage port (a test may
+        // still set another through `env`).
+        .env("KUMO_STORAGE_LISTEN", "127.0.0.1:0")
+        .env_remove("KUMO_STORAGE_ACCESS_KEY")
+        .env_remove("KUMO_STORAGE_SECRET_KEY")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

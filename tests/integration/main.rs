@@ -8,3 +8,4 @@ mod gateway;
 mod lifecycle;
 mod manifest_errors;
 mod scaling;
+mod storage;

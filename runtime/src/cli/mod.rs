@@ -5,6 +5,7 @@
 //! Errors are one clear line and a non-zero exit.
 
 mod build;
+mod storage;
 mod up;
 
 use std::path::PathBuf;
@@ -47,6 +48,8 @@ struct UpArgs {
     /// Allocate instances on demand instead of from the pooling allocator.
     #[arg(long)]
     no_pooling: bool,
+    #[command(flatten)]
+    storage: storage::StorageArgs,
 }
 
 /// Runs the command line; the process exits with the returned code.

@@ -13,7 +13,7 @@ use crate::server;
 
 pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let manifest = Manifest::load(&args.manifest)?;
+    let mut manifest = Manifest::load(&args.manifest)?;
     if manifest.http_triggers.is_empty() {
         tracing::warn!(
             manifest = %args.manifest.display(),
@@ -40,6 +40,7 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
             args.data_dir.display()
         )
     })?;
+    super::storage::resolve_mounts(&data_dir, &mut manifest)?;
     let engine = Engine::new(&EngineOptions {
         cache_dir: data_dir.join("cache"),
         pooling: !args.no_pooling,
@@ -60,6 +61,19 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
     })?;
     let address = listener.local_addr()?;
     let shutdown = server::shutdown_signal().context("cannot listen for SIGTERM and Ctrl-C")?;
+    // Object storage stops with the gateway. Its change hook is where the
+    // event queue plugs in; until then changes are only stored.
+    let (stop_storage, storage_stopping) = tokio::sync::watch::channel(false);
+    let storage = super::storage::start(
+        &args.storage,
+        &data_dir,
+        crate::storage::ignore_changes(),
+        async move {
+            let mut stopping = storage_stopping;
+            let _ = stopping.wait_for(|stop| *stop).await;
+        },
+    )
+    .await?;
     tracing::info!(
         app = %manifest.app_name,
         functions = functions.len(),
@@ -77,6 +91,7 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let draining = pools.values().cloned().collect::<Vec<_>>();
     let shutdown = async move {
         shutdown.await;
+        let _ = stop_storage.send(true);
         for pool in &draining {
             pool.drain();
         }
@@ -88,6 +103,11 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
         Duration::from_millis(args.shutdown_timeout_ms),
     )
     .await?;
+    match storage.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(error = %format!("{error:#}"), "object storage failed"),
+        Err(error) => tracing::error!(%error, "object storage task failed"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -14,6 +14,7 @@ use toml::Spanned;
 
 use crate::engine::{FunctionSettings, MAX_MEMORY_MB, OutboundRule};
 use crate::pool::PoolSettings;
+use crate::storage::FileMount;
 
 /// Defaults, in one place so the docs and the code agree.
 pub mod defaults {
@@ -55,6 +56,10 @@ pub struct FunctionSpec {
     pub settings: FunctionSettings,
     /// Scaling: instance counts, reuse, queue.
     pub pool: PoolSettings,
+    /// `files`: buckets mounted into the guest. The manifest does not know
+    /// the data directory, so `settings.mounts` stays empty here; whoever
+    /// does fills it with [`crate::storage::mount_dirs`].
+    pub files: Vec<FileMount>,
 }
 
 /// One `[[trigger.http]]` entry.
@@ -135,6 +140,8 @@ struct RawFunction {
     env: BTreeMap<String, String>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    files: Vec<Spanned<RawFileMount>>,
     min_instances: Option<Spanned<u64>>,
     max_instances: Option<Spanned<u64>>,
     reuse: Option<bool>,
@@ -143,6 +150,14 @@ struct RawFunction {
     queue_timeout_ms: Option<Spanned<u64>>,
     target_concurrency: Option<Spanned<f64>>,
     target_utilization: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFileMount {
+    bucket: Spanned<String>,
+    path: Spanned<String>,
+    read_only: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -277,6 +292,7 @@ impl Manifest {
                 allowed_outbound_hosts.push(rule);
             }
             let pool = pool_settings(&name, &function, &fail)?;
+            let files = file_mounts(&name, &function.files, &fail)?;
             let spec = FunctionSpec {
                 name: name.clone(),
                 source: folder.join(source),
@@ -288,8 +304,10 @@ impl Manifest {
                     max_response_bytes,
                     env: function.env.into_iter().collect(),
                     allowed_outbound_hosts: allowed_outbound_hosts.into(),
+                    mounts: Vec::new(),
                 },
                 pool,
+                files,
             };
             functions.insert(name, spec);
         }
@@ -373,6 +391,53 @@ fn bounded(
             "pick a value inside the range; docs/manifest.md gives the defaults",
         ))
     }
+}
+
+fn file_mounts(
+    name: &str,
+    raw: &[Spanned<RawFileMount>],
+    fail: &impl Fn(Option<Range<usize>>, String, &str) -> ManifestError,
+) -> Result<Vec<FileMount>, ManifestError> {
+    let mut mounts: Vec<FileMount> = Vec::new();
+    for entry in raw {
+        let entry = entry.get_ref();
+        let bucket = entry.bucket.get_ref();
+        if let Err(error) = crate::storage::check_bucket_name(bucket) {
+            return Err(fail(
+                Some(entry.bucket.span()),
+                format!("function `{name}`: `files`: {error}"),
+                "name a bucket of the storage endpoint; docs/storage.md gives the rules",
+            ));
+        }
+        let path = entry.path.get_ref();
+        let clean = path.starts_with('/')
+            && (path == "/"
+                || path[1..]
+                    .split('/')
+                    .all(|segment| !matches!(segment, "" | "." | "..")));
+        if !clean {
+            return Err(fail(
+                Some(entry.path.span()),
+                format!(
+                    "function `{name}`: `files`: mount path `{path}` is not a clean absolute path"
+                ),
+                "write the guest path like `/data` (absolute, no `.`, `..` or `//`)",
+            ));
+        }
+        if mounts.iter().any(|mount| mount.path == *path) {
+            return Err(fail(
+                Some(entry.path.span()),
+                format!("function `{name}`: `files`: two mounts at `{path}`"),
+                "give each mounted bucket its own path",
+            ));
+        }
+        mounts.push(FileMount {
+            bucket: bucket.clone(),
+            path: path.clone(),
+            read_only: entry.read_only.unwrap_or(true),
+        });
+    }
+    Ok(mounts)
 }
 
 fn pool_settings(
@@ -483,6 +548,7 @@ min_instances = 1
 max_instances = 4
 reuse = false
 idle_timeout_s = 60
+files = [{ bucket = "photos", path = "/data" }, { bucket = "thumbs", path = "/out", read_only = false }]
 
 [function.echo]
 source = "/abs/echo.wasm"
@@ -519,6 +585,22 @@ function = "echo"
         assert!(!hello.pool.reuse);
         assert_eq!(hello.pool.idle_timeout, Duration::from_secs(60));
         assert_eq!(manifest.http_triggers.len(), 2);
+        assert_eq!(
+            hello.files,
+            [
+                FileMount {
+                    bucket: "photos".into(),
+                    path: "/data".into(),
+                    read_only: true
+                },
+                FileMount {
+                    bucket: "thumbs".into(),
+                    path: "/out".into(),
+                    read_only: false
+                },
+            ]
+        );
+        assert!(echo.files.is_empty());
         assert_eq!(manifest.http_triggers[1].route, "/echo/...");
     }
 
@@ -583,6 +665,26 @@ function = "echo"
                 "[function.a\nsource = \"a.wasm\"\n",
                 1,
                 &["hint: see docs/manifest.md"],
+            ),
+            (
+                "[function.a]\nsource = \"a.wasm\"\nfiles = [{ bucket = \"Bad_Bucket\", path = \"/data\" }]\n",
+                3,
+                &["invalid bucket name `Bad_Bucket`", "hint:"],
+            ),
+            (
+                "[function.a]\nsource = \"a.wasm\"\nfiles = [{ bucket = \"photos\", path = \"data/../x\" }]\n",
+                3,
+                &["mount path `data/../x` is not a clean absolute path"],
+            ),
+            (
+                "[function.a]\nsource = \"a.wasm\"\nfiles = [\n  { bucket = \"photos\", path = \"/d\" },\n  { bucket = \"other\", path = \"/d\" },\n]\n",
+                5,
+                &["two mounts at `/d`"],
+            ),
+            (
+                "[function.a]\nsource = \"a.wasm\"\nfiles = [{ bucket = \"photos\", path = \"/d\", mode = \"rw\" }]\n",
+                3,
+                &["unknown field `mode`"],
             ),
         ];
         for (text, line, words) in cases {

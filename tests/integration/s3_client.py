@@ -7,7 +7,8 @@ and prints one JSON list on stdout, one entry per call:
   {"ok": {...response...}} or {"error": {"code": "NoSuchKey", "status": 404, "message": "..."}}.
 
 A "Body" argument is {"text": "..."}, {"file": "/path"} or {"repeat": "x", "times": N}.
-A streamed response body becomes {"length": N, "md5": "<hex>", "text": "<utf-8, when short>"}.
+A streamed response body becomes {"length": N, "md5": "<hex>", "head_hex": "<first 32 bytes>",
+"text": "<utf-8, when short>"}.
 """
 
 import hashlib
@@ -33,7 +34,11 @@ def body_argument(spec):
 def plain(value):
     if hasattr(value, "read"):
         data = value.read()
-        result = {"length": len(data), "md5": hashlib.md5(data).hexdigest()}
+        result = {
+            "length": len(data),
+            "md5": hashlib.md5(data).hexdigest(),
+            "head_hex": data[:32].hex(),
+        }
         if len(data) <= 4096:
             try:
                 result["text"] = data.decode()

@@ -751,3 +751,119 @@ function = "files"
     );
     assert_eq!(original["Body"]["text"], "hello from s3");
 }
+
+/// Writes a `width` x `height` RGB PNG (a gradient) with Python's standard
+/// library: the test crate has no image encoder.
+fn write_png(path: &Path, width: u32, height: u32) {
+    let script = r#"
+import struct, sys, zlib
+path, width, height = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rows = b"".join(b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 128)) for x in range(width)) for y in range(height))
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+open(path, "wb").write(png)
+"#;
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .arg(width.to_string())
+        .arg(height.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Width and height from a PNG's IHDR chunk, given the file's first bytes
+/// as hex.
+fn png_size(head_hex: &str) -> (u32, u32) {
+    let head = hex::decode(head_hex).unwrap();
+    assert_eq!(&head[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let number = |at: usize| u32::from_be_bytes(head[at..at + 4].try_into().unwrap());
+    (number(16), number(20))
+}
+
+/// The `thumbnail` example, invoked as storage triggers will: an image is
+/// uploaded with S3, the function gets the OSS event, reads the image from
+/// its read-only mount and writes a 128-pixel-wide thumbnail to another
+/// bucket, which S3 then serves.
+#[test]
+fn the_thumbnail_example_writes_a_128_pixel_wide_thumbnail() {
+    let wasm = harness::toml_path(&harness::example("thumbnail"));
+    let manifest = format!(
+        r#"
+[function.thumbnail]
+source = {wasm}
+memory_mb = 256
+files = [
+  {{ bucket = "photos", path = "/in" }},
+  {{ bucket = "thumbnails", path = "/out", read_only = false }},
+]
+
+[[trigger.http]]
+route = "/thumbnail"
+function = "thumbnail"
+"#
+    );
+    let (kumo, s3, dir) = up_with_storage(&manifest, &[]);
+    let image = dir.path().join("cat.png");
+    write_png(&image, 300, 150);
+    s3_ok(
+        &s3,
+        "put_object",
+        json!({"Bucket": "photos", "Key": "in/cat.png", "Body": {"file": image}, "ContentType": "image/png"}),
+    );
+    let event = |key: &str, event_name: &str| {
+        json!({"events": [{
+            "eventName": event_name, "eventSource": "acs:oss", "eventTime": "2026-11-23T06:45:43.000Z",
+            "eventVersion": "1.0", "region": "local",
+            "oss": {"bucket": {"name": "photos", "arn": "acs:oss:local:kumo:photos", "ownerIdentity": "kumo"},
+                    "object": {"key": key, "size": 1, "deltaSize": 1, "eTag": "00"},
+                    "ossSchemaVersion": "1.0", "ruleId": "thumbnails"},
+            "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+            "responseElements": {"requestId": "test"}, "userIdentity": {"principalId": "kumo"}}]})
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = harness::client();
+    let post = |body: String| {
+        let request = client
+            .post(kumo.url("/thumbnail"))
+            .header("content-type", "application/json")
+            .header("ce-specversion", "1.0")
+            .header("ce-type", "ObjectCreated:PutObject")
+            .body(body);
+        runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        })
+    };
+
+    let (status, body) = post(event("in/cat.png", "ObjectCreated:PutObject").to_string());
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        answer["thumbnails"],
+        json!([{"key": "thumbs/in/cat.png", "width": 128, "height": 64}])
+    );
+    let thumbnail = s3_ok(
+        &s3,
+        "get_object",
+        json!({"Bucket": "thumbnails", "Key": "thumbs/in/cat.png"}),
+    );
+    assert_eq!(
+        png_size(thumbnail["Body"]["head_hex"].as_str().unwrap()),
+        (128, 64)
+    );
+    let listing = s3_ok(&s3, "list_objects_v2", json!({"Bucket": "thumbnails"}));
+    assert_eq!(listing["KeyCount"], 1, "no partial files left: {listing}");
+
+    // Not an image, a removal, a missing object, not an event.
+    let (status, body) = post(event("in/notes.txt", "ObjectCreated:PutObject").to_string());
+    assert_eq!((status, body.as_str()), (200, r#"{"thumbnails":[]}"#));
+    let (status, body) = post(event("in/cat.png", "ObjectRemoved:DeleteObject").to_string());
+    assert_eq!((status, body.as_str()), (200, r#"{"thumbnails":[]}"#));
+    let (status, body) = post(event("in/missing.png", "ObjectCreated:PutObject").to_string());
+    assert_eq!(status, 500, "a missing object asks for a retry: {body}");
+    let (status, _) = post("not json".to_string());
+    assert_eq!(status, 400);
+}

@@ -60,36 +60,51 @@ fn handle(request: Request) -> Response {
             kumo_sdk::info!("skipping {} of {key}", record.event_name);
             continue;
         }
-        if key.split('/').any(|segment| segment == ".." || segment.is_empty()) {
+        if key
+            .split('/')
+            .any(|segment| segment == ".." || segment.is_empty())
+        {
             return kumo_sdk::text_response(400, format!("refusing the key {key}"));
         }
         let thumbnail_key = format!("thumbs/{key}");
         match make_thumbnail(&input.join(key), &output.join(&thumbnail_key)) {
             Ok((width, height)) => {
                 kumo_sdk::info!("{key} -> {thumbnail_key} ({width}x{height})");
-                written.push(serde_json::json!({"key": thumbnail_key, "width": width, "height": height}));
+                written.push(
+                    serde_json::json!({"key": thumbnail_key, "width": width, "height": height}),
+                );
             }
             Err(error) => {
                 kumo_sdk::error!("{key}: {error}");
-                return kumo_sdk::text_response(500, format!("cannot make a thumbnail of {key}: {error}"));
+                return kumo_sdk::text_response(
+                    500,
+                    format!("cannot make a thumbnail of {key}: {error}"),
+                );
             }
         }
     }
-    kumo_sdk::json_response(200, serde_json::json!({ "thumbnails": written }).to_string())
+    kumo_sdk::json_response(
+        200,
+        serde_json::json!({ "thumbnails": written }).to_string(),
+    )
 }
 
 /// Whether the key names an image this example handles.
 fn is_image_key(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
-    [".png", ".jpg", ".jpeg"].iter().any(|suffix| lower.ends_with(suffix))
+    [".png", ".jpg", ".jpeg"]
+        .iter()
+        .any(|suffix| lower.ends_with(suffix))
 }
 
 /// Reads `source`, scales it to [`THUMBNAIL_WIDTH`] wide keeping its
 /// aspect ratio, and saves it at `target` (format from the extension).
 /// Returns the thumbnail's size.
 fn make_thumbnail(source: &Path, target: &Path) -> Result<(u32, u32), String> {
-    let bytes = std::fs::read(source).map_err(|error| format!("cannot read {}: {error}", source.display()))?;
-    let image = image::load_from_memory(&bytes).map_err(|error| format!("not a readable image: {error}"))?;
+    let bytes = std::fs::read(source)
+        .map_err(|error| format!("cannot read {}: {error}", source.display()))?;
+    let image = image::load_from_memory(&bytes)
+        .map_err(|error| format!("not a readable image: {error}"))?;
     let height = (u64::from(image.height()) * u64::from(THUMBNAIL_WIDTH))
         .div_ceil(u64::from(image.width().max(1)))
         .max(1);
@@ -99,7 +114,8 @@ fn make_thumbnail(source: &Path, target: &Path) -> Result<(u32, u32), String> {
         FilterType::Triangle,
     );
     if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
     }
     // Write beside the target and rename, so a reader never sees half a
     // thumbnail.
@@ -107,11 +123,13 @@ fn make_thumbnail(source: &Path, target: &Path) -> Result<(u32, u32), String> {
         "{}.partial",
         target.extension().and_then(|e| e.to_str()).unwrap_or("img")
     ));
-    let format = image::ImageFormat::from_path(target).map_err(|error| format!("unknown format: {error}"))?;
+    let format = image::ImageFormat::from_path(target)
+        .map_err(|error| format!("unknown format: {error}"))?;
     thumbnail
         .save_with_format(&temp, format)
         .map_err(|error| format!("cannot write {}: {error}", temp.display()))?;
-    std::fs::rename(&temp, target).map_err(|error| format!("cannot write {}: {error}", target.display()))?;
+    std::fs::rename(&temp, target)
+        .map_err(|error| format!("cannot write {}: {error}", target.display()))?;
     Ok((thumbnail.width(), thumbnail.height()))
 }
 

@@ -24,9 +24,13 @@ fn handle(request: Request) -> Response {
     };
     if request.method() == "PUT" {
         if let Some(parent) = std::path::Path::new(&path).parent()
+            && !parent.exists()
             && let Err(error) = std::fs::create_dir_all(parent)
         {
-            return kumo_sdk::text_response(500, format!("cannot create {}: {error}", parent.display()));
+            return kumo_sdk::text_response(
+                500,
+                format!("cannot create {}: {error}", parent.display()),
+            );
         }
         match std::fs::write(&path, request.body()) {
             Ok(()) => kumo_sdk::text_response(200, "written"),

@@ -56,7 +56,13 @@ async fn the_default_relative_data_dir_works() {
     )
     .unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kumo"))
-        .args(["up", "--listen", "127.0.0.1:0"])
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--storage-listen",
+            "127.0.0.1:0",
+        ])
         .current_dir(dir.path())
         .env_remove("KUMO_DATA_DIR")
         .stdout(std::process::Stdio::piped())
@@ -64,8 +70,15 @@ async fn the_default_relative_data_dir_works() {
         .spawn()
         .unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    // The gateway's line comes after the storage endpoint's lines.
     let mut first_line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first_line).unwrap();
+    loop {
+        first_line.clear();
+        let read = std::io::BufRead::read_line(&mut stdout, &mut first_line).unwrap();
+        if read == 0 || first_line.starts_with("kumo: serving") {
+            break;
+        }
+    }
     let _ = child.kill();
     let output = child.wait_with_output().unwrap();
     let addr = first_line

@@ -627,6 +627,10 @@ async fn the_change_hook_sees_every_commit_and_can_refuse() {
                 {"op": "delete_object", "args": {"Bucket": "photos", "Key": "in/a.png"}},
                 {"op": "delete_object", "args": {"Bucket": "photos", "Key": "never-there"}},
                 {"op": "put_object", "args": {"Bucket": "photos", "Key": "refused.png", "Body": {"text": "x"}}},
+                {"op": "put_object", "args": {"Bucket": "photos", "Key": "b/1", "Body": {"text": "1"}}},
+                {"op": "put_object", "args": {"Bucket": "photos", "Key": "b/2", "Body": {"text": "22"}}},
+                {"op": "delete_objects", "args": {"Bucket": "photos", "Delete": {"Objects": [
+                    {"Key": "b/1"}, {"Key": "b/2"}, {"Key": "b/../escape"}, {"Key": "not-there"}]}}},
             ]),
         );
         (results, md5_hex(b"png bytes"))
@@ -635,7 +639,10 @@ async fn the_change_hook_sees_every_commit_and_can_refuse() {
     .unwrap();
     let (results, md5) = results;
     assert!(
-        results[..4].iter().all(|result| result.get("ok").is_some()),
+        results[..4]
+            .iter()
+            .chain(&results[5..])
+            .all(|result| result.get("ok").is_some()),
         "{results:?}"
     );
     assert_eq!(
@@ -645,8 +652,30 @@ async fn the_change_hook_sees_every_commit_and_can_refuse() {
     );
     assert_eq!(results[4]["error"]["status"], 503);
 
+    let batch = &results[7]["ok"];
+    let deleted: Vec<&str> = batch["Deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["Key"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted, ["b/1", "b/2", "not-there"], "{batch}");
+    assert_eq!(batch["Errors"][0]["Key"], "b/../escape", "{batch}");
+    assert_eq!(batch["Errors"][0]["Code"], "InvalidArgument", "{batch}");
+
     let changes = changes.lock().unwrap().clone();
-    assert_eq!(changes.len(), 2, "{changes:?}");
+    let removed: Vec<(&str, &str)> = changes[4..]
+        .iter()
+        .map(|change| (change.key.as_str(), change.event_name.as_str()))
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            ("b/1", "ObjectRemoved:DeleteObjects"),
+            ("b/2", "ObjectRemoved:DeleteObjects")
+        ]
+    );
+    let changes = &changes[..2];
     assert_eq!(
         (
             changes[0].bucket.as_str(),

@@ -14,10 +14,11 @@ use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, Bucket, CommonPrefix,
     CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CreateBucketInput,
     CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput,
-    DeleteObjectOutput, ETag, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsV2Input,
-    ListObjectsV2Output, Object, PutObjectInput, PutObjectOutput, StreamingBlob, Timestamp,
-    UploadPartInput, UploadPartOutput,
+    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag,
+    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput,
+    HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsV2Input, ListObjectsV2Output,
+    Object, PutObjectInput, PutObjectOutput, StreamingBlob, Timestamp, UploadPartInput,
+    UploadPartOutput,
 };
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -103,6 +104,35 @@ impl Backend {
                     format!("no object `{key}` in bucket `{bucket}`"),
                 )
             })
+    }
+
+    /// Finds an object and opens it, making sure the file opened is the
+    /// one described (an overwrite may rename a new file into place in
+    /// between; then the lookup is repeated).
+    async fn open_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<(FoundObject, tokio::fs::File)> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let found = self.existing_object(bucket, key).await?;
+            let file = match tokio::fs::File::open(&found.path).await {
+                Ok(file) => file,
+                Err(io) if io.kind() == std::io::ErrorKind::NotFound && attempts < 3 => continue,
+                Err(io) => return Err(internal("cannot open an object", io)),
+            };
+            let opened = file
+                .metadata()
+                .await
+                .map_err(|io| internal("cannot open an object", io))?;
+            let same = opened.len() == found.meta.size
+                && opened.modified().ok() == Some(found.last_modified);
+            if same || attempts >= 3 {
+                return Ok((found, file));
+            }
+        }
     }
 
     fn check_declared_size(&self, declared: Option<i64>) -> S3Result<()> {
@@ -392,7 +422,7 @@ impl S3 for Backend {
         request: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = &request.input;
-        let found = self.existing_object(&input.bucket, &input.key).await?;
+        let (found, mut file) = self.open_object(&input.bucket, &input.key).await?;
         let size = found.meta.size;
         let range = match &input.range {
             None => None,
@@ -410,9 +440,6 @@ impl S3 for Backend {
             Some(range) => (range.start, range.end - range.start),
             None => (0, size),
         };
-        let mut file = tokio::fs::File::open(&found.path)
-            .await
-            .map_err(|io| internal("cannot open an object", io))?;
         if start > 0 {
             file.seek(std::io::SeekFrom::Start(start))
                 .await
@@ -461,25 +488,58 @@ impl S3 for Backend {
         let (bucket, key) = (request.input.bucket.clone(), request.input.key.clone());
         check_object_key(&key).map_err(name_error)?;
         self.existing_bucket(&bucket).await?;
-        let disk = self.disk.clone();
-        let (name, object_key) = (bucket.clone(), key.clone());
-        let existed = blocking(move || disk.delete(&name, &object_key))
-            .await?
-            .map_err(|io| internal("cannot delete an object", io))?;
-        // S3 answers 204 for a missing key too; only a real removal is an
-        // event.
-        if existed {
-            self.report(change(
-                &request,
-                &bucket,
-                &key,
-                0,
-                "",
-                "ObjectRemoved:DeleteObject",
-            ))
+        self.delete_one(&request, &bucket, &key, "ObjectRemoved:DeleteObject")
             .await?;
-        }
         Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(
+        &self,
+        request: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let bucket = request.input.bucket.clone();
+        self.existing_bucket(&bucket).await?;
+        let objects = &request.input.delete.objects;
+        if objects.len() > 1000 {
+            return Err(error(
+                S3ErrorCode::MalformedXML,
+                format!(
+                    "{} keys in one DeleteObjects; hint: at most 1000 per request",
+                    objects.len()
+                ),
+            ));
+        }
+        let quiet = request.input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for object in objects {
+            let key = object.key.clone();
+            let outcome = match check_object_key(&key) {
+                Err(problem) => Err(name_error(problem)),
+                Ok(()) => {
+                    self.delete_one(&request, &bucket, &key, "ObjectRemoved:DeleteObjects")
+                        .await
+                }
+            };
+            match outcome {
+                Ok(()) if quiet => {}
+                Ok(()) => deleted.push(DeletedObject {
+                    key: Some(key),
+                    ..Default::default()
+                }),
+                Err(problem) => errors.push(s3s::dto::Error {
+                    code: Some(problem.code().as_str().to_string()),
+                    message: problem.message().map(str::to_string),
+                    key: Some(key),
+                    version_id: None,
+                }),
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..Default::default()
+        }))
     }
 
     async fn list_objects_v2(
@@ -763,6 +823,27 @@ impl S3 for Backend {
 }
 
 impl Backend {
+    /// Deletes one object (name and bucket checked) and reports it; a key
+    /// that was not there is not an error and not an event (as S3).
+    async fn delete_one<T>(
+        &self,
+        request: &S3Request<T>,
+        bucket: &str,
+        key: &str,
+        event_name: &str,
+    ) -> S3Result<()> {
+        let disk = self.disk.clone();
+        let (name, object_key) = (bucket.to_string(), key.to_string());
+        let existed = blocking(move || disk.delete(&name, &object_key))
+            .await?
+            .map_err(|io| internal("cannot delete an object", io))?;
+        if existed {
+            self.report(change(request, bucket, key, 0, "", event_name))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The upload's record, checked against the bucket and key it was
     /// started for.
     async fn existing_upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<Upload> {

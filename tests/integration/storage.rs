@@ -429,7 +429,7 @@ fn multipart_uploads_join_parts_and_check_them() {
 
 #[test]
 fn bad_signatures_names_and_sizes_are_refused() {
-    let (kumo, s3, _dir) = up_with_storage(NO_FUNCTIONS, &["--storage-max-object-bytes", "1000"]);
+    let (kumo, s3, dir) = up_with_storage(NO_FUNCTIONS, &["--storage-max-object-bytes", "1000"]);
     s3_ok(&s3, "create_bucket", json!({"Bucket": "guarded"}));
 
     let forged = s3.with_secret("not-the-secret");
@@ -524,7 +524,20 @@ fn bad_signatures_names_and_sizes_are_refused() {
         ),
         ("EntityTooLarge".to_string(), 400)
     );
-    // Nothing half-written is left in the data directory's temp folder.
+    // Nothing of the refused uploads is left behind.
+    let temp = dir.path().join("data/storage/.tmp");
+    let left: Vec<_> = std::fs::read_dir(&temp).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "temp files left in {}: {left:?}",
+        temp.display()
+    );
+    let parts = dir.path().join("data/storage/.uploads").join(&upload_id);
+    assert_eq!(
+        std::fs::read_dir(&parts).unwrap().count(),
+        1,
+        "only upload.json"
+    );
     drop(kumo);
 }
 

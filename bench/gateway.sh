@@ -98,7 +98,7 @@ start_server target/release/examples/raw-axum-hello 127.0.0.1:0
 run_series "raw axum" "$SERVER_URL/hello"
 stop_server
 
-start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --data-dir "$WORK/data"
+start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --storage-listen 127.0.0.1:0 --data-dir "$WORK/data"
 run_series "kumo hello reuse" "$SERVER_URL/reuse"
 run_series "kumo hello no-reuse" "$SERVER_URL/fresh"
 stop_server

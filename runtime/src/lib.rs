@@ -19,4 +19,5 @@ pub mod metering;
 pub mod pool;
 pub mod registry;
 pub mod server;
+pub mod storage;
 pub mod triggers;

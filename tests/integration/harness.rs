@@ -194,6 +194,11 @@ fn spawn(verb: &str, start: &Start<'_>) -> (Child, Arc<Lines>, Arc<Lines>) {
         .env_remove("KUMO_ADMIN_LISTEN")
         .env_remove("KUMO_ADMIN_TOKEN")
         .env_remove("KUMO_SERVER")
+        // Every test server gets its own free storage port (a test may
+        // still set another through `env`).
+        .env("KUMO_STORAGE_LISTEN", "127.0.0.1:0")
+        .env_remove("KUMO_STORAGE_ACCESS_KEY")
+        .env_remove("KUMO_STORAGE_SECRET_KEY")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

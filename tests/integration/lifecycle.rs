@@ -62,6 +62,8 @@ async fn the_default_relative_data_dir_works() {
             "127.0.0.1:0",
             "--admin-listen",
             "127.0.0.1:0",
+            "--storage-listen",
+            "127.0.0.1:0",
         ])
         .current_dir(dir.path())
         .env_remove("KUMO_DATA_DIR")
@@ -70,11 +72,12 @@ async fn the_default_relative_data_dir_works() {
         .spawn()
         .unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    // The first lines are the generated admin token and the admin address.
+    // The gateway's line comes after the storage endpoint's lines.
     let mut first_line = String::new();
-    while !first_line.starts_with("kumo: serving") {
+    loop {
         first_line.clear();
-        if std::io::BufRead::read_line(&mut stdout, &mut first_line).unwrap() == 0 {
+        let read = std::io::BufRead::read_line(&mut stdout, &mut first_line).unwrap();
+        if read == 0 || first_line.starts_with("kumo: serving") {
             break;
         }
     }

@@ -13,3 +13,4 @@ mod lifecycle;
 mod manifest_errors;
 mod metering;
 mod scaling;
+mod storage;

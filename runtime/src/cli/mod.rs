@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::server::ServerOptions;
+use crate::server::{ServerOptions, StorageSettings};
 
 /// Kumo: a serverless runtime for WebAssembly functions.
 #[derive(Debug, Parser)]
@@ -77,6 +77,19 @@ struct ServeArgs {
     /// measuring metering's cost.
     #[arg(long, env = "KUMO_NO_METERING")]
     no_metering: bool,
+    /// Address of the S3-compatible storage endpoint (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9000", env = "KUMO_STORAGE_LISTEN")]
+    storage_listen: String,
+    /// Access key S3 requests are signed with (default: generated once and
+    /// kept in <data-dir>/storage-credentials).
+    #[arg(long, env = "KUMO_STORAGE_ACCESS_KEY", hide_env_values = true)]
+    storage_access_key: Option<String>,
+    /// Secret key S3 requests are signed with (set with the access key).
+    #[arg(long, env = "KUMO_STORAGE_SECRET_KEY", hide_env_values = true)]
+    storage_secret_key: Option<String>,
+    /// The largest object accepted, in bytes (simple and multipart uploads).
+    #[arg(long, default_value_t = crate::storage::DEFAULT_MAX_OBJECT_BYTES, value_name = "BYTES")]
+    storage_max_object_bytes: u64,
 }
 
 impl ServeArgs {
@@ -89,6 +102,12 @@ impl ServeArgs {
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             pooling: !self.no_pooling,
             metering: !self.no_metering,
+            storage: StorageSettings {
+                listen: self.storage_listen.clone(),
+                access_key: self.storage_access_key.clone(),
+                secret_key: self.storage_secret_key.clone(),
+                max_object_bytes: self.storage_max_object_bytes,
+            },
         }
     }
 }

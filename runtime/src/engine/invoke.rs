@@ -11,7 +11,7 @@ use http_body::Body;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::{FsPerms, WasiCtx};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
@@ -39,6 +39,20 @@ pub struct FunctionSettings {
     pub env: Vec<(String, String)>,
     /// Where the guest may send HTTP requests; empty means nowhere.
     pub allowed_outbound_hosts: Arc<[OutboundRule]>,
+    /// Host folders the guest sees (WASI preopens); empty means no file
+    /// system at all.
+    pub mounts: Vec<DirMount>,
+}
+
+/// A host folder preopened into every instance of a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirMount {
+    /// The folder on the host.
+    pub host_path: std::path::PathBuf,
+    /// Where the guest sees it, such as `/data`.
+    pub guest_path: String,
+    /// Whether the guest may create, change and delete files in it.
+    pub writable: bool,
 }
 
 /// A compiled, pre-linked function. Instances of it are made with
@@ -272,6 +286,24 @@ impl Function {
                 stream: GuestStream::Stderr,
                 sink: self.log_sink.clone(),
             });
+        for mount in &self.settings.mounts {
+            let perms = if mount.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            // The folder was there at start; if it vanished since, the
+            // guest finds the mount missing and its file calls fail.
+            if let Err(error) = wasi.preopened_dir(&mount.host_path, &mount.guest_path, perms) {
+                tracing::error!(
+                    function = %self.name,
+                    host_path = %mount.host_path.display(),
+                    guest_path = %mount.guest_path,
+                    %error,
+                    "cannot mount a folder into a new instance; it starts without it"
+                );
+            }
+        }
         let outbound = OutboundPolicy {
             rules: self.settings.allowed_outbound_hosts.clone(),
             function: self.name.clone(),

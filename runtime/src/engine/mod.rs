@@ -29,7 +29,7 @@ use wasmtime::{Cache, CacheConfig, Config, InstanceAllocationStrategy, PoolingAl
 pub use body::{ResponseBody, ResponseBodyError};
 pub use compile::{CompileError, CompileReport, ComponentSource};
 pub use instance::{GuestLogLine, GuestLogSink, GuestStream, InstanceState};
-pub use invoke::{Instance, InvocationEnd, InvokeError};
+pub use invoke::{DirMount, Instance, InvocationEnd, InvokeError};
 pub use outbound::{OutboundRule, OutboundRuleError};
 
 /// How often the epoch advances. A running guest yields to the async
@@ -120,7 +120,8 @@ impl Engine {
         // All of WASI 0.2 plus wasi:http, as `wasmtime serve` links: real
         // components import `wasi:cli/environment` and friends beyond the
         // bare proxy world. Filesystem and sockets are linked but powerless:
-        // an instance gets no preopened directory and no socket permission.
+        // an instance gets no socket permission, and no preopened directory
+        // but its function's `mounts`.
         let mut linker = Linker::new(&wasmtime);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;

@@ -84,6 +84,8 @@ pub struct Live {
     engine: Engine,
     registry: Registry,
     meter: Meter,
+    /// Where buckets live, for `files` mounts.
+    storage_root: PathBuf,
     snapshot: RwLock<Arc<Snapshot>>,
     /// Pools made on demand for versions nothing routes to (an admin
     /// invocation of `name:1`); dropped at the next reload.
@@ -99,11 +101,17 @@ pub struct Live {
 
 impl Live {
     /// An empty live state; call [`Live::reload`] to load the registry.
-    pub fn new(engine: Engine, registry: Registry, meter: Meter) -> Arc<Self> {
+    pub fn new(
+        engine: Engine,
+        registry: Registry,
+        meter: Meter,
+        storage_root: PathBuf,
+    ) -> Arc<Self> {
         Arc::new(Self {
             engine,
             registry,
             meter,
+            storage_root,
             snapshot: RwLock::new(Arc::new(Snapshot {
                 registry: RegistryState::default(),
                 pools: HashMap::new(),
@@ -148,10 +156,16 @@ impl Live {
             ))
             .into());
         }
-        let (settings, _) = config.validate().map_err(|error| DeployError::Config {
+        let (mut settings, _) = config.validate().map_err(|error| DeployError::Config {
             function: function.to_string(),
             error,
         })?;
+        settings.mounts =
+            crate::storage::mount_dirs(&self.storage_root, &config.files).map_err(|error| {
+                RegistryError::Storage(error.context(format!(
+                    "function `{function}`: cannot prepare its `files` mounts"
+                )))
+            })?;
         // The same code and configuration as the newest version: nothing
         // to compile or store.
         let sha256 = crate::registry::sha256_hex(&wasm);
@@ -297,10 +311,20 @@ impl Live {
     async fn start_pool(&self, registry: &RegistryState, key: &VersionKey) -> Option<Arc<Pool>> {
         let (name, number) = key;
         let version = registry.functions.get(name)?.version(*number)?.clone();
-        let (settings, pool_settings) = match version.config.validate() {
+        let (mut settings, pool_settings) = match version.config.validate() {
             Ok(settings) => settings,
             Err(error) => {
                 tracing::error!(function = %name, version = number, "stored configuration is invalid: {error}");
+                return None;
+            }
+        };
+        settings.mounts = match crate::storage::mount_dirs(
+            &self.storage_root,
+            &version.config.files,
+        ) {
+            Ok(mounts) => mounts,
+            Err(error) => {
+                tracing::error!(function = %name, version = number, "cannot prepare its `files` mounts: {error:#}");
                 return None;
             }
         };

@@ -14,6 +14,7 @@ use toml::Spanned;
 use crate::events::trigger::{StorageTrigger, TimerTrigger, TriggerError, WatchTrigger};
 use crate::registry::FunctionConfig;
 pub use crate::registry::is_valid_function_name;
+use crate::storage::FileMount;
 
 pub use crate::registry::config::defaults;
 
@@ -128,6 +129,8 @@ struct RawFunction {
     env: BTreeMap<String, String>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    files: Vec<Spanned<RawFileMount>>,
     min_instances: Option<Spanned<u64>>,
     max_instances: Option<Spanned<u64>>,
     reuse: Option<bool>,
@@ -136,6 +139,14 @@ struct RawFunction {
     queue_timeout_ms: Option<Spanned<u64>>,
     target_concurrency: Option<Spanned<f64>>,
     target_utilization: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFileMount {
+    bucket: Spanned<String>,
+    path: Spanned<String>,
+    read_only: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -236,7 +247,11 @@ impl Manifest {
                     "set `source` to the component's .wasm path",
                 ));
             }
-            let config = function_config(&function);
+            let files = file_mounts(&name, &function.files, &fail)?;
+            let config = FunctionConfig {
+                files,
+                ..function_config(&function)
+            };
             if let Err(error) = config.validate() {
                 return Err(fail(
                     config_error_span(&function, &error),
@@ -455,6 +470,53 @@ fn event_triggers(
     })
 }
 
+fn file_mounts(
+    name: &str,
+    raw: &[Spanned<RawFileMount>],
+    fail: &impl Fn(Option<Range<usize>>, String, &str) -> ManifestError,
+) -> Result<Vec<FileMount>, ManifestError> {
+    let mut mounts: Vec<FileMount> = Vec::new();
+    for entry in raw {
+        let entry = entry.get_ref();
+        let bucket = entry.bucket.get_ref();
+        if let Err(error) = crate::storage::check_bucket_name(bucket) {
+            return Err(fail(
+                Some(entry.bucket.span()),
+                format!("function `{name}`: `files`: {error}"),
+                "name a bucket of the storage endpoint; docs/storage.md gives the rules",
+            ));
+        }
+        let path = entry.path.get_ref();
+        let clean = path.starts_with('/')
+            && (path == "/"
+                || path[1..]
+                    .split('/')
+                    .all(|segment| !matches!(segment, "" | "." | "..")));
+        if !clean {
+            return Err(fail(
+                Some(entry.path.span()),
+                format!(
+                    "function `{name}`: `files`: mount path `{path}` is not a clean absolute path"
+                ),
+                "write the guest path like `/data` (absolute, no `.`, `..` or `//`)",
+            ));
+        }
+        if mounts.iter().any(|mount| mount.path == *path) {
+            return Err(fail(
+                Some(entry.path.span()),
+                format!("function `{name}`: `files`: two mounts at `{path}`"),
+                "give each mounted bucket its own path",
+            ));
+        }
+        mounts.push(FileMount {
+            bucket: bucket.clone(),
+            path: path.clone(),
+            read_only: entry.read_only.unwrap_or(true),
+        });
+    }
+    Ok(mounts)
+}
+
 /// The configuration a `[function.NAME]` table gives, defaults filled in.
 fn function_config(function: &RawFunction) -> FunctionConfig {
     let defaults = FunctionConfig::default();
@@ -488,6 +550,7 @@ fn function_config(function: &RawFunction) -> FunctionConfig {
         queue_timeout_ms: number(&function.queue_timeout_ms, defaults.queue_timeout_ms),
         target_concurrency: fraction(&function.target_concurrency, defaults.target_concurrency),
         target_utilization: fraction(&function.target_utilization, defaults.target_utilization),
+        files: Vec::new(),
     }
 }
 
@@ -535,6 +598,7 @@ min_instances = 1
 max_instances = 4
 reuse = false
 idle_timeout_s = 60
+files = [{ bucket = "photos", path = "/data" }, { bucket = "thumbs", path = "/out", read_only = false }]
 
 [function.echo]
 source = "/abs/echo.wasm"
@@ -568,6 +632,22 @@ function = "echo"
         assert!(!hello.config.reuse);
         assert_eq!(hello.config.idle_timeout_s, 60);
         assert_eq!(manifest.http_triggers.len(), 2);
+        assert_eq!(
+            hello.config.files,
+            [
+                FileMount {
+                    bucket: "photos".into(),
+                    path: "/data".into(),
+                    read_only: true
+                },
+                FileMount {
+                    bucket: "thumbs".into(),
+                    path: "/out".into(),
+                    read_only: false
+                },
+            ]
+        );
+        assert!(echo.config.files.is_empty());
         assert_eq!(manifest.http_triggers[1].route, "/echo/...");
     }
 
@@ -632,6 +712,26 @@ function = "echo"
                 "[function.a\nsource = \"a.wasm\"\n",
                 1,
                 &["hint: see docs/manifest.md"],
+            ),
+            (
+                "[function.a]\nsource = \"a.wasm\"\nfiles = [{ bucket = \"Bad_Bucket\", path = \"/data\" }]\n",
+                3,
+                &["invalid bucket name `Bad_Bucket`", "hint:"],
+            ),
+            (
+                "[function.a]\nsource = \"a.wasm\"\nfiles = [{ bucket = \"photos\", path = \"data/../x\" }]\n",
+                3,
+                &["mount path `data/../x` is not a clean absolute path"],
+            ),
+            (
+                "[function.a]\nsource = \"a.wasm\"\nfiles = [\n  { bucket = \"photos\", path = \"/d\" },\n  { bucket = \"other\", path = \"/d\" },\n]\n",
+                5,
+                &["two mounts at `/d`"],
+            ),
+            (
+                "[function.a]\nsource = \"a.wasm\"\nfiles = [{ bucket = \"photos\", path = \"/d\", mode = \"rw\" }]\n",
+                3,
+                &["unknown field `mode`"],
             ),
         ];
         for (text, line, words) in cases {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{FunctionSettings, MAX_MEMORY_MB, MAX_POOLED_INSTANCES, OutboundRule};
 use crate::pool::{PoolSettings, defaults as pool_defaults};
+use crate::storage::FileMount;
 
 /// Defaults, in one place so the docs and the code agree.
 pub mod defaults {
@@ -60,6 +61,9 @@ pub struct FunctionConfig {
     pub target_concurrency: f64,
     /// The share of that target the autoscaler aims for.
     pub target_utilization: f64,
+    /// Buckets of Kumo's object storage mounted into the guest
+    /// (read-only unless `read_only = false`).
+    pub files: Vec<FileMount>,
 }
 
 impl Default for FunctionConfig {
@@ -79,6 +83,7 @@ impl Default for FunctionConfig {
             queue_timeout_ms: pool_defaults::QUEUE_TIMEOUT_MS,
             target_concurrency: pool_defaults::TARGET_CONCURRENCY,
             target_utilization: pool_defaults::TARGET_UTILIZATION,
+            files: Vec::new(),
         }
     }
 }
@@ -176,6 +181,36 @@ impl FunctionConfig {
                 });
             }
         }
+        for (index, mount) in self.files.iter().enumerate() {
+            if let Err(error) = crate::storage::check_bucket_name(&mount.bucket) {
+                return Err(ConfigError {
+                    key: "files",
+                    index: Some(index),
+                    message: format!("entry {index}: {error}"),
+                    hint: "name a bucket of the storage endpoint; docs/storage.md gives the rules",
+                });
+            }
+            let clean = mount.path.starts_with('/')
+                && (mount.path == "/"
+                    || mount.path[1..]
+                        .split('/')
+                        .all(|segment| !matches!(segment, "" | "." | "..")));
+            if !clean
+                || self.files[..index]
+                    .iter()
+                    .any(|other| other.path == mount.path)
+            {
+                return Err(ConfigError {
+                    key: "files",
+                    index: Some(index),
+                    message: format!(
+                        "entry {index}: mount path `{}` is not a clean absolute path, or is used twice",
+                        mount.path
+                    ),
+                    hint: "write the guest path like `/data` (absolute, no `.`, `..` or `//`), one bucket per path",
+                });
+            }
+        }
         let max_instances = range(
             "max_instances",
             u64::from(self.max_instances),
@@ -206,6 +241,9 @@ impl FunctionConfig {
                 .map(|(name, value)| (name.clone(), value.clone()))
                 .collect(),
             allowed_outbound_hosts: allowed_outbound_hosts.into(),
+            // The engine takes host folders; `live` fills them in from
+            // `files` and the storage root.
+            mounts: Vec::new(),
         };
         let pool = PoolSettings {
             min_instances: self.min_instances,

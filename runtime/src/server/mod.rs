@@ -36,6 +36,21 @@ pub struct ServerOptions {
     pub pooling: bool,
     /// Record every invocation (billing, REPORT lines).
     pub metering: bool,
+    /// The S3 endpoint.
+    pub storage: StorageSettings,
+}
+
+/// The S3 endpoint's settings.
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    /// Its address.
+    pub listen: String,
+    /// The access key; generated (with the secret) when absent.
+    pub access_key: Option<String>,
+    /// The secret key.
+    pub secret_key: Option<String>,
+    /// The largest object accepted.
+    pub max_object_bytes: u64,
 }
 
 /// A server whose state is loaded and whose listeners are bound, not yet
@@ -57,6 +72,9 @@ pub struct Prepared {
     pub guest_logs: GuestLogStore,
     /// The Prometheus recorder, for `/metrics`.
     pub metrics: MetricsHandle,
+    storage: TcpListener,
+    storage_options: crate::storage::StorageOptions,
+    events: Arc<crate::events::Events>,
 }
 
 /// The admin token's file in the data directory.
@@ -102,7 +120,12 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
     let database_for_events = database.clone();
     let registry = Registry::new(database, &data_dir)?;
     let pooling = engine.uses_pooling_allocator();
-    let live = Live::new(engine, registry, meter);
+    let live = Live::new(
+        engine,
+        registry,
+        meter,
+        crate::storage::storage_root(&data_dir),
+    );
     live.reload().await.context("cannot load the registry")?;
     let weak_live = Arc::downgrade(&live);
     let resolve: crate::events::Resolver =
@@ -110,8 +133,28 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
     let event_triggers = crate::triggers::start_event_triggers(database_for_events, resolve)
         .await
         .context("cannot start event delivery")?;
+    let events = event_triggers.events.clone();
     live.attach_event_triggers(event_triggers).await;
     let token = admin_token(&data_dir, options.admin_token.as_deref())?;
+    let (credentials, created) = crate::storage::load_or_create_credentials(
+        &data_dir,
+        options.storage.access_key.clone(),
+        options.storage.secret_key.clone(),
+    )?;
+    if created {
+        println!(
+            "kumo: storage credentials generated and kept in {} (shown once):\n  access key: {}\n  secret key: {}",
+            data_dir.join(crate::storage::CREDENTIALS_FILE).display(),
+            credentials.access_key,
+            credentials.secret_key
+        );
+    }
+    let storage = bind(&options.storage.listen, "--storage-listen").await?;
+    let storage_options = crate::storage::StorageOptions {
+        root: crate::storage::storage_root(&data_dir),
+        credentials,
+        max_object_bytes: options.storage.max_object_bytes,
+    };
     let gateway = bind(&options.listen, "--listen").await?;
     let admin = bind(&options.admin_listen, "--admin-listen").await?;
     Ok(Prepared {
@@ -126,6 +169,9 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
         meter_task,
         guest_logs,
         metrics,
+        storage,
+        storage_options,
+        events,
     })
 }
 
@@ -317,8 +363,13 @@ impl Prepared {
             "ready in {:.0} ms",
             self.started.elapsed().as_secs_f64() * 1000.0
         );
-        // The admin line first: scripts wait for the `serving` line.
+        // The admin and storage lines first: scripts wait for `serving`.
         println!("kumo: admin api http://{}", self.admin.local_addr()?);
+        println!(
+            "kumo: storage http://{} (S3, path-style, access key {})",
+            self.storage.local_addr()?,
+            self.storage_options.credentials.access_key
+        );
         println!("kumo: serving http://{}", self.gateway.local_addr()?);
         for trigger in &snapshot.registry.triggers {
             match &trigger.spec {
@@ -346,6 +397,18 @@ impl Prepared {
         let stopped = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
             let _ = receiver.wait_for(|stop| *stop).await;
         };
+        // An upload is answered only once its events are in the queue.
+        let events = self.events.clone();
+        let on_change: crate::storage::ChangeHook = Arc::new(move |change| {
+            let events = events.clone();
+            Box::pin(async move { events.on_object_change(change).await })
+        });
+        let storage = tokio::spawn(crate::storage::serve(
+            self.storage,
+            self.storage_options,
+            on_change,
+            stopped(stop_rx.clone()),
+        ));
         let gateway = crate::triggers::http::router(self.live.clone());
         let admin = crate::api::admin::router(crate::api::admin::AdminState {
             live: self.live.clone(),
@@ -361,6 +424,11 @@ impl Prepared {
             ),
             serve("admin api", self.admin, admin, stopped(stop_rx), self.grace),
         );
+        match storage.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!("object storage stopped with an error: {error:#}"),
+            Err(error) => tracing::error!("object storage task failed: {error}"),
+        }
         // Deliveries in flight finish (or resume at the next start).
         if let Some(event_triggers) = self.live.detach_event_triggers().await {
             event_triggers.stop(self.grace).await;

@@ -1,0 +1,645 @@
+//! The on-disk layout of object storage, and the file operations on it.
+//!
+//! ```text
+//! <root>/                      (<data-dir>/storage)
+//!   <bucket>/<key>             the objects, as plain files (what mounts see)
+//!   .meta/<bucket>/<key>.json  each object's sidecar: eTag, size, type, metadata
+//!   .tmp/<uuid>                uploads in progress, renamed into place
+//!   .uploads/<id>/             multipart uploads: upload.json, part-00001, ...
+//! ```
+//!
+//! Bucket names cannot start with `.`, so the hidden folders never clash
+//! with a bucket, and sidecars live outside the bucket folders, so a guest
+//! mounting a bucket never sees them. A file without a sidecar, or whose
+//! sidecar no longer matches its size and modification time (a guest
+//! wrote it through a read-write mount), gets its eTag recomputed when it
+//! is next read.
+//!
+//! Writes follow one rule: the whole file is written and flushed under
+//! `.tmp/`, then renamed into place together with its sidecar under one
+//! lock, so a reader never sees half an object. Paths are walked segment by
+//! segment without following symbolic links, so a link a guest planted
+//! cannot lead a request out of its bucket.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+use super::names::check_object_key;
+
+/// An object's sidecar: what S3 returns besides the bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct ObjectMeta {
+    /// MD5 of the whole object, lowercase hex.
+    pub etag: String,
+    /// Size in bytes when the sidecar was written.
+    pub size: u64,
+    /// The file's modification time (ns since the epoch) when the sidecar
+    /// was written: a mismatch means the file changed behind S3's back.
+    pub modified_ns: u64,
+    /// `Content-Type` given at upload.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*` user metadata.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What the caller of [`Disk::commit`] knows about a new object.
+#[derive(Debug, Clone)]
+pub(super) struct NewObject {
+    pub etag: String,
+    pub content_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A stored object found by [`Disk::object`].
+#[derive(Debug, Clone)]
+pub(super) struct FoundObject {
+    pub path: PathBuf,
+    pub meta: ObjectMeta,
+    pub last_modified: SystemTime,
+}
+
+/// A multipart upload's record (`.uploads/<id>/upload.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Upload {
+    pub bucket: String,
+    pub key: String,
+    pub content_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A file operation that failed for a reason the client can act on, or an
+/// I/O error.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum DiskError {
+    /// The key needs a folder where a file is (or a file where a folder
+    /// is): `a` and `a/b` cannot both be objects on a file system.
+    #[error(
+        "object key `{key}` clashes with `{other}`: on disk one would have to be both a file and a folder; \
+         hint: delete `{other}` first, or choose another key"
+    )]
+    KeyConflict { key: String, other: String },
+    /// Any other I/O failure.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Object storage's root folder and the lock that makes commits atomic.
+pub(super) struct Disk {
+    root: PathBuf,
+    commit_lock: Mutex<()>,
+}
+
+impl Disk {
+    /// Opens (creating when needed) the storage root and its hidden
+    /// folders, and removes temp files a crash left behind.
+    ///
+    /// # Errors
+    ///
+    /// When the folders cannot be created.
+    pub fn open(root: &Path) -> io::Result<Self> {
+        for dir in [".tmp", ".meta", ".uploads"] {
+            fs::create_dir_all(root.join(dir))?;
+        }
+        for entry in fs::read_dir(root.join(".tmp"))?.flatten() {
+            let _ = fs::remove_file(entry.path());
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            commit_lock: Mutex::new(()),
+        })
+    }
+
+    /// The folder of a bucket (whose name was checked).
+    pub fn bucket_dir(&self, bucket: &str) -> PathBuf {
+        self.root.join(bucket)
+    }
+
+    /// Whether the bucket exists.
+    pub fn bucket_exists(&self, bucket: &str) -> bool {
+        fs::symlink_metadata(self.bucket_dir(bucket)).is_ok_and(|m| m.is_dir())
+    }
+
+    /// Creates a bucket; `Ok(false)` when it already existed.
+    pub fn create_bucket(&self, bucket: &str) -> io::Result<bool> {
+        match fs::create_dir(self.bucket_dir(bucket)) {
+            Ok(()) => {
+                fs::create_dir_all(self.root.join(".meta").join(bucket))?;
+                Ok(true)
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Every bucket with its creation (or, where the file system does not
+    /// know it, modification) time, in name order.
+    pub fn list_buckets(&self) -> io::Result<Vec<(String, SystemTime)>> {
+        let mut buckets = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with('.') || !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let metadata = entry.metadata()?;
+            let created = metadata
+                .created()
+                .or_else(|_| metadata.modified())
+                .unwrap_or(UNIX_EPOCH);
+            buckets.push((name, created));
+        }
+        buckets.sort();
+        Ok(buckets)
+    }
+
+    /// A fresh path under `.tmp/` for an upload in progress.
+    pub fn temp_path(&self) -> PathBuf {
+        self.root
+            .join(".tmp")
+            .join(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    fn sidecar_path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.root
+            .join(".meta")
+            .join(bucket)
+            .join(format!("{key}.json"))
+    }
+
+    /// Moves a fully written (and flushed) temp file into place as
+    /// `bucket/key`, with its sidecar. Returns the sidecar written.
+    ///
+    /// # Errors
+    ///
+    /// [`DiskError::KeyConflict`] when a folder or file is in the way.
+    pub fn commit(
+        &self,
+        bucket: &str,
+        key: &str,
+        temp: &Path,
+        object: NewObject,
+    ) -> Result<ObjectMeta, DiskError> {
+        let file = fs::metadata(temp)?;
+        let meta = ObjectMeta {
+            etag: object.etag,
+            size: file.len(),
+            modified_ns: modified_ns(&file),
+            content_type: object.content_type,
+            metadata: object.metadata,
+        };
+        let sidecar_temp = self.temp_path();
+        fs::write(
+            &sidecar_temp,
+            serde_json::to_vec(&meta).map_err(io::Error::other)?,
+        )?;
+
+        let result = (|| {
+            let _guard = self
+                .commit_lock
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            let bucket_dir = self.bucket_dir(bucket);
+            let target = make_parent_dirs(&bucket_dir, key)?;
+            if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                return Err(DiskError::KeyConflict {
+                    key: key.to_string(),
+                    other: format!("{key}/..."),
+                });
+            }
+            let sidecar = self.sidecar_path(bucket, key);
+            if let Some(parent) = sidecar.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::rename(&sidecar_temp, &sidecar)?;
+            fs::rename(temp, &target)?;
+            if let Some(parent) = target.parent()
+                && let Ok(dir) = fs::File::open(parent)
+            {
+                // Make the rename itself durable.
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&sidecar_temp);
+        }
+        result.map(|()| meta)
+    }
+
+    /// Finds an object and its sidecar, recomputing the sidecar when the
+    /// file changed behind S3's back. `Ok(None)` when there is no such
+    /// object (or the path is a folder or a symbolic link).
+    pub fn object(&self, bucket: &str, key: &str) -> io::Result<Option<FoundObject>> {
+        let Some(path) = existing_file(&self.bucket_dir(bucket), key)? else {
+            return Ok(None);
+        };
+        let file = fs::symlink_metadata(&path)?;
+        let last_modified = file.modified().unwrap_or(UNIX_EPOCH);
+        let sidecar = self.sidecar_path(bucket, key);
+        let stored: Option<ObjectMeta> = fs::read(&sidecar)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        if let Some(meta) = stored
+            && meta.size == file.len()
+            && meta.modified_ns == modified_ns(&file)
+        {
+            return Ok(Some(FoundObject {
+                path,
+                meta,
+                last_modified,
+            }));
+        }
+        // Written by something other than S3 (a guest through a mount):
+        // hash it, and remember the result if the file did not change
+        // meanwhile.
+        let etag = md5_of_file(&path)?;
+        let meta = ObjectMeta {
+            etag,
+            size: file.len(),
+            modified_ns: modified_ns(&file),
+            content_type: None,
+            metadata: BTreeMap::new(),
+        };
+        let _guard = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let now = fs::symlink_metadata(&path)?;
+        if now.len() == meta.size && modified_ns(&now) == meta.modified_ns {
+            if let Some(parent) = sidecar.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            let temp = self.temp_path();
+            fs::write(&temp, serde_json::to_vec(&meta).map_err(io::Error::other)?)?;
+            fs::rename(&temp, &sidecar)?;
+        }
+        Ok(Some(FoundObject {
+            path,
+            meta,
+            last_modified,
+        }))
+    }
+
+    /// Deletes an object and its sidecar, and the folders it leaves empty;
+    /// `Ok(false)` when there was no such object.
+    pub fn delete(&self, bucket: &str, key: &str) -> io::Result<bool> {
+        let bucket_dir = self.bucket_dir(bucket);
+        let _guard = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let Some(path) = existing_file(&bucket_dir, key)? else {
+            return Ok(false);
+        };
+        fs::remove_file(&path)?;
+        let sidecar = self.sidecar_path(bucket, key);
+        let _ = fs::remove_file(&sidecar);
+        remove_empty_parents(&path, &bucket_dir);
+        remove_empty_parents(&sidecar, &self.root.join(".meta").join(bucket));
+        Ok(true)
+    }
+
+    /// Every key in the bucket that starts with `prefix`, sorted by their
+    /// UTF-8 bytes (S3's order). Files whose names are not valid keys
+    /// (written through a mount) and symbolic links are left out.
+    pub fn list_keys(&self, bucket: &str, prefix: &str) -> io::Result<Vec<String>> {
+        let bucket_dir = self.bucket_dir(bucket);
+        // Start at the deepest folder the prefix names, when it names one.
+        let (start_key, start_dir) = match prefix.rfind('/') {
+            Some(slash) if check_object_key(&prefix[..slash]).is_ok() => {
+                let folder = &prefix[..slash];
+                match existing_dir(&bucket_dir, folder)? {
+                    Some(dir) => (format!("{folder}/"), dir),
+                    None => return Ok(Vec::new()),
+                }
+            }
+            _ => (String::new(), bucket_dir),
+        };
+        let mut keys = Vec::new();
+        let mut folders = vec![(start_key, start_dir)];
+        while let Some((key_prefix, dir)) = folders.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(error),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                let key = format!("{key_prefix}{name}");
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    let folder = format!("{key}/");
+                    if folder.starts_with(prefix) || prefix.starts_with(&folder) {
+                        folders.push((folder, entry.path()));
+                    }
+                } else if kind.is_file()
+                    && key.starts_with(prefix)
+                    && check_object_key(&key).is_ok()
+                {
+                    keys.push(key);
+                }
+            }
+        }
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    fn upload_dir(&self, upload_id: &str) -> Option<PathBuf> {
+        // Upload ids are ours: 32 hex digits. Anything else is unknown.
+        let ours = upload_id.len() == 32 && upload_id.bytes().all(|b| b.is_ascii_hexdigit());
+        ours.then(|| self.root.join(".uploads").join(upload_id))
+    }
+
+    /// Starts a multipart upload and returns its id.
+    pub fn create_upload(&self, upload: &Upload) -> io::Result<String> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = self.root.join(".uploads").join(&id);
+        fs::create_dir(&dir)?;
+        fs::write(
+            dir.join("upload.json"),
+            serde_json::to_vec(upload).map_err(io::Error::other)?,
+        )?;
+        Ok(id)
+    }
+
+    /// A multipart upload's record, or `None` when there is no such upload.
+    pub fn upload(&self, upload_id: &str) -> io::Result<Option<Upload>> {
+        let Some(dir) = self.upload_dir(upload_id) else {
+            return Ok(None);
+        };
+        match fs::read(dir.join("upload.json")) {
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).map_err(io::Error::other)?,
+            )),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Where part `number` of an upload is kept (the upload exists).
+    pub fn part_path(&self, upload_id: &str, number: u32) -> Option<PathBuf> {
+        self.upload_dir(upload_id)
+            .map(|dir| dir.join(format!("part-{number:05}")))
+    }
+
+    /// The parts uploaded so far: (number, size in bytes).
+    pub fn parts(&self, upload_id: &str) -> io::Result<Vec<(u32, u64)>> {
+        let Some(dir) = self.upload_dir(upload_id) else {
+            return Ok(Vec::new());
+        };
+        let mut parts = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(number) = name
+                .to_str()
+                .and_then(|name| name.strip_prefix("part-"))
+                .and_then(|number| number.parse().ok())
+            else {
+                continue;
+            };
+            parts.push((number, entry.metadata()?.len()));
+        }
+        parts.sort_unstable();
+        Ok(parts)
+    }
+
+    /// Forgets a multipart upload and its parts; `Ok(false)` when there
+    /// was no such upload.
+    pub fn remove_upload(&self, upload_id: &str) -> io::Result<bool> {
+        let Some(dir) = self.upload_dir(upload_id) else {
+            return Ok(false);
+        };
+        match fs::remove_dir_all(dir) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+fn modified_ns(metadata: &fs::Metadata) -> u64 {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
+}
+
+/// MD5 of a file's bytes, lowercase hex.
+pub(super) fn md5_of_file(path: &Path) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Md5::new();
+    let mut buffer = vec![0; 256 * 1024];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Creates the folders above `bucket_dir/key` one segment at a time,
+/// refusing to go through a file or a symbolic link. Returns the object's
+/// path.
+fn make_parent_dirs(bucket_dir: &Path, key: &str) -> Result<PathBuf, DiskError> {
+    let mut path = bucket_dir.to_path_buf();
+    let segments: Vec<&str> = key.split('/').collect();
+    let (last, folders) = segments.split_last().expect("split yields one segment");
+    for (index, segment) in folders.iter().enumerate() {
+        path.push(segment);
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => {
+                return Err(DiskError::KeyConflict {
+                    key: key.to_string(),
+                    other: segments[..=index].join("/"),
+                });
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => fs::create_dir(&path)?,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    path.push(last);
+    Ok(path)
+}
+
+/// The path of `key` when every folder on the way is a real folder and the
+/// key itself a regular file; `None` otherwise.
+fn existing_file(bucket_dir: &Path, key: &str) -> io::Result<Option<PathBuf>> {
+    walk_no_links(bucket_dir, key, |metadata| metadata.is_file())
+}
+
+/// The path of folder `key` when every segment is a real folder.
+fn existing_dir(bucket_dir: &Path, key: &str) -> io::Result<Option<PathBuf>> {
+    walk_no_links(bucket_dir, key, |metadata| metadata.is_dir())
+}
+
+fn walk_no_links(
+    bucket_dir: &Path,
+    key: &str,
+    last_ok: impl Fn(&fs::Metadata) -> bool,
+) -> io::Result<Option<PathBuf>> {
+    let mut path = bucket_dir.to_path_buf();
+    let mut segments = key.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        path.push(segment);
+        let metadata = match fs::symlink_metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
+        let fits = if segments.peek().is_some() {
+            metadata.is_dir()
+        } else {
+            last_ok(&metadata)
+        };
+        if !fits {
+            return Ok(None);
+        }
+    }
+    Ok(Some(path))
+}
+
+/// Removes the now-empty folders between `path` and `stop` (exclusive).
+fn remove_empty_parents(path: &Path, stop: &Path) {
+    let mut current = path.parent();
+    while let Some(dir) = current {
+        if dir == stop || !dir.starts_with(stop) || fs::remove_dir(dir).is_err() {
+            break;
+        }
+        current = dir.parent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk() -> (tempfile::TempDir, Disk) {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(&dir.path().join("storage")).unwrap();
+        assert!(disk.create_bucket("photos").unwrap());
+        assert!(!disk.create_bucket("photos").unwrap());
+        (dir, disk)
+    }
+
+    fn put(disk: &Disk, key: &str, bytes: &[u8]) -> Result<ObjectMeta, DiskError> {
+        let temp = disk.temp_path();
+        fs::write(&temp, bytes).unwrap();
+        let result = disk.commit(
+            "photos",
+            key,
+            &temp,
+            NewObject {
+                etag: hex::encode(Md5::digest(bytes)),
+                content_type: Some("text/plain".into()),
+                metadata: BTreeMap::from([("owner".into(), "ann".into())]),
+            },
+        );
+        if result.is_err() {
+            fs::remove_file(&temp).unwrap();
+        }
+        result
+    }
+
+    #[test]
+    fn committed_objects_are_found_listed_and_deleted() {
+        let (_dir, disk) = disk();
+        for key in ["b.txt", "a/1.txt", "a/2.txt", "a/deep/3.txt", "ab"] {
+            put(&disk, key, key.as_bytes()).unwrap();
+        }
+        let found = disk.object("photos", "a/1.txt").unwrap().unwrap();
+        assert_eq!(found.meta.size, 7);
+        assert_eq!(found.meta.etag, hex::encode(Md5::digest(b"a/1.txt")));
+        assert_eq!(found.meta.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(found.meta.metadata["owner"], "ann");
+        assert_eq!(
+            disk.list_keys("photos", "").unwrap(),
+            ["a/1.txt", "a/2.txt", "a/deep/3.txt", "ab", "b.txt"]
+        );
+        assert_eq!(
+            disk.list_keys("photos", "a/").unwrap(),
+            ["a/1.txt", "a/2.txt", "a/deep/3.txt"]
+        );
+        assert_eq!(disk.list_keys("photos", "a/d").unwrap(), ["a/deep/3.txt"]);
+        assert_eq!(disk.list_keys("photos", "a").unwrap().len(), 4);
+        assert!(disk.list_keys("photos", "zz/").unwrap().is_empty());
+
+        assert!(disk.delete("photos", "a/deep/3.txt").unwrap());
+        assert!(!disk.delete("photos", "a/deep/3.txt").unwrap());
+        assert!(!disk.bucket_dir("photos").join("a/deep").exists());
+        assert!(disk.object("photos", "a/deep/3.txt").unwrap().is_none());
+        assert!(disk.object("photos", "a").unwrap().is_none(), "a folder");
+    }
+
+    #[test]
+    fn a_key_and_a_folder_of_the_same_name_clash() {
+        let (_dir, disk) = disk();
+        put(&disk, "a/b", b"x").unwrap();
+        let error = put(&disk, "a", b"y").unwrap_err().to_string();
+        assert!(error.contains("clashes with `a/...`"), "{error}");
+        put(&disk, "f", b"x").unwrap();
+        let error = put(&disk, "f/g", b"y").unwrap_err().to_string();
+        assert!(error.contains("clashes with `f`"), "{error}");
+    }
+
+    #[test]
+    fn a_file_changed_behind_s3s_back_gets_a_fresh_etag() {
+        let (_dir, disk) = disk();
+        put(&disk, "note", b"old").unwrap();
+        fs::write(disk.bucket_dir("photos").join("note"), b"brand new").unwrap();
+        fs::write(disk.bucket_dir("photos").join("guest-made"), b"hi").unwrap();
+        let found = disk.object("photos", "note").unwrap().unwrap();
+        assert_eq!(found.meta.etag, hex::encode(Md5::digest(b"brand new")));
+        assert_eq!(found.meta.size, 9);
+        let found = disk.object("photos", "guest-made").unwrap().unwrap();
+        assert_eq!(found.meta.etag, hex::encode(Md5::digest(b"hi")));
+        assert_eq!(found.meta.content_type, None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symbolic_links_are_not_followed() {
+        let (dir, disk) = disk();
+        let secret = dir.path().join("secret");
+        fs::write(&secret, b"top secret").unwrap();
+        let bucket = disk.bucket_dir("photos");
+        std::os::unix::fs::symlink(&secret, bucket.join("link")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), bucket.join("up")).unwrap();
+        assert!(disk.object("photos", "link").unwrap().is_none());
+        assert!(disk.object("photos", "up/secret").unwrap().is_none());
+        assert!(disk.list_keys("photos", "").unwrap().is_empty());
+        assert!(disk.list_keys("photos", "up/").unwrap().is_empty());
+        let error = put(&disk, "up/secret", b"overwrite")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("clashes with `up`"), "{error}");
+        assert_eq!(fs::read(&secret).unwrap(), b"top secret");
+    }
+}

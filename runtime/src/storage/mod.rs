@@ -1,0 +1,352 @@
+//! Object storage: an S3-compatible endpoint over a folder of the data
+//! directory, so real S3 clients (aws cli, boto3, rclone) can upload the
+//! files that trigger functions.
+//!
+//! [`serve`] answers path-style S3 requests (`http://host:9000/bucket/key`)
+//! authenticated with SigV4 against one access key pair. Objects are plain
+//! files under `<data-dir>/storage/<bucket>/<key>`, which is also what a
+//! function's `files` mount sees ([`mount_dirs`]); `disk` describes the
+//! layout. After an object is committed or deleted, and before the S3 call
+//! is answered, the `on_change` hook is told (an [`ObjectChange`]): if it
+//! fails the call fails with 503, so an acknowledged upload always has its
+//! event.
+//!
+//! eTags are the MD5 of the whole object, lowercase hex, for multipart
+//! uploads too (AWS uses `md5-of-part-md5s-N` there): one rule that
+//! functions can check content against. See `docs/storage.md`.
+
+mod disk;
+mod names;
+mod s3;
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+
+use crate::engine::DirMount;
+use crate::events::ObjectChange;
+
+pub use names::{MAX_KEY_BYTES, NameError, check_bucket_name, check_object_key};
+
+/// The largest object accepted by default: 5 GiB, S3's PutObject limit.
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 << 30;
+
+/// The smallest part of a multipart upload, except the last (S3's rule).
+pub const MIN_PART_BYTES: u64 = 5 << 20;
+
+/// The file under the data directory that keeps generated credentials.
+pub const CREDENTIALS_FILE: &str = "storage-credentials";
+
+/// What `storage` calls after an object was created or removed, before the
+/// S3 call is answered. An error fails the S3 call with 503
+/// `ServiceUnavailable`.
+pub type ChangeHook =
+    Arc<dyn Fn(ObjectChange) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
+/// A hook that accepts every change and does nothing (storage without
+/// triggers, and tests).
+pub fn ignore_changes() -> ChangeHook {
+    Arc::new(|_change| Box::pin(async { Ok(()) }))
+}
+
+/// The one access key pair S3 requests are signed with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorageCredentials {
+    /// The access key id (`AWS_ACCESS_KEY_ID`).
+    pub access_key: String,
+    /// The secret (`AWS_SECRET_ACCESS_KEY`).
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for StorageCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageCredentials")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<hidden>")
+            .finish()
+    }
+}
+
+/// Where object storage keeps its files and what it accepts.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// The storage folder, `<data-dir>/storage`.
+    pub root: PathBuf,
+    /// The key pair requests must be signed with.
+    pub credentials: StorageCredentials,
+    /// The largest object accepted, in bytes (simple or multipart).
+    pub max_object_bytes: u64,
+}
+
+/// The storage folder of a data directory.
+pub fn storage_root(data_dir: &Path) -> PathBuf {
+    data_dir.join("storage")
+}
+
+/// Serves the S3 endpoint on `listener` until `shutdown` resolves, then
+/// lets in-flight requests finish and returns.
+///
+/// # Errors
+///
+/// When the storage folder cannot be created, or the listener fails.
+pub async fn serve(
+    listener: TcpListener,
+    options: StorageOptions,
+    on_change: ChangeHook,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let root = options.root.clone();
+    let disk = tokio::task::spawn_blocking(move || disk::Disk::open(&root))
+        .await
+        .context("the storage start-up task failed")?
+        .with_context(|| {
+            format!(
+                "cannot create the storage folder {}; hint: pass a writable --data-dir",
+                options.root.display()
+            )
+        })?;
+    let backend = s3::Backend {
+        disk: Arc::new(disk),
+        max_object_bytes: options.max_object_bytes,
+        on_change,
+    };
+    let mut builder = s3s::service::S3ServiceBuilder::new(backend);
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(
+        options.credentials.access_key.clone(),
+        options.credentials.secret_key.clone(),
+    ));
+    let service = builder.build();
+    let service =
+        axum::error_handling::HandleError::new(service, |problem: s3s::HttpError| async move {
+            tracing::warn!(error = ?problem, "storage: cannot answer a request");
+            (http::StatusCode::BAD_REQUEST, "malformed S3 request\n")
+        });
+    let app = axum::Router::new().fallback_service(service);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("the storage listener failed")
+}
+
+/// Picks the storage credentials: both given (flags or environment), or
+/// the pair stored in `<data-dir>/storage-credentials`, or a new pair
+/// written there (mode 0600). The flag is `true` when a pair was created,
+/// so the caller prints it once.
+///
+/// # Errors
+///
+/// When only one of the two keys is given, or the file cannot be read or
+/// written, or holds something else than a key pair.
+pub fn load_or_create_credentials(
+    data_dir: &Path,
+    access_key: Option<String>,
+    secret_key: Option<String>,
+) -> anyhow::Result<(StorageCredentials, bool)> {
+    match (access_key, secret_key) {
+        (Some(access_key), Some(secret_key)) => {
+            if access_key.is_empty() || secret_key.is_empty() {
+                anyhow::bail!(
+                    "the storage access key and secret key may not be empty; hint: set both, or neither to use generated ones"
+                );
+            }
+            return Ok((
+                StorageCredentials {
+                    access_key,
+                    secret_key,
+                },
+                false,
+            ));
+        }
+        (None, None) => {}
+        _ => anyhow::bail!(
+            "only one of --storage-access-key and --storage-secret-key is set; \
+             hint: set both (or KUMO_STORAGE_ACCESS_KEY and KUMO_STORAGE_SECRET_KEY), or neither to use generated ones"
+        ),
+    }
+    let path = data_dir.join(CREDENTIALS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let credentials = parse_credentials(&text).with_context(|| {
+                format!(
+                    "{} does not hold a storage key pair; hint: delete it to generate a new pair",
+                    path.display()
+                )
+            })?;
+            return Ok((credentials, false));
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot read {}", path.display()));
+        }
+    }
+    let random = || uuid::Uuid::new_v4().simple().to_string();
+    let credentials = StorageCredentials {
+        access_key: format!("KUMO{}", random()[..16].to_ascii_uppercase()),
+        secret_key: format!("{}{}", random(), &random()[..8]),
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(
+        format!(
+            "access_key = {}\nsecret_key = {}\n",
+            credentials.access_key, credentials.secret_key
+        )
+        .as_bytes(),
+    )
+    .and_then(|()| file.sync_all())
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((credentials, true))
+}
+
+fn parse_credentials(text: &str) -> Option<StorageCredentials> {
+    let mut access_key = None;
+    let mut secret_key = None;
+    for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let (name, value) = line.split_once('=')?;
+        let value = value.trim().to_string();
+        match name.trim() {
+            "access_key" => access_key = Some(value),
+            "secret_key" => secret_key = Some(value),
+            _ => return None,
+        }
+    }
+    Some(StorageCredentials {
+        access_key: access_key.filter(|key| !key.is_empty())?,
+        secret_key: secret_key.filter(|key| !key.is_empty())?,
+    })
+}
+
+/// One `files` entry of a function: a bucket seen by the guest at `path`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileMount {
+    /// The bucket.
+    pub bucket: String,
+    /// Where the guest sees it (an absolute guest path such as `/data`).
+    pub path: String,
+    /// Whether the guest may only read (the default).
+    #[serde(default = "read_only_by_default")]
+    pub read_only: bool,
+}
+
+fn read_only_by_default() -> bool {
+    true
+}
+
+/// The host folders behind a function's `files` mounts, for the engine.
+/// A mounted bucket that does not exist yet is created (empty), so a
+/// function can mount the bucket it writes into before anything was
+/// uploaded.
+///
+/// # Errors
+///
+/// When a bucket folder cannot be created.
+pub fn mount_dirs(root: &Path, mounts: &[FileMount]) -> anyhow::Result<Vec<DirMount>> {
+    mounts
+        .iter()
+        .map(|mount| {
+            let host_path = root.join(&mount.bucket);
+            if !host_path.is_dir() {
+                std::fs::create_dir_all(&host_path).with_context(|| {
+                    format!(
+                        "cannot create bucket `{}` for a `files` mount at {}",
+                        mount.bucket,
+                        host_path.display()
+                    )
+                })?;
+                tracing::info!(bucket = %mount.bucket, "storage: created bucket for a `files` mount");
+            }
+            Ok(DirMount {
+                host_path,
+                guest_path: mount.path.clone(),
+                writable: !mount.read_only,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_generated_once_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, created) = load_or_create_credentials(dir.path(), None, None).unwrap();
+        assert!(created);
+        assert!(first.access_key.starts_with("KUMO") && first.access_key.len() == 20);
+        assert_eq!(first.secret_key.len(), 40);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(CREDENTIALS_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (again, created) = load_or_create_credentials(dir.path(), None, None).unwrap();
+        assert!(!created);
+        assert_eq!(again, first);
+
+        let given = load_or_create_credentials(dir.path(), Some("AK".into()), Some("SK".into()))
+            .unwrap()
+            .0;
+        assert_eq!(given.access_key, "AK");
+        let error = load_or_create_credentials(dir.path(), Some("AK".into()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("only one of"), "{error}");
+    }
+
+    #[test]
+    fn a_damaged_credentials_file_is_an_error_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CREDENTIALS_FILE), "nonsense\n").unwrap();
+        let error = format!(
+            "{:#}",
+            load_or_create_credentials(dir.path(), None, None).unwrap_err()
+        );
+        assert!(
+            error.contains("delete it to generate a new pair"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn mounts_create_missing_buckets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mounts = [
+            FileMount {
+                bucket: "photos".into(),
+                path: "/data".into(),
+                read_only: true,
+            },
+            FileMount {
+                bucket: "thumbs".into(),
+                path: "/out".into(),
+                read_only: false,
+            },
+        ];
+        let dirs = mount_dirs(dir.path(), &mounts).unwrap();
+        assert!(dir.path().join("photos").is_dir());
+        assert_eq!(dirs[0].guest_path, "/data");
+        assert!(!dirs[0].writable);
+        assert!(dirs[1].writable);
+        assert_eq!(dirs[1].host_path, dir.path().join("thumbs"));
+    }
+}

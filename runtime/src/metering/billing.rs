@@ -287,7 +287,10 @@ mod tests {
             mb_ms: 1_000_000 * mb_ms(128, 100),
         };
         assert!(close(gb_seconds(usage.mb_ms), 12_500.0));
-        assert!(close(super::charge(usage, &Prices::default(), true).total, 0.408_333_75));
+        assert!(close(
+            super::charge(usage, &Prices::default(), true).total,
+            0.408_333_75
+        ));
         let lambda_free_tier = Prices {
             free_invocations: 1_000_000,
             free_gb_seconds: 400_000.0,

@@ -651,6 +651,8 @@ async fn the_openapi_document_lists_every_endpoint_and_docs_api_md_covers_it() {
         "POST /v1/functions/{name}/versions",
         "POST /v1/triggers",
         "PUT /v1/functions/{name}/aliases/{alias}",
+        "GET /v1/events",
+        "POST /v1/events/{id}/replay",
     ];
     for operation in expected {
         assert!(

@@ -220,8 +220,24 @@ async fn an_always_failing_event_goes_dead_and_replay_delivers_it_again() {
     assert!(error.contains("the function answered 500"), "{error}");
     assert_eq!(list_attempts(&database, &dead.id).await.unwrap().len(), 3);
 
-    let replayed = kumo::events::replay(&database, &dead.id).await.unwrap();
-    assert_eq!(replayed.state, "pending");
+    // The dead-letter list through the CLI, and a replay through it.
+    let listed = kumo.cli(&["events", "list", "--state", "dead", "-o", "json"]);
+    assert!(listed.status.success(), "{listed:#?}");
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(listed["events"][0]["id"], dead.id.as_str());
+    assert_eq!(listed["events"][0]["state"], "dead");
+    let table = kumo.cli(&["events", "list", "--state", "dead"]);
+    assert!(
+        table.stdout.contains(&dead.id) && table.stdout.contains("3/3"),
+        "{}",
+        table.stdout
+    );
+    let replayed = kumo.cli(&["events", "replay", &dead.id]);
+    assert!(replayed.status.success(), "{replayed:#?}");
+    assert_eq!(
+        replayed.stdout.trim(),
+        format!("event {} is pending again, due now", dead.id)
+    );
     // Delivered again: three more attempts, then dead again.
     wait_for(Duration::from_secs(30), "three more attempts", || async {
         let attempts = list_attempts(&database, &dead.id).await.unwrap();
@@ -237,10 +253,34 @@ async fn an_always_failing_event_goes_dead_and_replay_delivers_it_again() {
     assert_eq!(again.id, dead.id);
     let attempts: Vec<u32> = sink_lines_of(&kumo, 6).iter().map(|l| l.1).collect();
     assert_eq!(attempts, [1, 2, 3, 1, 2, 3]);
-    // A second replay of a live event is refused.
-    kumo::events::replay(&database, &dead.id).await.unwrap();
-    let error = kumo::events::replay(&database, &dead.id).await.unwrap_err();
-    assert!(error.to_string().contains("not dead"), "{error}");
+    // Through the API: a replay of a dead event is 200, a second one of
+    // the now pending event 409, an unknown id 404, a bad state 400.
+    let path = format!("/v1/events/{}/replay", dead.id);
+    let first = kumo
+        .admin(reqwest::Method::POST, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let second = kumo
+        .admin(reqwest::Method::POST, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 409);
+    assert!(second.text().await.unwrap().contains("not dead"));
+    let unknown = kumo
+        .admin(reqwest::Method::POST, "/v1/events/nope/replay")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let bad_state = kumo
+        .admin(reqwest::Method::GET, "/v1/events?state=sleeping")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_state.status(), 400);
 }
 
 #[tokio::test]

@@ -61,6 +61,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/triggers", get(list_triggers).post(create_trigger))
         .route("/v1/triggers/{id}", delete(delete_trigger))
         .route("/v1/openapi.json", get(openapi_document))
+        .merge(super::events::routes())
         .fallback(unknown_path)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -637,7 +638,9 @@ async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {
 
 /// The OpenAPI 3 document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    AdminApiDoc::openapi()
+    let mut document = AdminApiDoc::openapi();
+    document.merge(super::events::EventsApiDoc::openapi());
+    document
 }
 
 #[derive(OpenApi)]

@@ -5,5 +5,6 @@
 
 pub mod admin;
 mod error;
+pub mod events;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};

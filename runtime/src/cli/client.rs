@@ -9,7 +9,10 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{AliasCommand, ClientArgs, DeployArgs, FunctionsCommand, InvokeArgs, TriggersCommand};
+use super::{
+    AliasCommand, ClientArgs, DeployArgs, EventsCommand, FunctionsCommand, InvokeArgs,
+    TriggersCommand,
+};
 use crate::api::ErrorBody;
 use crate::api::admin::{
     AliasUpdate, Deployment, FunctionDeleted, FunctionDetail, FunctionList, TriggerList,
@@ -646,5 +649,69 @@ pub(super) async fn triggers(command: TriggersCommand) -> anyhow::Result<()> {
         })
         .collect();
     print_table(&["ID", "KIND", "SOURCE", "FUNCTION"], &rows);
+    Ok(())
+}
+
+pub(super) async fn events(command: EventsCommand) -> anyhow::Result<()> {
+    use crate::api::events::EventList;
+    use crate::events::EventSummary;
+    match command {
+        EventsCommand::List {
+            state,
+            limit,
+            client,
+        } => {
+            let client = Client::new(&client)?;
+            let mut request = client
+                .request(Method::GET, "/v1/events")
+                .query(&[("limit", limit.to_string())]);
+            if let Some(state) = &state {
+                request = request.query(&[("state", state)]);
+            }
+            let list: EventList = client.call(request).await?;
+            if client.json {
+                client.print_json(&list);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = list
+                .events
+                .iter()
+                .map(|event| {
+                    vec![
+                        event.id.clone(),
+                        event.state.clone(),
+                        event.trigger.clone(),
+                        event.function.clone(),
+                        event.subject.clone(),
+                        format!("{}/{}", event.attempts, event.max_retries + 1),
+                        event.last_error.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "ID",
+                    "STATE",
+                    "TRIGGER",
+                    "FUNCTION",
+                    "SUBJECT",
+                    "ATTEMPTS",
+                    "LAST ERROR",
+                ],
+                &rows,
+            );
+        }
+        EventsCommand::Replay { id, client } => {
+            let client = Client::new(&client)?;
+            let event: EventSummary = client
+                .call(client.request(Method::POST, &format!("/v1/events/{id}/replay")))
+                .await?;
+            if client.json {
+                client.print_json(&event);
+            } else {
+                println!("event {} is {} again, due now", event.id, event.state);
+            }
+        }
+    }
     Ok(())
 }

@@ -49,6 +49,9 @@ enum Command {
     /// List triggers on a running server.
     #[command(subcommand)]
     Triggers(TriggersCommand),
+    /// List queued, retrying and dead events, and replay dead ones.
+    #[command(subcommand)]
+    Events(EventsCommand),
 }
 
 /// Where the service listens and keeps its state.
@@ -225,6 +228,28 @@ struct InvokeArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// List events, newest first.
+    List {
+        /// Only events in this state: pending, retrying, dead or done.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Deliver a dead event again, now.
+    Replay {
+        /// The event's id.
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum TriggersCommand {
     /// List the triggers.
     List(ClientArgs),
@@ -254,6 +279,7 @@ pub fn run() -> ExitCode {
             Command::Alias(command) => client::alias(command).await,
             Command::Invoke(args) => client::invoke(args).await,
             Command::Triggers(command) => client::triggers(command).await,
+            Command::Events(command) => client::events(command).await,
         }
     });
     match result {

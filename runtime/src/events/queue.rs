@@ -533,7 +533,7 @@ pub async fn purge_done(database: &Database, before_ms: i64) -> Result<u64, sqlx
 }
 
 /// An event as the API and CLI show it (the body is left out).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct EventSummary {
     /// Its id.
     pub id: String,
@@ -560,8 +560,10 @@ pub struct EventSummary {
     /// Function writes that led to it.
     pub hops: u32,
     /// When it was stored (or replayed), RFC 3339.
+    #[schema(value_type = String, format = DateTime)]
     pub first_seen: DateTime<Utc>,
     /// When it is next tried (pending, retrying) or when it ended.
+    #[schema(value_type = String, format = DateTime)]
     pub next_attempt: DateTime<Utc>,
     /// The last error, for a retrying or dead event.
     pub last_error: Option<String>,

@@ -296,6 +296,15 @@ impl Live {
         *self.event_triggers.lock().await = Some(event_triggers);
     }
 
+    /// The event queue's producer side, once attached.
+    pub async fn events(&self) -> Option<Arc<crate::events::Events>> {
+        self.event_triggers
+            .lock()
+            .await
+            .as_ref()
+            .map(|event_triggers| event_triggers.events.clone())
+    }
+
     /// Takes the event side back (shutdown).
     pub async fn detach_event_triggers(&self) -> Option<EventTriggers> {
         self.event_triggers.lock().await.take()

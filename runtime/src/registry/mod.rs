@@ -717,17 +717,17 @@ impl Registry {
         let state = self.load().await?;
         check_target(&state, spec.function())?;
         let kind = spec.kind();
-        if let Some(name) = spec.name_mut() {
-            if name.is_empty() {
-                let taken = |candidate: &str| {
-                    state
-                        .triggers
-                        .iter()
-                        .any(|t| t.spec.kind() == kind && t.spec.name() == Some(candidate))
-                };
-                let number = (1..).find(|n| !taken(&format!("{kind}-{n}"))).unwrap_or(1);
-                *name = format!("{kind}-{number}");
-            }
+        if let Some(name) = spec.name_mut()
+            && name.is_empty()
+        {
+            let taken = |candidate: &str| {
+                state
+                    .triggers
+                    .iter()
+                    .any(|t| t.spec.kind() == kind && t.spec.name() == Some(candidate))
+            };
+            let number = (1..).find(|n| !taken(&format!("{kind}-{n}"))).unwrap_or(1);
+            *name = format!("{kind}-{number}");
         }
         let invalid = |error: crate::events::trigger::TriggerError| {
             RegistryError::Invalid(format!("{kind} trigger: {error}"))
@@ -748,17 +748,16 @@ impl Registry {
                 trigger.validate().map_err(invalid)?;
             }
         }
-        if let Some(name) = spec.name() {
-            if let Some(taken) = state
+        if let Some(name) = spec.name()
+            && let Some(taken) = state
                 .triggers
                 .iter()
                 .find(|t| t.spec.kind() == kind && t.spec.name() == Some(name))
-            {
-                return Err(RegistryError::Conflict(format!(
-                    "a {kind} trigger named `{name}` exists ({}); hint: pick another `name`, or delete that trigger first",
-                    taken.id
-                )));
-            }
+        {
+            return Err(RegistryError::Conflict(format!(
+                "a {kind} trigger named `{name}` exists ({}); hint: pick another `name`, or delete that trigger first",
+                taken.id
+            )));
         }
         match &spec {
             TriggerSpec::Http { route, .. } => {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub const MB_MS_PER_GB_SECOND: u64 = 1024 * 1000;
 
 /// Prices and free tier, from configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Prices {
     /// Dollars per million billable invocations.
@@ -88,7 +88,7 @@ pub struct Usage {
 }
 
 /// The cost of some usage, in dollars.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Charge {
     /// Invocations charged after the free tier.
     pub charged_invocations: u64,
@@ -287,7 +287,10 @@ mod tests {
             mb_ms: 1_000_000 * mb_ms(128, 100),
         };
         assert!(close(gb_seconds(usage.mb_ms), 12_500.0));
-        assert!(close(super::charge(usage, &Prices::default(), true).total, 0.408_333_75));
+        assert!(close(
+            super::charge(usage, &Prices::default(), true).total,
+            0.408_333_75
+        ));
         let lambda_free_tier = Prices {
             free_invocations: 1_000_000,
             free_gb_seconds: 400_000.0,

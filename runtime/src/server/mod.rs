@@ -13,9 +13,9 @@ use tokio::net::TcpListener;
 
 use crate::engine::{Engine, EngineOptions};
 use crate::live::Live;
-use crate::metering::metrics::MetricsHandle;
-use crate::metering::{GuestLogStore, Meter, MeterOptions, MeterTask};
 use crate::manifest::Manifest;
+use crate::metering::metrics::MetricsHandle;
+use crate::metering::{GuestLogStore, Meter, MeterOptions, MeterTask, Prices};
 use crate::registry::{Registry, TriggerSpec};
 
 /// How to run the service (`kumo up`, `kumo server`, `kumo dev`).
@@ -36,6 +36,11 @@ pub struct ServerOptions {
     pub pooling: bool,
     /// Record every invocation (billing, REPORT lines).
     pub metering: bool,
+    /// How long raw invocation records are kept before being rolled up
+    /// into hourly aggregates.
+    pub metering_retention: Duration,
+    /// The prices billing reports apply.
+    pub prices: Prices,
 }
 
 /// A server whose state is loaded and whose listeners are bound, not yet
@@ -57,6 +62,9 @@ pub struct Prepared {
     pub guest_logs: GuestLogStore,
     /// The Prometheus recorder, for `/metrics`.
     pub metrics: MetricsHandle,
+    /// For the admin API's billing and records.
+    database: crate::database::Database,
+    prices: Prices,
 }
 
 /// The admin token's file in the data directory.
@@ -94,12 +102,16 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
     })?;
     let database = crate::database::open(&data_dir).await?;
     let (meter, meter_task) = if options.metering {
-        let (meter, task) = Meter::start(database.clone(), MeterOptions::default());
+        let meter_options = MeterOptions {
+            retention: options.metering_retention,
+            ..MeterOptions::default()
+        };
+        let (meter, task) = Meter::start(database.clone(), meter_options);
         (meter, Some(task))
     } else {
         (Meter::disabled(), None)
     };
-    let registry = Registry::new(database, &data_dir)?;
+    let registry = Registry::new(database.clone(), &data_dir)?;
     let pooling = engine.uses_pooling_allocator();
     let live = Live::new(engine, registry, meter);
     live.reload().await.context("cannot load the registry")?;
@@ -118,6 +130,8 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
         meter_task,
         guest_logs,
         metrics,
+        database,
+        prices: options.prices,
     })
 }
 
@@ -303,6 +317,11 @@ impl Prepared {
         let admin = crate::api::admin::router(crate::api::admin::AdminState {
             live: self.live.clone(),
             token: self.token.clone(),
+            database: self.database.clone(),
+            guest_logs: self.guest_logs.clone(),
+            metrics: self.metrics.clone(),
+            prices: self.prices,
+            stopping: stop_rx.clone(),
         });
         let (gateway, admin) = tokio::join!(
             serve(

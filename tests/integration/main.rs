@@ -11,4 +11,5 @@ mod gateway;
 mod lifecycle;
 mod manifest_errors;
 mod metering;
+mod metering_api;
 mod scaling;

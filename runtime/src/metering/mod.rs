@@ -297,7 +297,8 @@ mod tests {
         let timed_out: Result<(), InvokeError> = Err(timeout.clone());
         let out_of_memory: Result<(), InvokeError> = Err(oom.clone());
         let no_capacity: Result<(), InvokeError> = Err(InvokeError::NoCapacity);
-        let cases: Vec<(Option<&Result<(), InvokeError>>, Answer<'_>, Outcome)> = vec![
+        type Case<'a> = (Option<&'a Result<(), InvokeError>>, Answer<'a>, Outcome);
+        let cases: Vec<Case<'_>> = vec![
             (Some(&ok), Answer::Status(200), Outcome::Ok),
             (Some(&ok), Answer::Status(404), Outcome::Ok),
             (Some(&ok), Answer::Status(499), Outcome::Ok),

@@ -25,7 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiError;
 use super::admin::{AdminState, query_error, unknown_function};
 use crate::metering::{
-    BillingQuery, BillingReport, GroupBy, InvocationRecord, LogLine, billing_report,
+    BillingQuery, BillingReport, GroupBy, GuestLogStore, InvocationRecord, LogLine, billing_report,
     recent_invocations,
 };
 
@@ -35,6 +35,10 @@ pub const DEFAULT_INVOCATION_LIMIT: u32 = 100;
 pub const MAX_INVOCATION_LIMIT: u32 = 10_000;
 /// Lines `GET /v1/functions/{name}/logs` answers when no `limit` is given.
 pub const DEFAULT_LOG_LIMIT: usize = 1_000;
+/// A followed log with nothing to send sends an empty line this often:
+/// proxies keep the connection, and a reader that went away is noticed
+/// (the write fails and the follower is dropped).
+pub const FOLLOW_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Query of `GET /v1/billing`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -295,7 +299,7 @@ pub(super) async fn invocations(
 #[utoipa::path(get, path = "/v1/functions/{name}/logs", tag = "metering",
     params(("name" = String, Path, description = "The function"), LogsParams),
     responses(
-        (status = 200, description = "The stored lines, oldest first; with `follow=true`, newline-delimited JSON (`application/x-ndjson`): one `FunctionLogLine` per line, the stored ones first, then new ones as they arrive, or `{\"missed\": N}` when the reader fell behind", body = LogList),
+        (status = 200, description = "The stored lines, oldest first; with `follow=true`, newline-delimited JSON (`application/x-ndjson`): one `FunctionLogLine` per line, the stored ones first, then new ones as they arrive, or `{\"missed\": N}` when the reader fell behind; an empty line every 30 s while nothing happens", body = LogList),
         (status = 400, description = "A bad `since`, `limit` or `follow`", body = super::ErrorBody),
         (status = 404, description = "No such function", body = super::ErrorBody)))]
 pub(super) async fn function_logs(
@@ -344,16 +348,13 @@ pub(super) async fn function_logs(
         })
         .into_response());
     }
-    // Subscribe before reading the history, so no line falls in between.
-    let receiver = state.guest_logs.follow(&name);
-    let history = state.guest_logs.since(&name, since, limit);
-    let follower = Follower {
-        pending: history.iter().cloned().map(ndjson_line).collect(),
-        history,
-        deduplicating: true,
-        receiver,
-        stopping: state.stopping.clone(),
-    };
+    let follower = Follower::start(
+        &state.guest_logs,
+        &name,
+        since,
+        limit,
+        state.stopping.clone(),
+    );
     let stream = futures_util::stream::unfold(follower, |mut follower| async move {
         follower
             .next()
@@ -386,6 +387,27 @@ struct Follower {
 }
 
 impl Follower {
+    /// Follows `function`'s lines, starting with the stored ones at or
+    /// after `since` (at most the last `limit`).
+    fn start(
+        store: &GuestLogStore,
+        function: &str,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        // Subscribe before reading the history, so no line falls in between.
+        let receiver = store.follow(function);
+        let history = store.since(function, since, limit);
+        Self {
+            pending: history.iter().cloned().map(ndjson_line).collect(),
+            history,
+            deduplicating: true,
+            receiver,
+            stopping,
+        }
+    }
+
     async fn next(&mut self) -> Option<Bytes> {
         if let Some(bytes) = self.pending.pop_front() {
             return Some(bytes);
@@ -393,6 +415,7 @@ impl Follower {
         loop {
             let received = tokio::select! {
                 _ = self.stopping.wait_for(|stopping| *stopping) => return None,
+                () = tokio::time::sleep(FOLLOW_HEARTBEAT) => return Some(Bytes::from_static(b"\n")),
                 received = self.receiver.recv() => received,
             };
             match received {
@@ -532,6 +555,65 @@ mod tests {
                 (result, expected) => panic!("{described}: {result:?}, expected {expected:?}"),
             }
         }
+    }
+
+    fn line(seconds: i64, text: &str) -> LogLine {
+        LogLine {
+            time: DateTime::from_timestamp(seconds, 0).unwrap(),
+            function: "f".into(),
+            request_id: format!("r{seconds}"),
+            stream: "stdout",
+            level: "info",
+            text: text.into(),
+        }
+    }
+
+    fn text_of(bytes: Option<Bytes>) -> Option<String> {
+        let bytes = bytes?;
+        match serde_json::from_slice::<FollowedLine>(&bytes).unwrap() {
+            FollowedLine::Line(line) => Some(line.text),
+            FollowedLine::Missed { missed } => Some(format!("missed {missed}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_follower_sends_the_history_then_new_lines_once_and_ends_when_the_server_stops() {
+        let store = GuestLogStore::new();
+        store.push(line(1, "old"));
+        let (stop, stopping) = watch::channel(false);
+        let receiver = store.follow("f");
+        // A line pushed between subscribing and reading the history reaches
+        // the follower twice; it is sent once.
+        store.push(line(2, "racing"));
+        let history = store.since("f", None, 100);
+        let mut follower = Follower {
+            pending: history.iter().cloned().map(ndjson_line).collect(),
+            history,
+            deduplicating: true,
+            receiver,
+            stopping,
+        };
+        store.push(line(3, "new"));
+        let mut texts = Vec::new();
+        for _ in 0..3 {
+            texts.push(text_of(follower.next().await).unwrap());
+        }
+        assert_eq!(texts, ["old", "racing", "new"]);
+        stop.send(true).unwrap();
+        assert_eq!(follower.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_fell_behind_is_told_how_many_lines_it_missed() {
+        let store = GuestLogStore::new();
+        let (_stop, stopping) = watch::channel(false);
+        let mut follower = Follower::start(&store, "f", None, 100, stopping);
+        let behind = crate::metering::logs::FOLLOW_BUFFER + 5;
+        for second in 0..behind {
+            store.push(line(second as i64, &format!("l{second}")));
+        }
+        assert_eq!(text_of(follower.next().await).unwrap(), "missed 5");
+        assert_eq!(text_of(follower.next().await).unwrap(), "l5");
     }
 
     #[test]

@@ -415,3 +415,49 @@ async fn guest_logs_are_listed_and_followed_with_their_request_ids() {
         "the follower did not end with the server: {status:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prices_and_the_free_tier_come_from_the_configuration() {
+    let kumo = Kumo::up_with_env(
+        &function("hello", &example("hello"), "memory_mb = 128"),
+        &[
+            ("KUMO_PRICE_PER_MILLION_INVOCATIONS", "2.5"),
+            ("KUMO_PRICE_PER_GB_SECOND", "0.001"),
+            ("KUMO_FREE_INVOCATIONS", "1"),
+        ],
+    );
+    for _ in 0..3 {
+        assert_eq!(get(&kumo, "/hello").await.0, 200);
+    }
+    assert!(kumo.wait_for_log_count("REPORT RequestId:", 3));
+    let (status, report) = admin_json(&kumo, "/v1/billing").await;
+    assert_eq!(status, 200, "{report}");
+    let prices = &report["prices"];
+    assert_eq!(prices["per_million_invocations"], 2.5);
+    assert_eq!(prices["per_gb_second"], 0.001);
+    assert_eq!(prices["free_invocations"], 1);
+    assert_eq!(prices["free_gb_seconds"], 0.0);
+    let total = &report["total"];
+    assert_eq!(total["invocations"], 3);
+    let charge = &total["charge"];
+    assert_eq!(charge["charged_invocations"], 2, "{report}");
+    let gb_seconds = total["gb_seconds"].as_f64().unwrap();
+    let expected = 2.0 * 2.5 / 1e6 + gb_seconds * 0.001;
+    let charged = charge["total"].as_f64().unwrap();
+    assert!(
+        (charged - expected).abs() < 1e-15,
+        "{charged} vs {expected}"
+    );
+
+    // A negative price is refused before anything starts.
+    let dir = tempfile::tempdir().unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_kumo"))
+        .args(["server", "--price-per-gb-second=-1", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--price-per-gb-second"), "{stderr}");
+    assert!(stderr.contains("zero or more"), "{stderr}");
+}

@@ -12,5 +12,6 @@ mod gateway;
 mod lifecycle;
 mod manifest_errors;
 mod metering;
+mod metering_api;
 mod scaling;
 mod storage;

@@ -1,5 +1,6 @@
 //! The admin API: deploy versions, move aliases, manage triggers, invoke
-//! for a test, on its own listener and behind a bearer token.
+//! for a test, read billing, records, guest logs and metrics (handlers in
+//! [`super::metering`]), on its own listener and behind a bearer token.
 //!
 //! JSON in and out; every error is `{"error":{"code","message"}}`. The
 //! OpenAPI document (`GET /v1/openapi.json`) is generated from these
@@ -19,7 +20,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::ApiError;
+use super::{ApiError, metering};
 use crate::live::Live;
 use crate::registry::{
     Alias, FunctionConfig, Target, Trigger, TriggerSpec, Version, WeightedVersion,
@@ -34,8 +35,18 @@ pub const MAX_COMPONENT_BYTES: usize = 100 << 20;
 pub struct AdminState {
     /// The live functions and the registry.
     pub live: Arc<Live>,
-    /// The bearer token every `/v1` call must carry.
+    /// The bearer token every `/v1` call (and `/metrics`) must carry.
     pub token: Arc<str>,
+    /// The database holding the invocation records.
+    pub database: crate::database::Database,
+    /// The guests' output lines.
+    pub guest_logs: crate::metering::GuestLogStore,
+    /// The Prometheus recorder's handle.
+    pub metrics: crate::metering::metrics::MetricsHandle,
+    /// The prices billing reports apply.
+    pub prices: crate::metering::Prices,
+    /// Turns true when the server begins to stop: followed logs end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The admin API's router.
@@ -62,6 +73,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/triggers/{id}", delete(delete_trigger))
         .route("/v1/openapi.json", get(openapi_document))
         .merge(super::events::routes())
+        .route("/v1/billing", get(metering::billing))
+        .route("/v1/invocations", get(metering::invocations))
+        .route("/v1/functions/{name}/logs", get(metering::function_logs))
+        .route("/metrics", get(metering::metrics))
         .fallback(unknown_path)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -141,7 +156,7 @@ where
     }
 }
 
-fn query_error(rejection: QueryRejection) -> ApiError {
+pub(super) fn query_error(rejection: QueryRejection) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "invalid_request",
@@ -341,7 +356,7 @@ async fn show_function(
     }))
 }
 
-fn unknown_function(name: &str) -> ApiError {
+pub(super) fn unknown_function(name: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -645,9 +660,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Kumo admin API", description = "Deploy functions, move aliases, manage triggers. Every `/v1` call needs `Authorization: Bearer <token>`."),
+    info(title = "Kumo admin API", description = "Deploy functions, move aliases, manage triggers, read billing, invocation records, guest logs and metrics. Every call but `/healthz` needs `Authorization: Bearer <token>`."),
     paths(healthz, list_functions, show_function, deploy_version, delete_function, set_alias,
-        delete_alias, list_triggers, create_trigger, delete_trigger, invoke, openapi_document),
+        delete_alias, list_triggers, create_trigger, delete_trigger, invoke, openapi_document,
+        metering::billing, metering::invocations, metering::function_logs, metering::metrics),
     modifiers(&BearerToken),
     security(("bearer" = []))
 )]

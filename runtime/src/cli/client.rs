@@ -21,15 +21,15 @@ use crate::manifest::Manifest;
 use crate::registry::{Alias, Trigger, TriggerSpec, WeightedVersion, sha256_hex};
 
 /// A connection to one server's admin API.
-struct Client {
+pub(super) struct Client {
     http: reqwest::Client,
-    base: String,
+    pub(super) base: String,
     token: String,
-    json: bool,
+    pub(super) json: bool,
 }
 
 impl Client {
-    fn new(args: &ClientArgs) -> anyhow::Result<Self> {
+    pub(super) fn new(args: &ClientArgs) -> anyhow::Result<Self> {
         let token = match std::env::var("KUMO_ADMIN_TOKEN") {
             Ok(token) if !token.is_empty() => token,
             _ => read_token(&args.data_dir)?,
@@ -42,13 +42,16 @@ impl Client {
         })
     }
 
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+    pub(super) fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+    pub(super) async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
         let response = request.send().await.map_err(|error| {
             anyhow::anyhow!(
                 "cannot reach the kumo server at {}: {}; hint: is `kumo server` (or `kumo up`) running? set --server or KUMO_SERVER",
@@ -62,7 +65,7 @@ impl Client {
         Err(server_error(response).await)
     }
 
-    async fn call<T: DeserializeOwned>(
+    pub(super) async fn call<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<T> {
@@ -73,7 +76,7 @@ impl Client {
             .context("the server's answer is not the expected JSON; hint: are --server and this kumo the same version?")
     }
 
-    fn print_json(&self, value: &impl Serialize) {
+    pub(super) fn print_json(&self, value: &impl Serialize) {
         println!(
             "{}",
             serde_json::to_string_pretty(value).expect("wire types serialize")
@@ -121,7 +124,7 @@ fn read_token(data_dir: &Path) -> anyhow::Result<String> {
 }
 
 /// Prints rows under a header, columns padded to their widest cell.
-fn print_table(header: &[&str], rows: &[Vec<String>]) {
+pub(super) fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|cell| cell.len()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

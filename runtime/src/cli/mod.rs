@@ -1,8 +1,8 @@
 //! The `kumo` command line: argument parsing and the verbs.
 //!
 //! Service verbs (`up`, `server`, `dev`) run Kumo in this process; client
-//! verbs (`deploy`, `functions`, `alias`, `invoke`, `triggers`) talk to a
-//! running server's admin API. Verbs print what a person needs on stdout
+//! verbs (`deploy`, `functions`, `alias`, `invoke`, `triggers`, `bill`,
+//! `logs`) talk to a running server's admin API. Verbs print what a person needs on stdout
 //! (tables, or JSON with `--output json`) and log to stderr through
 //! `tracing` (`KUMO_LOG` or `RUST_LOG` set the filter). Errors are one
 //! clear line and a non-zero exit.
@@ -10,6 +10,7 @@
 mod build;
 mod client;
 mod dev;
+mod metering;
 mod up;
 
 use std::path::PathBuf;
@@ -52,6 +53,12 @@ enum Command {
     /// List queued, retrying and dead events, and replay dead ones.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// A billing report: invocations, errors, cold starts, billed ms, GB-s,
+    /// cost and p50/p99 duration per function, version or hour.
+    Bill(BillArgs),
+    /// Print a function's output lines (stdout/stderr) with their request
+    /// ids; `--follow` keeps printing new ones.
+    Logs(LogsArgs),
 }
 
 /// Where the service listens and keeps its state.
@@ -93,6 +100,37 @@ struct ServeArgs {
     /// The largest object accepted, in bytes (simple and multipart uploads).
     #[arg(long, default_value_t = crate::storage::DEFAULT_MAX_OBJECT_BYTES, value_name = "BYTES")]
     storage_max_object_bytes: u64,
+    /// Dollars per million invocations, for billing reports.
+    #[arg(long, default_value_t = 0.20, env = "KUMO_PRICE_PER_MILLION_INVOCATIONS", value_name = "DOLLARS", value_parser = parse_price)]
+    price_per_million_invocations: f64,
+    /// Dollars per GB-second (memory_mb / 1024 × billed_ms / 1000).
+    #[arg(long, default_value_t = 0.000_016_666_7, env = "KUMO_PRICE_PER_GB_SECOND", value_name = "DOLLARS", value_parser = parse_price)]
+    price_per_gb_second: f64,
+    /// Invocations free per billing report (applied once to its totals).
+    #[arg(
+        long,
+        default_value_t = 0,
+        env = "KUMO_FREE_INVOCATIONS",
+        value_name = "N"
+    )]
+    free_invocations: u64,
+    /// GB-seconds free per billing report (applied once to its totals).
+    #[arg(long, default_value_t = 0.0, env = "KUMO_FREE_GB_SECONDS", value_name = "GB_S", value_parser = parse_price)]
+    free_gb_seconds: f64,
+    /// Days raw invocation records are kept before being rolled up into
+    /// hourly aggregates (reports stay exact).
+    #[arg(long, default_value_t = 7, env = "KUMO_METERING_RETENTION_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    metering_retention_days: u32,
+}
+
+/// A price or allowance: a finite number, zero or more.
+fn parse_price(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!(
+            "`{text}` is not an amount of zero or more; hint: write dollars as a decimal, such as 0.20"
+        )),
+    }
 }
 
 impl ServeArgs {
@@ -110,6 +148,15 @@ impl ServeArgs {
                 access_key: self.storage_access_key.clone(),
                 secret_key: self.storage_secret_key.clone(),
                 max_object_bytes: self.storage_max_object_bytes,
+            },
+            metering_retention: Duration::from_secs(
+                u64::from(self.metering_retention_days) * 24 * 3600,
+            ),
+            prices: crate::metering::Prices {
+                per_million_invocations: self.price_per_million_invocations,
+                per_gb_second: self.price_per_gb_second,
+                free_invocations: self.free_invocations,
+                free_gb_seconds: self.free_gb_seconds,
             },
         }
     }
@@ -227,6 +274,53 @@ struct InvokeArgs {
     client: ClientArgs,
 }
 
+/// Arguments of `kumo bill` (its own `--output`, which also takes `csv`).
+#[derive(Debug, clap::Args)]
+struct BillArgs {
+    /// From this time (RFC 3339, such as 2026-11-01T00:00:00Z), inclusive.
+    #[arg(long)]
+    from: Option<String>,
+    /// Until this time (RFC 3339), exclusive.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this function.
+    #[arg(long)]
+    function: Option<String>,
+    /// One row per `function`, `version` or `hour`.
+    #[arg(long, default_value = "function", value_parser = ["function", "version", "hour"])]
+    group_by: String,
+    /// The admin API's URL.
+    #[arg(long, default_value = "http://127.0.0.1:3001", env = "KUMO_SERVER")]
+    server: String,
+    /// The data directory to read the admin token from, when
+    /// KUMO_ADMIN_TOKEN is not set.
+    #[arg(long, default_value = ".kumo", env = "KUMO_DATA_DIR")]
+    data_dir: PathBuf,
+    /// `table` (readable), `json` (the API's answer) or `csv` (the rows).
+    #[arg(long, short = 'o', default_value = "table", value_parser = ["table", "json", "csv"])]
+    output: String,
+}
+
+/// Arguments of `kumo logs`.
+#[derive(Debug, clap::Args)]
+struct LogsArgs {
+    /// The function.
+    name: String,
+    /// Keep printing new lines as they arrive (until Ctrl-C or the server
+    /// stops).
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// Only lines from this long ago (`30s`, `10m`, `2h`, `1d`) or since
+    /// this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// At most the last N stored lines.
+    #[arg(long, value_name = "N")]
+    limit: Option<u32>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
 #[derive(Debug, Subcommand)]
 enum EventsCommand {
     /// List events, newest first.
@@ -280,6 +374,8 @@ pub fn run() -> ExitCode {
             Command::Invoke(args) => client::invoke(args).await,
             Command::Triggers(command) => client::triggers(command).await,
             Command::Events(command) => client::events(command).await,
+            Command::Bill(args) => metering::bill(args).await,
+            Command::Logs(args) => metering::logs(args).await,
         }
     });
     match result {

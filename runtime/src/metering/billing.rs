@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub const MB_MS_PER_GB_SECOND: u64 = 1024 * 1000;
 
 /// Prices and free tier, from configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Prices {
     /// Dollars per million billable invocations.
@@ -88,7 +88,7 @@ pub struct Usage {
 }
 
 /// The cost of some usage, in dollars.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Charge {
     /// Invocations charged after the free tier.
     pub charged_invocations: u64,

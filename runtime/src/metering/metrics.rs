@@ -63,6 +63,8 @@ pub fn install_recorder() -> anyhow::Result<MetricsHandle> {
         .context(
             "cannot install the metrics recorder; hint: it can be installed once per process",
         )?;
+    // Exported from the start (at 0), so an alert on it needs no `absent()`.
+    metrics::counter!(DROPPED_RECORDS).increment(0);
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(5));

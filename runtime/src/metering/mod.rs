@@ -40,7 +40,7 @@ pub use rollup::{RollUpSummary, roll_up};
 pub use writer::{Meter, MeterOptions, MeterTask};
 
 /// What invoked a function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
     /// An HTTP request on the gateway.
@@ -86,7 +86,19 @@ impl TriggerKind {
 /// timeout or out-of-memory wins (a 200 whose body was cut off by the
 /// timeout is a `timeout`), then the answer's error, then the guest's other
 /// errors, then the status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Answered below 500.
@@ -186,7 +198,7 @@ pub fn outcome_of(exit: Option<&Result<(), InvokeError>>, answer: Answer<'_>) ->
 /// One invocation, as stored and reported. Times are UTC; durations are
 /// whole microseconds rounded up from the measured nanoseconds, so that the
 /// billed duration can be recomputed by hand from the stored values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InvocationRecord {
     /// The request id (also the `x-kumo-request-id` header).
     pub request_id: String,
@@ -197,6 +209,7 @@ pub struct InvocationRecord {
     /// What invoked it.
     pub trigger: TriggerKind,
     /// When the invocation arrived at the pool.
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: DateTime<Utc>,
     /// Execution time, instantiation excluded, in µs (0 when the function
     /// never ran).

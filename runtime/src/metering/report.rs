@@ -23,7 +23,7 @@ use super::{InvocationRecord, Outcome, TriggerKind};
 use crate::database::Database;
 
 /// How a report's rows are grouped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     /// One row per function.
@@ -51,12 +51,14 @@ impl std::str::FromStr for GroupBy {
 }
 
 /// What a billing report covers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BillingQuery {
     /// Invocations that started at or after this time (`None`: from the
     /// beginning).
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub from: Option<DateTime<Utc>>,
     /// Invocations that started before this time (`None`: until now).
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub to: Option<DateTime<Utc>>,
     /// Only this function (`None`: all).
     pub function: Option<String>,
@@ -65,7 +67,7 @@ pub struct BillingQuery {
 }
 
 /// Invocations per outcome.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OutcomeCounts {
     /// `ok`.
     pub ok: u64,
@@ -101,13 +103,14 @@ impl OutcomeCounts {
 }
 
 /// One group of a report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BillingRow {
     /// The function.
     pub function: String,
     /// The version, when grouped by version.
     pub version: Option<u32>,
     /// The hour's start, when grouped by hour.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub hour: Option<DateTime<Utc>>,
     /// Invocations, every outcome included.
     pub invocations: u64,
@@ -138,7 +141,7 @@ pub struct BillingRow {
 }
 
 /// The whole report's totals, with the free tier applied once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BillingTotals {
     /// Invocations, every outcome included.
     pub invocations: u64,
@@ -164,7 +167,7 @@ pub struct BillingTotals {
 }
 
 /// A billing report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BillingReport {
     /// What it covers.
     pub query: BillingQuery,

@@ -15,7 +15,7 @@ use crate::engine::{Engine, EngineOptions};
 use crate::live::Live;
 use crate::manifest::Manifest;
 use crate::metering::metrics::MetricsHandle;
-use crate::metering::{GuestLogStore, Meter, MeterOptions, MeterTask};
+use crate::metering::{GuestLogStore, Meter, MeterOptions, MeterTask, Prices};
 use crate::registry::{Registry, TriggerSpec};
 
 /// How to run the service (`kumo up`, `kumo server`, `kumo dev`).
@@ -36,6 +36,11 @@ pub struct ServerOptions {
     pub pooling: bool,
     /// Record every invocation (billing, REPORT lines).
     pub metering: bool,
+    /// How long raw invocation records are kept before being rolled up
+    /// into hourly aggregates.
+    pub metering_retention: Duration,
+    /// The prices billing reports apply.
+    pub prices: Prices,
     /// The S3 endpoint.
     pub storage: StorageSettings,
 }
@@ -75,6 +80,9 @@ pub struct Prepared {
     storage: TcpListener,
     storage_options: crate::storage::StorageOptions,
     events: Arc<crate::events::Events>,
+    /// For the admin API's billing and records.
+    database: crate::database::Database,
+    prices: Prices,
 }
 
 /// The admin token's file in the data directory.
@@ -112,13 +120,17 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
     })?;
     let database = crate::database::open(&data_dir).await?;
     let (meter, meter_task) = if options.metering {
-        let (meter, task) = Meter::start(database.clone(), MeterOptions::default());
+        let meter_options = MeterOptions {
+            retention: options.metering_retention,
+            ..MeterOptions::default()
+        };
+        let (meter, task) = Meter::start(database.clone(), meter_options);
         (meter, Some(task))
     } else {
         (Meter::disabled(), None)
     };
     let database_for_events = database.clone();
-    let registry = Registry::new(database, &data_dir)?;
+    let registry = Registry::new(database.clone(), &data_dir)?;
     let pooling = engine.uses_pooling_allocator();
     let live = Live::new(
         engine,
@@ -172,6 +184,8 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
         storage,
         storage_options,
         events,
+        database,
+        prices: options.prices,
     })
 }
 
@@ -413,6 +427,11 @@ impl Prepared {
         let admin = crate::api::admin::router(crate::api::admin::AdminState {
             live: self.live.clone(),
             token: self.token.clone(),
+            database: self.database.clone(),
+            guest_logs: self.guest_logs.clone(),
+            metrics: self.metrics.clone(),
+            prices: self.prices,
+            stopping: stop_rx.clone(),
         });
         let (gateway, admin) = tokio::join!(
             serve(

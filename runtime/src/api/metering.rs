@@ -1,0 +1,635 @@
+//! The admin API's metering endpoints: billing reports
+//! (`GET /v1/billing`), recent invocation records (`GET /v1/invocations`),
+//! a function's guest output (`GET /v1/functions/{name}/logs`, optionally
+//! followed as newline-delimited JSON) and the Prometheus metrics
+//! (`GET /metrics`). The router and the token check are in [`super::admin`].
+//!
+//! Query parameters are read as text and parsed here, so that a bad one is
+//! answered `400 invalid_request` with its name, its value and a hint.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiError;
+use super::admin::{AdminState, query_error, unknown_function};
+use crate::metering::{
+    BillingQuery, BillingReport, GroupBy, GuestLogStore, InvocationRecord, LogLine, billing_report,
+    recent_invocations,
+};
+
+/// Records `GET /v1/invocations` answers when no `limit` is given.
+pub const DEFAULT_INVOCATION_LIMIT: u32 = 100;
+/// The most records one `GET /v1/invocations` answers.
+pub const MAX_INVOCATION_LIMIT: u32 = 10_000;
+/// Lines `GET /v1/functions/{name}/logs` answers when no `limit` is given.
+pub const DEFAULT_LOG_LIMIT: usize = 1_000;
+/// A followed log with nothing to send sends an empty line this often:
+/// proxies keep the connection, and a reader that went away is noticed
+/// (the write fails and the follower is dropped).
+pub const FOLLOW_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Query of `GET /v1/billing`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct BillingParams {
+    /// Invocations that started at or after this time (RFC 3339, such as
+    /// `2026-11-01T00:00:00Z`); from the beginning when absent.
+    pub from: Option<String>,
+    /// Invocations that started before this time (RFC 3339); until now when
+    /// absent.
+    pub to: Option<String>,
+    /// Only this function.
+    pub function: Option<String>,
+    /// `function` (default), `version` or `hour`.
+    pub group_by: Option<String>,
+}
+
+/// Query of `GET /v1/invocations`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct InvocationsParams {
+    /// Only this function.
+    pub function: Option<String>,
+    /// At most this many records, newest first (default 100, at most
+    /// 10,000).
+    pub limit: Option<String>,
+}
+
+/// Query of `GET /v1/functions/{name}/logs`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct LogsParams {
+    /// Lines from this long ago (`30s`, `10m`, `2h`, `1d`) or since this
+    /// time (RFC 3339); all stored lines when absent.
+    pub since: Option<String>,
+    /// At most the last this many stored lines (default 1,000).
+    pub limit: Option<String>,
+    /// `true`: keep the answer open and send new lines as they arrive, as
+    /// newline-delimited JSON.
+    pub follow: Option<String>,
+}
+
+/// `GET /v1/invocations`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InvocationList {
+    /// Newest first.
+    pub invocations: Vec<InvocationRecord>,
+}
+
+/// One line a function's instance wrote on stdout or stderr.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FunctionLogLine {
+    /// When the host received it.
+    #[schema(value_type = String, format = DateTime)]
+    pub time: DateTime<Utc>,
+    /// The request the instance was serving (empty during a pre-warm).
+    pub request_id: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// The text, without its level word and newline.
+    pub text: String,
+}
+
+impl From<LogLine> for FunctionLogLine {
+    fn from(line: LogLine) -> Self {
+        Self {
+            time: line.time,
+            request_id: line.request_id,
+            stream: line.stream.to_string(),
+            level: line.level.to_string(),
+            text: line.text,
+        }
+    }
+}
+
+/// `GET /v1/functions/{name}/logs` without `follow`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LogList {
+    /// The function.
+    pub function: String,
+    /// Oldest first.
+    pub lines: Vec<FunctionLogLine>,
+}
+
+/// A line of a followed log stream: a log line, or how many lines this
+/// follower missed because it fell too far behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum FollowedLine {
+    /// A guest output line.
+    Line(FunctionLogLine),
+    /// Lines skipped: the follower read too slowly.
+    Missed {
+        /// How many.
+        missed: u64,
+    },
+}
+
+fn bad_parameter(name: &str, value: &str, hint: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        format!("bad query parameter `{name}={value}`; hint: {hint}"),
+    )
+}
+
+fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|error| {
+            bad_parameter(
+                name,
+                value,
+                &format!(
+                    "{error}; give an RFC 3339 time such as `2026-11-01T00:00:00Z` or `2026-11-01T09:00:00+09:00`"
+                ),
+            )
+        })
+}
+
+/// The billing query a `GET /v1/billing` asks for.
+///
+/// # Errors
+///
+/// A `400` naming the parameter that is not an RFC 3339 time or a known
+/// grouping, or `from` after `to`.
+pub fn billing_query(params: BillingParams) -> Result<BillingQuery, ApiError> {
+    let from = params
+        .from
+        .as_deref()
+        .map(|value| parse_time("from", value))
+        .transpose()?;
+    let to = params
+        .to
+        .as_deref()
+        .map(|value| parse_time("to", value))
+        .transpose()?;
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!(
+                "bad time range: `from` ({}) is after `to` ({}); hint: the range is [from, to)",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            ),
+        ));
+    }
+    let group_by = match params.group_by.as_deref() {
+        None | Some("") => GroupBy::default(),
+        Some(value) => value
+            .parse::<GroupBy>()
+            .map_err(|_| bad_parameter("group_by", value, "use function, version or hour"))?,
+    };
+    Ok(BillingQuery {
+        from,
+        to,
+        function: params.function.filter(|name| !name.is_empty()),
+        group_by,
+    })
+}
+
+/// The start of a `since` window: `now` minus a duration (`30s`, `10m`,
+/// `2h`, `1d`, a bare number is seconds) or an RFC 3339 time.
+///
+/// # Errors
+///
+/// Neither a duration nor a time, described for the caller.
+pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    let hint = "give a duration such as `30s`, `10m`, `2h`, `1d` or an RFC 3339 time";
+    let (number, unit_seconds) = match text.char_indices().last() {
+        Some((index, 's')) => (&text[..index], 1),
+        Some((index, 'm')) => (&text[..index], 60),
+        Some((index, 'h')) => (&text[..index], 3_600),
+        Some((index, 'd')) => (&text[..index], 86_400),
+        Some(_) => (text, 1),
+        None => return Err(format!("empty; {hint}")),
+    };
+    let amount: i64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is neither a duration nor a time; {hint}"))?;
+    let seconds = amount
+        .checked_mul(unit_seconds)
+        .filter(|seconds| *seconds >= 0)
+        .ok_or_else(|| format!("`{text}` is out of range; {hint}"))?;
+    chrono::TimeDelta::try_seconds(seconds)
+        .and_then(|delta| now.checked_sub_signed(delta))
+        .ok_or_else(|| format!("`{text}` is out of range; {hint}"))
+}
+
+fn parse_limit<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+    value: Option<&str>,
+    default: T,
+    max: T,
+    min: T,
+) -> Result<T, ApiError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.parse::<T>() {
+        Ok(limit) if limit >= min && limit <= max => Ok(limit),
+        _ => Err(bad_parameter(
+            "limit",
+            value,
+            &format!("give a whole number from {min} to {max}"),
+        )),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/billing", tag = "metering", params(BillingParams),
+    responses(
+        (status = 200, description = "The report: one row per group, totals with the free tier applied, and the prices used", body = BillingReport),
+        (status = 400, description = "A bad `from`, `to` or `group_by`", body = super::ErrorBody)))]
+pub(super) async fn billing(
+    State(state): State<AdminState>,
+    params: Result<Query<BillingParams>, QueryRejection>,
+) -> Result<Json<BillingReport>, ApiError> {
+    let Query(params) = params.map_err(query_error)?;
+    let query = billing_query(params)?;
+    let report = billing_report(&state.database, &query, &state.prices)
+        .await
+        .map_err(|error| {
+            tracing::error!(error = %format!("{error:#}"), "cannot build a billing report");
+            ApiError::internal()
+        })?;
+    Ok(Json(report))
+}
+
+#[utoipa::path(get, path = "/v1/invocations", tag = "metering", params(InvocationsParams),
+    responses(
+        (status = 200, description = "The most recent records not yet rolled up, newest first", body = InvocationList),
+        (status = 400, description = "A bad `limit`", body = super::ErrorBody)))]
+pub(super) async fn invocations(
+    State(state): State<AdminState>,
+    params: Result<Query<InvocationsParams>, QueryRejection>,
+) -> Result<Json<InvocationList>, ApiError> {
+    let Query(params) = params.map_err(query_error)?;
+    let limit = parse_limit(
+        params.limit.as_deref(),
+        DEFAULT_INVOCATION_LIMIT,
+        MAX_INVOCATION_LIMIT,
+        1,
+    )?;
+    let function = params.function.as_deref().filter(|name| !name.is_empty());
+    let invocations = recent_invocations(&state.database, function, limit)
+        .await
+        .map_err(|error| {
+            tracing::error!(error = %format!("{error:#}"), "cannot read invocation records");
+            ApiError::internal()
+        })?;
+    Ok(Json(InvocationList { invocations }))
+}
+
+#[utoipa::path(get, path = "/v1/functions/{name}/logs", tag = "metering",
+    params(("name" = String, Path, description = "The function"), LogsParams),
+    responses(
+        (status = 200, description = "The stored lines, oldest first; with `follow=true`, newline-delimited JSON (`application/x-ndjson`): one `FunctionLogLine` per line, the stored ones first, then new ones as they arrive, or `{\"missed\": N}` when the reader fell behind; an empty line every 30 s while nothing happens", body = LogList),
+        (status = 400, description = "A bad `since`, `limit` or `follow`", body = super::ErrorBody),
+        (status = 404, description = "No such function", body = super::ErrorBody)))]
+pub(super) async fn function_logs(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    params: Result<Query<LogsParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(query_error)?;
+    if !state.live.snapshot().registry.functions.contains_key(&name) {
+        return Err(unknown_function(&name));
+    }
+    let since = params
+        .since
+        .as_deref()
+        .map(|value| {
+            parse_since(value, Utc::now()).map_err(|problem| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("bad query parameter `since={value}`: {problem}"),
+                )
+            })
+        })
+        .transpose()?;
+    let limit = parse_limit(
+        params.limit.as_deref(),
+        DEFAULT_LOG_LIMIT,
+        crate::metering::logs::LINES_PER_FUNCTION,
+        0,
+    )?;
+    let follow = match params.follow.as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") | Some("") => true,
+        Some(value) => return Err(bad_parameter("follow", value, "use true or false")),
+    };
+    if !follow {
+        let lines = state
+            .guest_logs
+            .since(&name, since, limit)
+            .into_iter()
+            .map(FunctionLogLine::from)
+            .collect();
+        return Ok(Json(LogList {
+            function: name,
+            lines,
+        })
+        .into_response());
+    }
+    let follower = Follower::start(
+        &state.guest_logs,
+        &name,
+        since,
+        limit,
+        state.stopping.clone(),
+    );
+    let stream = futures_util::stream::unfold(follower, |mut follower| async move {
+        follower
+            .next()
+            .await
+            .map(|bytes| (Ok::<_, Infallible>(bytes), follower))
+    });
+    let mut response = Body::from_stream(stream).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// A followed log: the stored lines first, then live ones until the
+/// server stops.
+struct Follower {
+    pending: VecDeque<Bytes>,
+    /// The stored lines sent first: a live line equal to one of them was
+    /// pushed between subscribing and reading, and is skipped.
+    history: Vec<LogLine>,
+    /// Whether live lines may still repeat stored ones (only a prefix of
+    /// the live lines can).
+    deduplicating: bool,
+    receiver: broadcast::Receiver<LogLine>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Follower {
+    /// Follows `function`'s lines, starting with the stored ones at or
+    /// after `since` (at most the last `limit`).
+    fn start(
+        store: &GuestLogStore,
+        function: &str,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        // Subscribe before reading the history, so no line falls in between.
+        let receiver = store.follow(function);
+        let history = store.since(function, since, limit);
+        Self {
+            pending: history.iter().cloned().map(ndjson_line).collect(),
+            history,
+            deduplicating: true,
+            receiver,
+            stopping,
+        }
+    }
+
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(bytes) = self.pending.pop_front() {
+            return Some(bytes);
+        }
+        loop {
+            let received = tokio::select! {
+                _ = self.stopping.wait_for(|stopping| *stopping) => return None,
+                () = tokio::time::sleep(FOLLOW_HEARTBEAT) => return Some(Bytes::from_static(b"\n")),
+                received = self.receiver.recv() => received,
+            };
+            match received {
+                Ok(line) => {
+                    if self.deduplicating && self.history.contains(&line) {
+                        continue;
+                    }
+                    self.deduplicating = false;
+                    self.history = Vec::new();
+                    return Some(ndjson_line(line));
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    self.deduplicating = false;
+                    return Some(ndjson(&FollowedLine::Missed { missed }));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+fn ndjson_line(line: LogLine) -> Bytes {
+    ndjson(&FollowedLine::Line(line.into()))
+}
+
+fn ndjson(line: &FollowedLine) -> Bytes {
+    let mut text = serde_json::to_vec(line).expect("log lines serialize");
+    text.push(b'\n');
+    Bytes::from(text)
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "metering",
+    responses(
+        (status = 200, description = "Prometheus text format (needs the admin token like every call but `/healthz`)", content_type = "text/plain", body = String),
+        (status = 401, body = super::ErrorBody)))]
+pub(super) async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn since_takes_durations_and_times() {
+        let cases = [
+            ("30s", Some("2026-11-23T11:59:30+00:00")),
+            ("10m", Some("2026-11-23T11:50:00+00:00")),
+            ("2h", Some("2026-11-23T10:00:00+00:00")),
+            ("1d", Some("2026-11-22T12:00:00+00:00")),
+            ("90", Some("2026-11-23T11:58:30+00:00")),
+            ("0s", Some("2026-11-23T12:00:00+00:00")),
+            (
+                "2026-11-23T09:00:00+09:00",
+                Some("2026-11-23T00:00:00+00:00"),
+            ),
+            ("", None),
+            ("m", None),
+            ("10x", None),
+            ("-5m", None),
+            ("ten minutes", None),
+            ("99999999999999999d", None),
+        ];
+        for (text, expected) in cases {
+            let parsed = parse_since(text, now()).map(|time| time.to_rfc3339());
+            match expected {
+                Some(expected) => assert_eq!(parsed.as_deref(), Ok(expected), "{text}"),
+                None => assert!(parsed.is_err(), "{text}: {parsed:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn billing_parameters_are_checked_and_named() {
+        let params = |from: Option<&str>, to: Option<&str>, group_by: Option<&str>| BillingParams {
+            from: from.map(str::to_string),
+            to: to.map(str::to_string),
+            function: None,
+            group_by: group_by.map(str::to_string),
+        };
+        // (params, the parameter a 400 names, or the grouping)
+        let cases = [
+            (params(None, None, None), Ok(GroupBy::Function)),
+            (params(None, None, Some("hour")), Ok(GroupBy::Hour)),
+            (params(None, None, Some("version")), Ok(GroupBy::Version)),
+            (
+                params(
+                    Some("2026-11-01T00:00:00Z"),
+                    Some("2026-11-01T00:00:00Z"),
+                    None,
+                ),
+                Ok(GroupBy::Function),
+            ),
+            (params(None, None, Some("day")), Err("`group_by=day`")),
+            (
+                params(Some("yesterday"), None, None),
+                Err("`from=yesterday`"),
+            ),
+            (
+                params(None, Some("2026-13-01T00:00:00Z"), None),
+                Err("`to="),
+            ),
+            (
+                params(
+                    Some("2026-11-02T00:00:00Z"),
+                    Some("2026-11-01T00:00:00Z"),
+                    None,
+                ),
+                Err("`from` (2026-11-02"),
+            ),
+        ];
+        for (params, expected) in cases {
+            let described = format!("{params:?}");
+            match (billing_query(params), expected) {
+                (Ok(query), Ok(group_by)) => assert_eq!(query.group_by, group_by, "{described}"),
+                (Err(error), Err(needle)) => {
+                    assert_eq!(error.status, StatusCode::BAD_REQUEST, "{described}");
+                    assert!(
+                        error.message.contains(needle),
+                        "{described}: {}",
+                        error.message
+                    );
+                }
+                (result, expected) => panic!("{described}: {result:?}, expected {expected:?}"),
+            }
+        }
+    }
+
+    fn line(seconds: i64, text: &str) -> LogLine {
+        LogLine {
+            time: DateTime::from_timestamp(seconds, 0).unwrap(),
+            function: "f".into(),
+            request_id: format!("r{seconds}"),
+            stream: "stdout",
+            level: "info",
+            text: text.into(),
+        }
+    }
+
+    fn text_of(bytes: Option<Bytes>) -> Option<String> {
+        let bytes = bytes?;
+        match serde_json::from_slice::<FollowedLine>(&bytes).unwrap() {
+            FollowedLine::Line(line) => Some(line.text),
+            FollowedLine::Missed { missed } => Some(format!("missed {missed}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_follower_sends_the_history_then_new_lines_once_and_ends_when_the_server_stops() {
+        let store = GuestLogStore::new();
+        store.push(line(1, "old"));
+        let (stop, stopping) = watch::channel(false);
+        let receiver = store.follow("f");
+        // A line pushed between subscribing and reading the history reaches
+        // the follower twice; it is sent once.
+        store.push(line(2, "racing"));
+        let history = store.since("f", None, 100);
+        let mut follower = Follower {
+            pending: history.iter().cloned().map(ndjson_line).collect(),
+            history,
+            deduplicating: true,
+            receiver,
+            stopping,
+        };
+        store.push(line(3, "new"));
+        let mut texts = Vec::new();
+        for _ in 0..3 {
+            texts.push(text_of(follower.next().await).unwrap());
+        }
+        assert_eq!(texts, ["old", "racing", "new"]);
+        stop.send(true).unwrap();
+        assert_eq!(follower.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_fell_behind_is_told_how_many_lines_it_missed() {
+        let store = GuestLogStore::new();
+        let (_stop, stopping) = watch::channel(false);
+        let mut follower = Follower::start(&store, "f", None, 100, stopping);
+        let behind = crate::metering::logs::FOLLOW_BUFFER + 5;
+        for second in 0..behind {
+            store.push(line(second as i64, &format!("l{second}")));
+        }
+        assert_eq!(text_of(follower.next().await).unwrap(), "missed 5");
+        assert_eq!(text_of(follower.next().await).unwrap(), "l5");
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        let cases = [
+            (None, Ok(100)),
+            (Some("1"), Ok(1)),
+            (Some("10000"), Ok(10_000)),
+            (Some("0"), Err(())),
+            (Some("10001"), Err(())),
+            (Some("-1"), Err(())),
+            (Some("many"), Err(())),
+        ];
+        for (value, expected) in cases {
+            let limit = parse_limit(value, 100u32, 10_000, 1).map_err(|_| ());
+            assert_eq!(limit, expected, "{value:?}");
+        }
+    }
+}

@@ -50,10 +50,12 @@ TOML
 # Starts a server pinned to CPU 0; sets SERVER_PID and SERVER_URL. Runs
 # with the default environment: RUST_BACKTRACE makes wasmtime capture a
 # backtrace for every internal error, which costs ~25% of throughput.
+SERVERS_STARTED=0
 start_server() {
-  local out="$WORK/server.out"
+  SERVERS_STARTED=$((SERVERS_STARTED + 1))
+  local out="$WORK/server-$SERVERS_STARTED.out" err="$WORK/server-$SERVERS_STARTED.err"
   : > "$out"
-  env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE taskset -c 0 "$@" > "$out" 2> "$WORK/server.err" &
+  env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE taskset -c 0 "$@" > "$out" 2> "$err" &
   SERVER_PID=$!
   for _ in $(seq 1 200); do
     local url
@@ -61,7 +63,7 @@ start_server() {
     if [ -n "$url" ]; then SERVER_URL="$url"; return; fi
     sleep 0.05
   done
-  echo "bench: the server did not start:" >&2; cat "$WORK/server.err" >&2; exit 1
+  echo "bench: the server did not start:" >&2; cat "$err" >&2; exit 1
 }
 
 stop_server() {
@@ -103,9 +105,29 @@ run_series "kumo hello reuse" "$SERVER_URL/reuse"
 run_series "kumo hello no-reuse" "$SERVER_URL/fresh"
 stop_server
 
+# Metering's cost: two servers side by side (both on CPU 0, only one under
+# load at a time), one with --no-metering, measured in alternation (on, off,
+# on, off, ...) so that drift in the machine's load hits both alike; the
+# median of the rounds is reported.
+ROUNDS="${METERING_ROUNDS:-5}"
+start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --data-dir "$WORK/data-on"
+ON_PID="$SERVER_PID"; ON_URL="$SERVER_URL"
 start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --data-dir "$WORK/data-off" --no-metering
-run_series "kumo hello no-metering" "$SERVER_URL/reuse"
-stop_server
+OFF_PID="$SERVER_PID"; OFF_URL="$SERVER_URL"
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+for c in "${CONNECTIONS[@]}"; do
+  : > "$WORK/on.rps"; : > "$WORK/off.rps"
+  for _ in $(seq 1 "$ROUNDS"); do
+    read -r rps _ <<< "$(measure "$ON_URL/reuse" "$c")"; echo "$rps" >> "$WORK/on.rps"
+    read -r rps _ <<< "$(measure "$OFF_URL/reuse" "$c")"; echo "$rps" >> "$WORK/off.rps"
+  done
+  RPS["metering on/$c"]="$(median < "$WORK/on.rps")"
+  RPS["metering off/$c"]="$(median < "$WORK/off.rps")"
+  printf '%-22s %6s %12s   (rounds: %s)\n' "hello, metering on" "$c" "${RPS["metering on/$c"]}" "$(tr '\n' ' ' < "$WORK/on.rps")"
+  printf '%-22s %6s %12s   (rounds: %s)\n' "hello, metering off" "$c" "${RPS["metering off/$c"]}" "$(tr '\n' ' ' < "$WORK/off.rps")"
+done
+kill "$ON_PID"; wait "$ON_PID" 2>/dev/null || true
+SERVER_PID="$OFF_PID"; stop_server
 
 echo
 for c in "${CONNECTIONS[@]}"; do
@@ -113,6 +135,6 @@ for c in "${CONNECTIONS[@]}"; do
     'BEGIN { printf "at %2d connections: reuse = %5.1f%% of raw axum, no-reuse = %5.1f%%\n", c, 100*reuse/raw, 100*fresh/raw }'
 done
 for c in "${CONNECTIONS[@]}"; do
-  awk -v on="${RPS["kumo hello reuse/$c"]}" -v off="${RPS["kumo hello no-metering/$c"]}" -v c="$c" \
-    'BEGIN { printf "at %2d connections: metering on = %5.1f%% of metering off\n", c, 100*on/off }'
+  awk -v on="${RPS["metering on/$c"]}" -v off="${RPS["metering off/$c"]}" -v c="$c" \
+    'BEGIN { printf "at %2d connections: metering on = %5.1f%% of metering off (medians)\n", c, 100*on/off }'
 done

@@ -100,7 +100,7 @@ start_server target/release/examples/raw-axum-hello 127.0.0.1:0
 run_series "raw axum" "$SERVER_URL/hello"
 stop_server
 
-start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --storage-listen 127.0.0.1:0 --data-dir "$WORK/data"
+start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --storage-listen 127.0.0.1:0 --data-dir "$WORK/data"
 run_series "kumo hello reuse" "$SERVER_URL/reuse"
 run_series "kumo hello no-reuse" "$SERVER_URL/fresh"
 stop_server
@@ -110,9 +110,9 @@ stop_server
 # on, off, ...) so that drift in the machine's load hits both alike; the
 # median of the rounds is reported.
 ROUNDS="${METERING_ROUNDS:-5}"
-start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --data-dir "$WORK/data-on"
+start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --storage-listen 127.0.0.1:0 --data-dir "$WORK/data-on"
 ON_PID="$SERVER_PID"; ON_URL="$SERVER_URL"
-start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --data-dir "$WORK/data-off" --no-metering
+start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --storage-listen 127.0.0.1:0 --data-dir "$WORK/data-off" --no-metering
 OFF_PID="$SERVER_PID"; OFF_URL="$SERVER_URL"
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for c in "${CONNECTIONS[@]}"; do

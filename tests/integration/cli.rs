@@ -8,7 +8,8 @@ fn manifest(memory_mb: u64) -> String {
     format!(
         "[function.hello]\nsource = {}\nmemory_mb = {memory_mb}\n\n[function.echo]\nsource = {}\n\n\
          [[trigger.http]]\nroute = \"/hello\"\nfunction = \"hello\"\n\n\
-         [[trigger.http]]\nroute = \"/echo/...\"\nfunction = \"echo\"\n",
+         [[trigger.http]]\nroute = \"/echo/...\"\nfunction = \"echo\"\n\n\
+         [[trigger.timer]]\nname = \"yearly\"\ncron = \"0 0 0 1 1 *\"\nfunction = \"echo\"\n",
         toml_path(&example("hello")),
         toml_path(&example("echo")),
     )

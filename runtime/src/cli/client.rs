@@ -18,7 +18,7 @@ use crate::api::admin::{
     AliasUpdate, Deployment, FunctionDeleted, FunctionDetail, FunctionList, TriggerList,
 };
 use crate::manifest::Manifest;
-use crate::registry::{Alias, Trigger, TriggerSpec, WeightedVersion, sha256_hex};
+use crate::registry::{Alias, Trigger, WeightedVersion, sha256_hex};
 
 /// A connection to one server's admin API.
 pub(super) struct Client {
@@ -237,15 +237,12 @@ pub(super) async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         .call(client.request(Method::GET, "/v1/triggers"))
         .await?;
     let mut trigger_results = Vec::new();
-    for trigger in &manifest.http_triggers {
-        let wanted = TriggerSpec::Http {
-            route: trigger.route.clone(),
-            function: trigger.function.clone(),
-        };
-        let same_route = triggers.triggers.iter().find(|stored| {
-            matches!(&stored.spec, TriggerSpec::Http { route, .. } if *route == trigger.route)
-        });
-        let status = match same_route {
+    for wanted in manifest.trigger_specs() {
+        let same_slot = triggers
+            .triggers
+            .iter()
+            .find(|stored| stored.spec.same_slot(&wanted));
+        let status = match same_slot {
             Some(stored) if stored.spec == wanted => "unchanged",
             Some(stored) => {
                 client
@@ -263,10 +260,15 @@ pub(super) async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
                 "created"
             }
         };
+        let (kind, source, function) = (wanted.kind(), wanted.describe(), wanted.function());
         if !client.json {
-            println!("route {} -> {}: {status}", trigger.route, trigger.function);
+            if kind == "http" {
+                println!("route {source} -> {function}: {status}");
+            } else {
+                println!("{kind} trigger {source} -> {function}: {status}");
+            }
         }
-        trigger_results.push(serde_json::json!({"route": trigger.route, "function": trigger.function, "status": status}));
+        trigger_results.push(serde_json::json!({"kind": kind, "source": source, "function": function, "status": status}));
     }
     if client.json {
         client.print_json(&serde_json::json!({"functions": results, "triggers": trigger_results}));

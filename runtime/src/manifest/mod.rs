@@ -324,6 +324,32 @@ impl Manifest {
         })
     }
 
+    /// Every trigger of the manifest as the registry stores it (watched
+    /// folders as absolute paths).
+    pub fn trigger_specs(&self) -> Vec<crate::registry::TriggerSpec> {
+        use crate::registry::TriggerSpec;
+        let mut specs: Vec<TriggerSpec> = self
+            .http_triggers
+            .iter()
+            .map(|trigger| TriggerSpec::Http {
+                route: trigger.route.clone(),
+                function: trigger.function.clone(),
+            })
+            .collect();
+        specs.extend(
+            self.storage_triggers
+                .iter()
+                .cloned()
+                .map(TriggerSpec::Storage),
+        );
+        specs.extend(self.watch_triggers.iter().cloned().map(|mut trigger| {
+            trigger.path = std::path::absolute(&trigger.path).unwrap_or(trigger.path);
+            TriggerSpec::Watch(trigger)
+        }));
+        specs.extend(self.timer_triggers.iter().cloned().map(TriggerSpec::Timer));
+        specs
+    }
+
     /// The manifest's folder, where build commands run.
     pub fn folder(&self) -> &Path {
         self.path

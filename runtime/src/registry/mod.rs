@@ -134,6 +134,15 @@ impl TriggerSpec {
         }
     }
 
+    /// Whether `other` would take this trigger's place: the same HTTP
+    /// route, or the same kind and name of an event trigger.
+    pub fn same_slot(&self, other: &TriggerSpec) -> bool {
+        match (self, other) {
+            (Self::Http { route, .. }, Self::Http { route: other, .. }) => route == other,
+            _ => self.kind() == other.kind() && self.name() == other.name(),
+        }
+    }
+
     /// What fires it, in a few words: the route, the bucket and filter,
     /// the folder, or the schedule.
     pub fn describe(&self) -> String {

@@ -294,46 +294,11 @@ pub async fn deploy_manifest(live: &Live, manifest: &Manifest) -> anyhow::Result
     let registry = live.registry();
     let state = registry.load().await?;
     let mut changed = false;
-    for trigger in &manifest.http_triggers {
-        let wanted = TriggerSpec::Http {
-            route: trigger.route.clone(),
-            function: trigger.function.clone(),
-        };
-        let existing = state.triggers.iter().find(|stored| {
-            matches!(&stored.spec, TriggerSpec::Http { route, .. } if *route == trigger.route)
-        });
-        match existing {
-            Some(stored) if stored.spec == wanted => continue,
-            Some(stored) => registry.delete_trigger(&stored.id).await?,
-            None => {}
-        }
-        registry.create_trigger(wanted).await?;
-        outcome.triggers_created += 1;
-        changed = true;
-    }
-    let mut wanted_events: Vec<TriggerSpec> = Vec::new();
-    wanted_events.extend(
-        manifest
-            .storage_triggers
+    for wanted in manifest.trigger_specs() {
+        let existing = state
+            .triggers
             .iter()
-            .cloned()
-            .map(TriggerSpec::Storage),
-    );
-    wanted_events.extend(manifest.watch_triggers.iter().cloned().map(|mut trigger| {
-        trigger.path = std::path::absolute(&trigger.path).unwrap_or(trigger.path);
-        TriggerSpec::Watch(trigger)
-    }));
-    wanted_events.extend(
-        manifest
-            .timer_triggers
-            .iter()
-            .cloned()
-            .map(TriggerSpec::Timer),
-    );
-    for wanted in wanted_events {
-        let existing = state.triggers.iter().find(|stored| {
-            stored.spec.kind() == wanted.kind() && stored.spec.name() == wanted.name()
-        });
+            .find(|stored| stored.spec.same_slot(&wanted));
         match existing {
             Some(stored) if stored.spec == wanted => continue,
             Some(stored) => registry.delete_trigger(&stored.id).await?,

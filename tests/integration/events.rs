@@ -3,9 +3,10 @@
 //! the server's own records (the queue in `<data-dir>/kumo.db`), opened by
 //! the test beside the server.
 //!
-//! Object-storage events are enqueued by the test itself through
-//! `kumo::events::Events::on_object_change` on the same database (the S3
-//! endpoint is not on this branch): the server's delivery picks them up.
+//! Object-storage events come from real uploads with boto3 (through
+//! `storage::s3_calls`) to the server's S3 endpoint; one test also enqueues
+//! changes itself through `kumo::events::Events::on_object_change` on the
+//! same database, for a trigger whose function does not exist.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +16,10 @@ use kumo::database::Database;
 use kumo::events::trigger::{ObjectEventFormat, StorageTrigger};
 use kumo::events::{EventState, EventSummary, Events, ObjectChange, list_attempts, list_events};
 
+use serde_json::{Value, json};
+
 use crate::harness::{Kumo, Start, test_guest, toml_path};
+use crate::storage::{ACCESS_KEY, SECRET_KEY, STORAGE_ENV, md5_hex, s3_calls, storage_endpoint};
 
 /// A manifest folder and data directory that outlive server restarts.
 struct Site {
@@ -53,7 +57,7 @@ impl Site {
             manifest: &manifest,
             data_dir: &self.data_dir(),
             extra_args: &[],
-            env: &[],
+            env: &STORAGE_ENV,
         })
         .unwrap_or_else(|exited| panic!("kumo did not start: {exited:#?}"))
     }
@@ -455,70 +459,214 @@ async fn storage_events_reach_the_function_in_each_format() {
     );
 }
 
-#[tokio::test]
-async fn a_restart_after_sigkill_delivers_every_pending_event() {
-    const EVENTS: usize = 200;
-    let site = Site::new();
-    let slow = "env = { SLEEP_MS = \"20\" }\nmax_instances = 2";
-    let kumo = site.start(slow, "");
-    let database = site.database().await;
-    let events = Events::new(
-        database.clone(),
-        vec![storage_trigger("all", "", ObjectEventFormat::Oss)],
-    );
-    for index in 0..EVENTS {
-        events
-            .on_object_change(object_change("photos", &format!("k{index}"), 1))
-            .await
-            .unwrap();
-    }
-    // Kill while events are pending and some are being delivered.
-    wait_for(Duration::from_secs(30), "a first delivery", || async {
-        (!events_in(&database, EventState::Done).await.is_empty()).then_some(())
-    })
-    .await;
-    let first_logs = {
-        let pid = kumo.pid();
-        let status = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let (_, logs) = kumo.wait_with_logs();
-        logs
-    };
-    let pending = events_in(&database, EventState::Pending).await.len();
-    assert!(pending > 0, "events were pending at the kill");
+/// `[[trigger.storage]]` on `photos` for the `sink` function: `(name,
+/// prefix, suffix, format)` each.
+fn storage_triggers(triggers: &[(&str, &str, &str, &str)]) -> String {
+    triggers
+        .iter()
+        .map(|(name, prefix, suffix, format)| {
+            format!(
+                "[[trigger.storage]]\nname = \"{name}\"\nbucket = \"photos\"\nevents = [\"ObjectCreated:*\"]\nprefix = \"{prefix}\"\nsuffix = \"{suffix}\"\nformat = \"{format}\"\nfunction = \"sink\"\n"
+            )
+        })
+        .collect()
+}
 
-    let kumo = site.start("", "");
-    let done = wait_for(Duration::from_secs(60), "every event delivered", || async {
-        let done = events_in(&database, EventState::Done).await;
-        (done.len() == EVENTS).then_some(done)
+/// Runs boto3 calls that must all succeed.
+fn s3_all_ok(kumo: &Kumo, calls: Vec<Value>) {
+    let s3 = storage_endpoint(kumo, ACCESS_KEY, SECRET_KEY);
+    for (call, result) in calls.iter().zip(s3_calls(&s3, Value::Array(calls.clone()))) {
+        assert!(result.get("ok").is_some(), "{call} failed: {result}");
+    }
+}
+
+fn put_object(key: &str, body: &str) -> Value {
+    json!({"op": "put_object", "args": {"Bucket": "photos", "Key": key, "Body": {"text": body}}})
+}
+
+/// An object summary of the `eventsink` guest, `<event name>:<bucket>/<key>:
+/// <size>:<eTag>`, as `(event name, bucket/key, size, eTag)`.
+fn object_summary(summary: &str) -> (String, String, u64, String) {
+    let (rest, etag) = summary.rsplit_once(':').unwrap();
+    let (rest, size) = rest.rsplit_once(':').unwrap();
+    let (event_name, path) = rest.rsplit_once(':').unwrap();
+    (
+        event_name.to_string(),
+        path.to_string(),
+        size.parse().unwrap(),
+        etag.to_string(),
+    )
+}
+
+#[tokio::test]
+async fn uploads_reach_the_function_filtered_by_prefix_and_suffix_in_each_format() {
+    let site = Site::new();
+    let kumo = site.start(
+        "",
+        &storage_triggers(&[
+            ("oss", "oss/", ".png", "oss"),
+            ("s3", "s3/", ".png", "s3"),
+            ("ce", "ce/", ".png", "cloudevents"),
+        ]),
+    );
+    let matching = [
+        ("oss/a.png", "an oss event"),
+        ("s3/a b+c.png", "an s3 event, key URL-encoded"),
+        ("ce/x.png", "a structured cloudevent"),
+    ];
+    let mut calls = vec![json!({"op": "create_bucket", "args": {"Bucket": "photos"}})];
+    calls.extend(matching.iter().map(|(key, body)| put_object(key, body)));
+    // Wrong suffix, then wrong prefix: no trigger wants them.
+    calls.push(put_object("oss/a.jpg", "suffix mismatch"));
+    calls.push(put_object("other/a.png", "prefix mismatch"));
+    // A matching upload after the ones that do not match.
+    calls.push(put_object("oss/last.png", "last"));
+    s3_all_ok(&kumo, calls);
+
+    // Every upload was answered, and an event is stored before its upload
+    // is answered: so the queue now holds every event these uploads will
+    // ever make, and none for the two that do not match.
+    let database = site.database().await;
+    let mut stored: Vec<String> = list_events(&database, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| format!("{}:{}", event.trigger, event.subject))
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            "storage:ce:ce/x.png",
+            "storage:oss:oss/a.png",
+            "storage:oss:oss/last.png",
+            "storage:s3:s3/a b+c.png"
+        ]
+    );
+    // And the guest sees those four, the last upload's included, and
+    // nothing else.
+    let mut expected: Vec<(String, String, u64, String)> = matching
+        .iter()
+        .chain([&("oss/last.png", "last")])
+        .map(|(key, body)| {
+            let event_name = if key.starts_with("s3/") {
+                "ObjectCreated:Put"
+            } else {
+                "ObjectCreated:PutObject"
+            };
+            (
+                event_name.to_string(),
+                format!("photos/{key}"),
+                body.len() as u64,
+                md5_hex(body.as_bytes()),
+            )
+        })
+        .collect();
+    expected.sort();
+    wait_for(Duration::from_secs(30), "four deliveries", || async {
+        (events_in(&database, EventState::Done).await.len() == 4).then_some(())
     })
     .await;
-    assert_eq!(done.len(), EVENTS);
-    // Every event reached the guest at least once, across both runs.
-    let first_run = sink_lines(&first_logs);
-    let second_run = sink_lines_of(&kumo, EVENTS.saturating_sub(first_run.len()));
-    let mut deliveries: BTreeMap<String, usize> = BTreeMap::new();
-    for (id, _, _) in first_run.into_iter().chain(second_run) {
-        *deliveries.entry(id).or_default() += 1;
-    }
-    for event in &done {
+    let lines = sink_lines_of(&kumo, 4);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let mut seen: Vec<(String, String, u64, String)> = lines
+        .iter()
+        .map(|(_, attempt, summary)| {
+            assert_eq!(*attempt, 1);
+            object_summary(summary)
+        })
+        .collect();
+    seen.sort();
+    for (seen, expected) in seen.iter().zip(&expected) {
+        assert_eq!(seen.0, expected.0);
+        assert_eq!(seen.1, expected.1);
+        assert_eq!(seen.2, expected.2, "size of {}", seen.1);
+        // The eTag is the object's MD5 in hex. OSS writes it upper-case,
+        // S3 and the CloudEvent lower-case: compare ignoring case.
         assert!(
-            deliveries.contains_key(&event.id),
-            "{} never delivered",
-            event.id
+            seen.3.eq_ignore_ascii_case(&expected.3),
+            "eTag of {}: {} vs MD5 {}",
+            seen.1,
+            seen.3,
+            expected.3
         );
     }
+    // The OSS shape's eTag is upper-case.
+    assert!(
+        seen.iter()
+            .filter(|s| s.1.starts_with("photos/oss/"))
+            .all(|s| s.3 == s.3.to_uppercase())
+    );
+    // The three formats, as the server stored them: the OSS and S3
+    // documents as JSON (told apart above by the eTag's case and the event
+    // name), the CloudEvent structured.
+    let content_types: BTreeMap<String, String> =
+        sqlx::query_as("SELECT ce_subject, content_type FROM events")
+            .fetch_all(&database)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(content_types["oss/a.png"], "application/json");
+    assert_eq!(content_types["s3/a b+c.png"], "application/json");
+    assert_eq!(content_types["ce/x.png"], "application/cloudevents+json");
+}
+
+#[tokio::test]
+async fn a_restart_after_sigkill_delivers_every_uploaded_objects_event() {
+    const OBJECTS: usize = 200;
+    let site = Site::new();
+    let triggers = storage_triggers(&[("all", "", "", "oss")]);
+    // One instance at a time, 50 ms each: delivery is far slower than the
+    // uploads, so events are still pending when the server is killed.
+    let kumo = site.start("env = { SLEEP_MS = \"50\" }\nmax_instances = 1", &triggers);
+    let keys: Vec<String> = (0..OBJECTS).map(|index| format!("k{index:03}")).collect();
+    let mut calls = vec![json!({"op": "create_bucket", "args": {"Bucket": "photos"}})];
+    calls.extend(keys.iter().map(|key| put_object(key, key)));
+    s3_all_ok(&kumo, calls);
+
+    // Every upload was answered: kill the server without warning.
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &kumo.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (_, first_logs) = kumo.wait_with_logs();
+    let database = site.database().await;
+    let all = list_events(&database, None, 10_000).await.unwrap();
+    assert_eq!(all.len(), OBJECTS, "an event per acknowledged upload");
+    let undelivered = all.iter().filter(|e| e.state != "done").count();
+    assert!(undelivered > 0, "events were pending at the kill");
+
+    // Restarted on the same data directory (without the slowness).
+    let kumo = site.start("", &triggers);
+    wait_for(
+        Duration::from_secs(120),
+        "every event delivered",
+        || async { (events_in(&database, EventState::Done).await.len() == OBJECTS).then_some(()) },
+    )
+    .await;
+    let first_run = sink_lines(&first_logs);
+    let second_run = sink_lines_of(&kumo, OBJECTS.saturating_sub(first_run.len()));
+    let mut deliveries: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, _, summary) in first_run.iter().chain(&second_run) {
+        let (_, path, _, _) = object_summary(summary);
+        *deliveries.entry(path).or_default() += 1;
+    }
+    for key in &keys {
+        assert!(
+            deliveries.contains_key(&format!("photos/{key}")),
+            "{key} never delivered"
+        );
+    }
+    assert_eq!(deliveries.len(), OBJECTS, "{deliveries:?}");
     let duplicates: usize = deliveries.values().map(|n| n - 1).sum();
     println!(
-        "restart test: {EVENTS} events, {pending} pending at SIGKILL, {duplicates} delivered twice"
+        "restart test: {OBJECTS} uploads, {undelivered} undelivered at SIGKILL, {} delivered before it, {duplicates} duplicate deliveries",
+        first_run.len()
     );
-    assert!(
-        duplicates <= 2,
-        "only deliveries cut off by the kill repeat"
-    );
+    // With one instance, only the delivery cut off by the kill can repeat.
+    assert!(duplicates <= 1, "{duplicates} duplicates");
 }
 
 #[test]

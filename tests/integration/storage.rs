@@ -10,8 +10,16 @@ use serde_json::{Value, json};
 
 use crate::harness::{self, Kumo, Start};
 
-const ACCESS_KEY: &str = "KUMOTESTACCESSKEY";
-const SECRET_KEY: &str = "kumo-test-secret-key";
+/// The storage access key the tests give kumo (`KUMO_STORAGE_ACCESS_KEY`).
+pub const ACCESS_KEY: &str = "KUMOTESTACCESSKEY";
+/// The storage secret key the tests give kumo (`KUMO_STORAGE_SECRET_KEY`).
+pub const SECRET_KEY: &str = "kumo-test-secret-key";
+
+/// The environment that gives kumo the tests' storage credentials.
+pub const STORAGE_ENV: [(&str, &str); 2] = [
+    ("KUMO_STORAGE_ACCESS_KEY", ACCESS_KEY),
+    ("KUMO_STORAGE_SECRET_KEY", SECRET_KEY),
+];
 
 /// Where an S3 endpoint is and how to sign for it.
 pub struct Endpoint {
@@ -83,7 +91,8 @@ pub fn s3_err(endpoint: &Endpoint, op: &str, args: Value) -> (String, u64) {
     )
 }
 
-fn md5_hex(bytes: &[u8]) -> String {
+/// An MD5 in lower-case hex, as S3 eTags carry it.
+pub fn md5_hex(bytes: &[u8]) -> String {
     use md5::{Digest, Md5};
     hex::encode(Md5::digest(bytes))
 }
@@ -111,10 +120,7 @@ fn up_with_storage(manifest: &str, extra_args: &[&str]) -> (Kumo, Endpoint, temp
         manifest: &manifest_path,
         data_dir: &dir.path().join("data"),
         extra_args,
-        env: &[
-            ("KUMO_STORAGE_ACCESS_KEY", ACCESS_KEY),
-            ("KUMO_STORAGE_SECRET_KEY", SECRET_KEY),
-        ],
+        env: &STORAGE_ENV,
     })
     .unwrap_or_else(|exited| panic!("kumo did not start: {exited:#?}"));
     let endpoint = storage_endpoint(&kumo, ACCESS_KEY, SECRET_KEY);
@@ -908,4 +914,71 @@ function = "thumbnail"
     assert_eq!(status, 500, "a missing object asks for a retry: {body}");
     let (status, _) = post("not json".to_string());
     assert_eq!(status, 400);
+}
+
+/// The `thumbnail` example end to end, as `examples/kumo.toml` wires it: a
+/// PNG uploaded with boto3 under `in/` of `photos` makes the storage
+/// trigger invoke the function, which writes a 128-pixel-wide thumbnail
+/// that boto3 then finds in `thumbnails`. Nothing but S3 calls drives it.
+#[test]
+fn an_uploaded_png_gets_a_thumbnail_through_the_storage_trigger() {
+    let wasm = harness::toml_path(&harness::example("thumbnail"));
+    let manifest = format!(
+        r#"
+[function.thumbnail]
+source = {wasm}
+memory_mb = 256
+timeout_ms = 10000
+files = [
+  {{ bucket = "photos", path = "/in" }},
+  {{ bucket = "thumbnails", path = "/out", read_only = false }},
+]
+
+[[trigger.storage]]
+bucket = "photos"
+events = ["ObjectCreated:*"]
+prefix = "in/"
+suffix = ".png"
+function = "thumbnail"
+
+[[trigger.storage]]
+bucket = "photos"
+events = ["ObjectCreated:*"]
+prefix = "in/"
+suffix = ".jpg"
+function = "thumbnail"
+"#
+    );
+    let (kumo, s3, dir) = up_with_storage(&manifest, &[]);
+    let image = dir.path().join("cat.png");
+    write_png(&image, 300, 150);
+    s3_ok(
+        &s3,
+        "put_object",
+        json!({"Bucket": "photos", "Key": "in/cat.png", "Body": {"file": image}, "ContentType": "image/png"}),
+    );
+    // Bounded polling with the S3 client until the thumbnail exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let thumbnail = loop {
+        let result = s3_calls(
+            &s3,
+            json!([{"op": "get_object", "args": {"Bucket": "thumbnails", "Key": "thumbs/in/cat.png"}}]),
+        )
+        .remove(0);
+        if let Some(object) = result.get("ok") {
+            break object.clone();
+        }
+        assert_eq!(result["error"]["code"], "NoSuchKey", "{result}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no thumbnail after 60 s; kumo logs:\n{}",
+            kumo.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let (width, height) = png_size(thumbnail["Body"]["head_hex"].as_str().unwrap());
+    assert_eq!(width, 128, "the thumbnail is 128 pixels wide");
+    assert_eq!(height, 64, "and keeps the 2:1 aspect ratio");
+    let listing = s3_ok(&s3, "list_objects_v2", json!({"Bucket": "thumbnails"}));
+    assert_eq!(listing["KeyCount"], 1, "only the thumbnail: {listing}");
 }

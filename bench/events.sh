@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Storage triggers: upload-to-invocation latency (p50/p99) and sustained
+# events per second. Starts `kumo up` on loopback with the `eventsink` test
+# guest behind a `[[trigger.storage]]`, uploads N objects with boto3 from
+# THREADS clients (bench/events.py), and reads the latencies from the
+# server's event records. Needs python3 with boto3 (`pip install boto3`).
+#
+#   bench/events.sh [N uploads, default 1000] [THREADS, default 4]
+#
+# KUMO_PROFILE=debug uses the debug build instead of release (slower; say
+# so when quoting the figures).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COUNT="${1:-1000}"
+THREADS="${2:-4}"
+PROFILE="${KUMO_PROFILE:-release}"
+[ "$COUNT" -ge 1 ] && [ "$COUNT" -le 100000 ] || { echo "bench: N must be 1..100000" >&2; exit 1; }
+
+python3 -c 'import boto3' 2>/dev/null || { echo "bench: boto3 is missing; hint: pip install boto3" >&2; exit 1; }
+
+echo "bench: building kumo ($PROFILE) and the eventsink guest" >&2
+if [ "$PROFILE" = release ]; then
+  cargo build --release -q -p kumo --bin kumo
+else
+  cargo build -q -p kumo --bin kumo
+fi
+(cd tests/guests && env -u CARGO_TARGET_DIR cargo build --release -q --target wasm32-wasip2 -p eventsink)
+KUMO="${CARGO_TARGET_DIR:-target}/$PROFILE/kumo"
+SINK="$(pwd)/tests/guests/target/wasm32-wasip2/release/eventsink.wasm"
+
+WORK="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cat > "$WORK/kumo.toml" <<TOML
+[function.sink]
+source = "$SINK"
+
+[[trigger.storage]]
+name = "bench"
+bucket = "bench"
+events = ["ObjectCreated:*"]
+function = "sink"
+TOML
+
+env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
+  KUMO_LOG=warn \
+  KUMO_STORAGE_ACCESS_KEY=KUMOBENCHACCESSKEY KUMO_STORAGE_SECRET_KEY=kumo-bench-secret-key \
+  "$KUMO" up -f "$WORK/kumo.toml" --data-dir "$WORK/data" \
+  --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --storage-listen 127.0.0.1:0 \
+  > "$WORK/server.out" 2> "$WORK/server.err" &
+SERVER_PID=$!
+ENDPOINT=""
+for _ in $(seq 1 600); do
+  ENDPOINT="$(sed -n 's/^kumo: storage \(http:\/\/[0-9.:]*\).*/\1/p' "$WORK/server.out" | head -n1)"
+  if [ -n "$ENDPOINT" ] && grep -q 'kumo: serving' "$WORK/server.out"; then break; fi
+  ENDPOINT=""
+  sleep 0.1
+done
+[ -n "$ENDPOINT" ] || { echo "bench: kumo did not start:" >&2; cat "$WORK/server.err" >&2; exit 1; }
+
+echo "bench: $COUNT uploads, $THREADS clients, kumo $PROFILE build, $(nproc) cores" >&2
+timeout 600 python3 bench/events.py "$ENDPOINT" "$WORK/data" "$COUNT" "$THREADS"

@@ -156,8 +156,29 @@ async fn deploy_list_show_route_invoke_and_delete() {
     )
     .await;
     assert_eq!(status, 201);
+    // An event trigger through the API: a storage trigger on a bucket
+    // nobody created yet creates the bucket; its name defaults by kind.
+    let (status, storage) = call(
+        &kumo,
+        Method::POST,
+        "/v1/triggers",
+        Some(json!({"kind": "storage", "bucket": "fresh-bucket", "events": ["ObjectCreated:*"], "function": "echo"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{storage}");
+    assert_eq!(storage["name"], "storage-1");
+    assert!(kumo.data_dir().join("storage/fresh-bucket").is_dir());
+    let (status, bad) = call(
+        &kumo,
+        Method::POST,
+        "/v1/triggers",
+        Some(json!({"kind": "timer", "cron": "every day", "function": "echo"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(error_message(&bad).contains("every day"), "{bad}");
     let (_, triggers) = call(&kumo, Method::GET, "/v1/triggers", None).await;
-    assert_eq!(triggers["triggers"].as_array().unwrap().len(), 2);
+    assert_eq!(triggers["triggers"].as_array().unwrap().len(), 3);
 
     let hello = client().get(kumo.url("/hello")).send().await.unwrap();
     assert_eq!(hello.status(), 200);

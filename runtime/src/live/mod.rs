@@ -282,6 +282,19 @@ impl Live {
                 pool.drain();
             }
         }
+        // A storage trigger on a bucket nobody created yet creates it, so
+        // uploads to it are accepted and trigger.
+        for trigger in &new.registry.triggers {
+            if let TriggerSpec::Storage(storage) = &trigger.spec
+                && let Err(error) = crate::storage::ensure_bucket(
+                    &self.storage_root,
+                    &storage.bucket,
+                    "a storage trigger",
+                )
+            {
+                tracing::error!(trigger = %trigger.id, "{error:#}");
+            }
+        }
         if let Some(event_triggers) = self.event_triggers.lock().await.as_mut() {
             apply_event_triggers(event_triggers, &new.registry);
         }

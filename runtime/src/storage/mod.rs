@@ -247,6 +247,26 @@ fn read_only_by_default() -> bool {
     true
 }
 
+/// Creates a bucket (an empty folder) unless it exists, and returns its
+/// folder; `why` names what needs it, for the log.
+///
+/// # Errors
+///
+/// When the folder cannot be created.
+pub fn ensure_bucket(root: &Path, bucket: &str, why: &str) -> anyhow::Result<PathBuf> {
+    let host_path = root.join(bucket);
+    if !host_path.is_dir() {
+        std::fs::create_dir_all(&host_path).with_context(|| {
+            format!(
+                "cannot create bucket `{bucket}` for {why} at {}",
+                host_path.display()
+            )
+        })?;
+        tracing::info!(%bucket, "storage: created bucket for {why}");
+    }
+    Ok(host_path)
+}
+
 /// The host folders behind a function's `files` mounts, for the engine.
 /// A mounted bucket that does not exist yet is created (empty), so a
 /// function can mount the bucket it writes into before anything was
@@ -259,17 +279,7 @@ pub fn mount_dirs(root: &Path, mounts: &[FileMount]) -> anyhow::Result<Vec<DirMo
     mounts
         .iter()
         .map(|mount| {
-            let host_path = root.join(&mount.bucket);
-            if !host_path.is_dir() {
-                std::fs::create_dir_all(&host_path).with_context(|| {
-                    format!(
-                        "cannot create bucket `{}` for a `files` mount at {}",
-                        mount.bucket,
-                        host_path.display()
-                    )
-                })?;
-                tracing::info!(bucket = %mount.bucket, "storage: created bucket for a `files` mount");
-            }
+            let host_path = ensure_bucket(root, &mount.bucket, "a `files` mount")?;
             Ok(DirMount {
                 host_path,
                 guest_path: mount.path.clone(),

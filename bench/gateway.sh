@@ -59,7 +59,7 @@ start_server() {
   SERVER_PID=$!
   for _ in $(seq 1 200); do
     local url
-    url="$(grep -o 'http://[0-9.:]*' "$out" | head -n1 || true)"
+    url="$(grep -o '^\(kumo: \)\?serving http://[0-9.:]*' "$out" | grep -o 'http://[0-9.:]*' | head -n1 || true)"
     if [ -n "$url" ]; then SERVER_URL="$url"; return; fi
     sleep 0.05
   done

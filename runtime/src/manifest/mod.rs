@@ -513,12 +513,7 @@ fn file_mounts(
             ));
         }
         let path = entry.path.get_ref();
-        let clean = path.starts_with('/')
-            && (path == "/"
-                || path[1..]
-                    .split('/')
-                    .all(|segment| !matches!(segment, "" | "." | "..")));
-        if !clean {
+        if !crate::storage::is_clean_mount_path(path) {
             return Err(fail(
                 Some(entry.path.span()),
                 format!(

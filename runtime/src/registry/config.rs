@@ -190,12 +190,7 @@ impl FunctionConfig {
                     hint: "name a bucket of the storage endpoint; docs/storage.md gives the rules",
                 });
             }
-            let clean = mount.path.starts_with('/')
-                && (mount.path == "/"
-                    || mount.path[1..]
-                        .split('/')
-                        .all(|segment| !matches!(segment, "" | "." | "..")));
-            if !clean
+            if !crate::storage::is_clean_mount_path(&mount.path)
                 || self.files[..index]
                     .iter()
                     .any(|other| other.path == mount.path)

@@ -32,7 +32,9 @@ use tokio::net::TcpListener;
 use crate::engine::DirMount;
 use crate::events::ObjectChange;
 
-pub use names::{MAX_KEY_BYTES, NameError, check_bucket_name, check_object_key};
+pub use names::{
+    MAX_KEY_BYTES, NameError, check_bucket_name, check_object_key, is_clean_mount_path,
+};
 
 /// The largest object accepted by default: 5 GiB, S3's PutObject limit.
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 << 30;

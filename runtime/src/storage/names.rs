@@ -42,6 +42,16 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// The longest path segment (between `/`) most file systems store.
 const MAX_SEGMENT_BYTES: usize = 255;
 
+/// Whether a `files` mount's guest path is absolute and clean: `/`, or
+/// `/a/b` with no empty, `.` or `..` segment.
+pub fn is_clean_mount_path(path: &str) -> bool {
+    path.starts_with('/')
+        && (path == "/"
+            || path[1..]
+                .split('/')
+                .all(|segment| !matches!(segment, "" | "." | "..")))
+}
+
 /// Checks a bucket name against S3's rules for general purpose buckets: 3
 /// to 63 characters of `a-z`, `0-9`, `-` and `.`; starts and ends with a
 /// letter or digit; no `..`; not an IP address; not `xn--...`, `sthree-...`

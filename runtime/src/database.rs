@@ -15,6 +15,22 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use sqlx::SqlitePool as Database;
 
+/// Begins a transaction that will write: `BEGIN IMMEDIATE`, which takes
+/// SQLite's write lock at once (waiting out the busy timeout if another
+/// connection holds it). A plain `BEGIN` reads first and upgrades at its
+/// first write, and that upgrade fails at once with "database is locked"
+/// when another connection wrote in between, without waiting.
+///
+/// # Errors
+///
+/// The database's error, or the write lock still held by another
+/// connection after the busy timeout.
+pub async fn begin_write(
+    database: &Database,
+) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    database.begin_with("BEGIN IMMEDIATE").await
+}
+
 /// The database file's name inside the data directory.
 pub const FILE_NAME: &str = "kumo.db";
 

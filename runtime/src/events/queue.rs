@@ -192,7 +192,7 @@ pub async fn insert_events(
     events: &[NewEvent],
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut transaction = database.begin().await?;
+    let mut transaction = crate::database::begin_write(database).await?;
     for event in events {
         insert_event(&mut transaction, event, now_ms).await?;
     }
@@ -210,7 +210,7 @@ pub async fn insert_event_unless_outstanding(
     event: &NewEvent,
     now_ms: i64,
 ) -> Result<bool, sqlx::Error> {
-    let mut transaction = database.begin().await?;
+    let mut transaction = crate::database::begin_write(database).await?;
     let outstanding: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM events WHERE trigger_id = ? AND state IN ('pending', 'retrying')",
     )
@@ -249,7 +249,7 @@ pub async fn insert_file_event_once(
     file: &FileVersion,
     now_ms: i64,
 ) -> Result<bool, sqlx::Error> {
-    let mut transaction = database.begin().await?;
+    let mut transaction = crate::database::begin_write(database).await?;
     let inserted = sqlx::query(
         "INSERT OR IGNORE INTO watched_files (trigger_id, path, size, mtime_ns, event_id)
          VALUES (?, ?, ?, ?, ?)",
@@ -448,7 +448,7 @@ pub async fn finish_attempt(
     counted: bool,
     next: &NextState,
 ) -> Result<(), sqlx::Error> {
-    let mut transaction = database.begin().await?;
+    let mut transaction = crate::database::begin_write(database).await?;
     sqlx::query(
         "INSERT INTO event_attempts (event_id, started_ms, finished_ms, outcome, status, error, request_id)
          VALUES (?, ?, ?, ?, ?, ?, ?)",

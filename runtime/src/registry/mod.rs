@@ -518,7 +518,7 @@ impl Registry {
         let _one_change_at_a_time = self.writes.lock().await;
         check_function_name(function)?;
         let config_json = config.canonical_json();
-        let mut transaction = self.database.begin().await?;
+        let mut transaction = crate::database::begin_write(&self.database).await?;
         // Like Lambda's PublishVersion: only the newest version counts as
         // "the same", so redeploying older code makes it current again.
         let latest = sqlx::query(
@@ -615,7 +615,7 @@ impl Registry {
                 ids.join(", ")
             )));
         }
-        let mut transaction = self.database.begin().await?;
+        let mut transaction = crate::database::begin_write(&self.database).await?;
         for trigger in &pointing {
             sqlx::query("DELETE FROM triggers WHERE id = $1")
                 .bind(&trigger.id)

@@ -113,7 +113,7 @@ async fn every_answer_leaves_one_record_with_its_outcome_and_a_report_line() {
     let (database, records) = records(dir.path()).await;
     let found: BTreeMap<String, Outcome> = records
         .iter()
-        .map(|record| (record.request_id.clone(), record.outcome))
+        .map(|record| (record.request_id.to_string(), record.outcome))
         .collect();
     assert_eq!(records.len(), expected.len(), "one record per answer");
     assert_eq!(found, expected);
@@ -129,7 +129,7 @@ async fn every_answer_leaves_one_record_with_its_outcome_and_a_report_line() {
     }
     let hello_cold = records
         .iter()
-        .find(|record| record.function == "hello" && record.cold_start)
+        .find(|record| &*record.function == "hello" && record.cold_start)
         .expect("the first hello was a cold start");
     assert!(hello_cold.init_duration_us.is_some());
     assert_eq!(hello_cold.memory_mb, 64);
@@ -139,7 +139,7 @@ async fn every_answer_leaves_one_record_with_its_outcome_and_a_report_line() {
     )));
     let report_line = logs
         .lines()
-        .find(|line| line.contains(&hello_cold.request_id) && line.starts_with("REPORT"))
+        .find(|line| line.contains(&*hello_cold.request_id) && line.starts_with("REPORT"))
         .unwrap();
     assert!(
         report_line.contains("\tMemory Size: 64 MB\t"),
@@ -260,7 +260,7 @@ async fn sigterm_under_load_loses_no_record() {
     let (_database, records) = records(dir.path()).await;
     let mut stored: Vec<String> = records
         .into_iter()
-        .map(|record| record.request_id)
+        .map(|record| record.request_id.to_string())
         .collect();
     answered.sort();
     stored.sort();

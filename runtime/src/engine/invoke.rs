@@ -260,6 +260,11 @@ impl Function {
         &self.name
     }
 
+    /// The function's name, shared (for records that outlive a request).
+    pub fn shared_name(&self) -> &Arc<str> {
+        &self.name
+    }
+
     /// Its limits and environment.
     pub fn settings(&self) -> &FunctionSettings {
         &self.settings

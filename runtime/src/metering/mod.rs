@@ -8,6 +8,7 @@
 //!   a bounded channel, and the writer task that stores records in batches
 //!   (at most [`writer::BATCH_INTERVAL`] apart), prints the `REPORT` lines
 //!   and feeds the metrics.
+//! - [`store`]: how records are kept, a batch per row, encoded together.
 //! - [`rollup`]: folds old records into hourly aggregates with exact sums.
 //! - [`report`]: [`billing_report`] and [`recent_invocations`], reading raw
 //!   records and aggregates alike.
@@ -23,7 +24,10 @@ pub mod logs;
 pub mod metrics;
 pub mod report;
 pub mod rollup;
+pub mod store;
 pub mod writer;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -52,6 +56,9 @@ pub enum TriggerKind {
 }
 
 impl TriggerKind {
+    /// Every kind, in a fixed order (the stored format's order).
+    pub const ALL: [TriggerKind; 3] = [TriggerKind::Http, TriggerKind::Event, TriggerKind::Invoke];
+
     /// The stored name: `http`, `event` or `invoke`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -63,9 +70,7 @@ impl TriggerKind {
 
     /// The kind a stored name stands for.
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Http, Self::Event, Self::Invoke]
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 
@@ -117,7 +122,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Every outcome, in a fixed order (the aggregate columns' order).
+    /// Every outcome, in a fixed order (the aggregate columns' order, and
+    /// the stored format's).
     pub const ALL: [Outcome; 6] = [
         Outcome::Ok,
         Outcome::Error,
@@ -201,9 +207,11 @@ pub fn outcome_of(exit: Option<&Result<(), InvokeError>>, answer: Answer<'_>) ->
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InvocationRecord {
     /// The request id (also the `x-kumo-request-id` header).
-    pub request_id: String,
+    #[schema(value_type = String)]
+    pub request_id: Arc<str>,
     /// The function.
-    pub function: String,
+    #[schema(value_type = String)]
+    pub function: Arc<str>,
     /// The function version that ran.
     pub version: u32,
     /// What invoked it.
@@ -243,27 +251,39 @@ impl InvocationRecord {
     /// Memory Size: 128 MB\tMax Memory Used: 18 MB` and, on a cold start,
     /// `\tInit Duration: 1.02 ms`.
     pub fn report_line(&self) -> String {
-        use std::fmt::Write;
         let mut line = String::with_capacity(160);
-        let _ = write!(
-            line,
-            "REPORT RequestId: {}\tDuration: {}.{:02} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
-            self.request_id,
-            self.duration_us / 1000,
-            self.duration_us % 1000 / 10,
-            self.billed_ms,
-            self.memory_mb,
-            self.peak_memory_mb(),
-        );
-        if let Some(init) = self.init_duration_us {
-            let _ = write!(
-                line,
-                "\tInit Duration: {}.{:02} ms",
-                init / 1000,
-                init % 1000 / 10
-            );
-        }
+        self.push_report_line(&mut line);
         line
+    }
+
+    /// Appends [`InvocationRecord::report_line`] to `out`. It runs once
+    /// per invocation, so it formats with `itoa` rather than `fmt`.
+    pub fn push_report_line(&self, out: &mut String) {
+        let mut number = itoa::Buffer::new();
+        // "12.34" for a µs figure, in ms to two decimals (truncated).
+        let mut push_ms = |out: &mut String, us: u64| {
+            out.push_str(number.format(us / 1000));
+            let hundredths = (us % 1000 / 10) as u8;
+            out.push('.');
+            out.push(char::from(b'0' + hundredths / 10));
+            out.push(char::from(b'0' + hundredths % 10));
+        };
+        out.push_str("REPORT RequestId: ");
+        out.push_str(&self.request_id);
+        out.push_str("\tDuration: ");
+        push_ms(out, self.duration_us);
+        out.push_str(" ms\tBilled Duration: ");
+        out.push_str(itoa::Buffer::new().format(self.billed_ms));
+        out.push_str(" ms\tMemory Size: ");
+        out.push_str(itoa::Buffer::new().format(self.memory_mb));
+        out.push_str(" MB\tMax Memory Used: ");
+        out.push_str(itoa::Buffer::new().format(self.peak_memory_mb()));
+        out.push_str(" MB");
+        if let Some(init) = self.init_duration_us {
+            out.push_str("\tInit Duration: ");
+            push_ms(out, init);
+            out.push_str(" ms");
+        }
     }
 }
 
@@ -340,7 +360,7 @@ mod tests {
         for outcome in Outcome::ALL {
             assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
         }
-        for kind in [TriggerKind::Http, TriggerKind::Event, TriggerKind::Invoke] {
+        for kind in TriggerKind::ALL {
             assert_eq!(TriggerKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(Outcome::parse("okay"), None);
@@ -374,5 +394,11 @@ mod tests {
             record.report_line(),
             "REPORT RequestId: abc\tDuration: 0.05 ms\tBilled Duration: 4 ms\tMemory Size: 128 MB\tMax Memory Used: 18 MB\tInit Duration: 1.02 ms"
         );
+        record.init_duration_us = Some(12_345_999);
+        record.duration_us = 7;
+        record.billed_ms = 12_346;
+        assert!(record.report_line().ends_with(
+            "Duration: 0.00 ms\tBilled Duration: 12346 ms\tMemory Size: 128 MB\tMax Memory Used: 18 MB\tInit Duration: 12345.99 ms"
+        ));
     }
 }

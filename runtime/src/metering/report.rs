@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::billing::{self, Charge, Prices, Usage};
-use super::rollup::{self, Totals};
-use super::{InvocationRecord, Outcome, TriggerKind};
+use super::rollup::{self, RecordFigures, Totals};
+use super::{InvocationRecord, Outcome, store};
 use crate::database::Database;
 
 /// How a report's rows are grouped.
@@ -210,29 +210,19 @@ pub async fn billing_report(
     let to = query.to.map_or(i64::MAX, |time| time.timestamp_micros());
     let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
 
-    let raw = sqlx::query(
-        "SELECT function, version, started_at_us, duration_us, init_duration_us, billed_ms, memory_mb, \
-         cold_start, outcome, bytes_in, bytes_out FROM invocations \
-         WHERE started_at_us >= ? AND started_at_us < ? AND (? IS NULL OR function = ?)",
-    )
-    .bind(from)
-    .bind(to)
-    .bind(query.function.as_deref())
-    .bind(query.function.as_deref())
-    .fetch_all(database)
-    .await
-    .context("cannot read invocation records")?;
-    for row in &raw {
+    let raw = store::records_between(database, from, to, query.function.as_deref())
+        .await
+        .context("cannot read invocation records")?;
+    for record in &raw {
         let key = group_key(
             query.group_by,
-            row.try_get("function")?,
-            u32::try_from(row.try_get::<i64, _>("version")?).unwrap_or(0),
-            rollup::hour_start_us(row.try_get("started_at_us")?),
+            record.function.to_string(),
+            record.version,
+            rollup::hour_start_us(record.started_at.timestamp_micros()),
         );
-        let figures = rollup::figures_of(row)?;
         let group = groups.entry(key).or_default();
-        group.totals.add(&figures);
-        group.raw_durations.push(figures.duration_us);
+        group.totals.add(&RecordFigures::of(record));
+        group.raw_durations.push(record.duration_us);
     }
 
     let aggregates = sqlx::query(
@@ -349,47 +339,9 @@ pub async fn recent_invocations(
     function: Option<&str>,
     limit: u32,
 ) -> anyhow::Result<Vec<InvocationRecord>> {
-    let rows = sqlx::query(
-        "SELECT * FROM invocations WHERE (? IS NULL OR function = ?) \
-         ORDER BY started_at_us DESC, rowid DESC LIMIT ?",
-    )
-    .bind(function)
-    .bind(function)
-    .bind(i64::from(limit))
-    .fetch_all(database)
-    .await
-    .context("cannot read invocation records")?;
-    rows.iter().map(record_of).collect()
-}
-
-fn record_of(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<InvocationRecord> {
-    let unsigned = |name: &str| -> anyhow::Result<u64> {
-        Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
-    };
-    let trigger: String = row.try_get("trigger_kind")?;
-    let outcome: String = row.try_get("outcome")?;
-    Ok(InvocationRecord {
-        request_id: row.try_get("request_id")?,
-        function: row.try_get("function")?,
-        version: u32::try_from(row.try_get::<i64, _>("version")?).unwrap_or(0),
-        trigger: TriggerKind::parse(&trigger).with_context(|| {
-            format!("unknown trigger kind `{trigger}` in the invocations table")
-        })?,
-        started_at: DateTime::from_timestamp_micros(row.try_get("started_at_us")?)
-            .context("a start time out of range")?,
-        duration_us: unsigned("duration_us")?,
-        init_duration_us: row
-            .try_get::<Option<i64>, _>("init_duration_us")?
-            .map(|us| u64::try_from(us).unwrap_or(0)),
-        billed_ms: unsigned("billed_ms")?,
-        memory_mb: unsigned("memory_mb")?,
-        peak_memory_bytes: unsigned("peak_memory_bytes")?,
-        cold_start: row.try_get("cold_start")?,
-        outcome: Outcome::parse(&outcome)
-            .with_context(|| format!("unknown outcome `{outcome}` in the invocations table"))?,
-        bytes_in: unsigned("bytes_in")?,
-        bytes_out: unsigned("bytes_out")?,
-    })
+    store::newest_records(database, function, limit as usize)
+        .await
+        .context("cannot read invocation records")
 }
 
 #[cfg(test)]
@@ -397,9 +349,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::metering::TriggerKind;
     use crate::metering::billing::billed_ms;
     use crate::metering::rollup::{HOUR_US, roll_up};
-    use crate::metering::writer::{Meter, MeterOptions, write_batch};
+    use crate::metering::store::write_batch;
+    use crate::metering::writer::{Meter, MeterOptions};
 
     const T0: i64 = 1_700_000_000_000_000 / HOUR_US * HOUR_US; // on the hour
 
@@ -417,7 +371,7 @@ mod tests {
         outcome: Outcome,
     ) -> InvocationRecord {
         InvocationRecord {
-            request_id: format!("{function}-{start_us}-{duration_us}"),
+            request_id: format!("{function}-{start_us}-{duration_us}").into(),
             function: function.into(),
             version,
             trigger: TriggerKind::Http,
@@ -459,7 +413,7 @@ mod tests {
         let (_dir, database) = database().await;
         let (meter, task) = Meter::start(database.clone(), MeterOptions::default());
         for i in 0..1_000 {
-            meter.record(record("f", 1, T0 + i, 100, None, 128, Outcome::Ok));
+            meter.record(&record("f", 1, T0 + i, 100, None, 128, Outcome::Ok));
         }
         let stats = task.shutdown().await;
         assert_eq!((stats.written, stats.dropped, stats.failed), (1_000, 0, 0));
@@ -483,24 +437,24 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn a_full_channel_drops_and_counts_without_waiting() {
+    async fn a_full_queue_drops_and_counts_without_waiting() {
         let (_dir, database) = database().await;
         let options = MeterOptions {
-            channel_capacity: 2,
+            queue_capacity: 2,
             ..MeterOptions::default()
         };
         let (meter, task) = Meter::start(database.clone(), options);
         // On a current-thread runtime the writer cannot run before the
-        // next await: the third to fifth records find the channel full.
+        // next await: the third to fifth records find the queue full.
         for i in 0..5 {
-            meter.record(record("f", 1, T0 + i, 100, None, 128, Outcome::Ok));
+            meter.record(&record("f", 1, T0 + i, 100, None, 128, Outcome::Ok));
         }
         assert_eq!(meter.dropped(), 3);
         let stats = task.shutdown().await;
         assert_eq!((stats.written, stats.dropped), (2, 3));
         // A disabled meter keeps nothing and drops nothing.
         let disabled = Meter::disabled();
-        disabled.record(record("f", 1, T0, 100, None, 128, Outcome::Ok));
+        disabled.record(&record("f", 1, T0, 100, None, 128, Outcome::Ok));
         assert_eq!((disabled.is_enabled(), disabled.dropped()), (false, 0));
     }
 
@@ -646,7 +600,21 @@ mod tests {
             512,
             Outcome::Ok,
         ));
-        write_batch(&database, &records).await.unwrap();
+        // Stored as the writer stores them: a batch per stretch of time
+        // (here, per hour), since a batch is rolled up whole.
+        for hour in 0..6 {
+            let in_hour: Vec<InvocationRecord> = records
+                .iter()
+                .filter(|record| {
+                    rollup::hour_start_us(record.started_at.timestamp_micros())
+                        == T0 + hour * HOUR_US
+                })
+                .cloned()
+                .collect();
+            if !in_hour.is_empty() {
+                write_batch(&database, &in_hour).await.unwrap();
+            }
+        }
         let prices = Prices {
             free_invocations: 10,
             free_gb_seconds: 0.001,

@@ -12,8 +12,11 @@
 //! true value.
 //!
 //! The cutoff is the start of the hour containing `now - retention`, so an
-//! hour is rolled up whole; a record stored later for an already rolled-up
-//! hour (a long invocation) is merged into its aggregate by the next run.
+//! hour is rolled up whole. Records are stored a writer batch per row
+//! ([`super::store`]), and a batch is rolled up once all its records
+//! started before the cutoff; a record stored later for an already
+//! rolled-up hour (a long invocation, or one sharing a batch with a newer
+//! one) is merged into its aggregate by a later run.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,7 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::{Outcome, billing};
+use super::{InvocationRecord, Outcome, billing, store};
 use crate::database::Database;
 
 /// Upper bounds (inclusive, µs) of the duration histogram's buckets; one
@@ -50,8 +53,8 @@ pub const BUCKET_BOUNDS_US: [u64; 19] = [
     300_000_000,
 ];
 
-/// Records rolled up per transaction.
-const CHUNK: i64 = 10_000;
+/// Stored batches rolled up per transaction.
+const BATCHES_PER_CHUNK: i64 = 16;
 
 /// µs in an hour.
 pub const HOUR_US: i64 = 3_600_000_000;
@@ -134,6 +137,22 @@ pub(super) struct RecordFigures {
     pub bytes_out: u64,
 }
 
+impl RecordFigures {
+    /// The figures of `record`.
+    pub(super) fn of(record: &InvocationRecord) -> Self {
+        Self {
+            outcome: record.outcome,
+            cold_start: record.cold_start,
+            duration_us: record.duration_us,
+            init_duration_us: record.init_duration_us.unwrap_or(0),
+            billed_ms: record.billed_ms,
+            memory_mb: record.memory_mb,
+            bytes_in: record.bytes_in,
+            bytes_out: record.bytes_out,
+        }
+    }
+}
+
 impl Totals {
     /// Adds one invocation.
     pub(super) fn add(&mut self, record: &RecordFigures) {
@@ -210,8 +229,9 @@ fn outcome_index(outcome: Outcome) -> usize {
         .expect("every outcome is in ALL")
 }
 
-/// Folds records that started before the hour of `now - retention` into
-/// hourly aggregates and deletes them, a chunk per transaction. `now` is
+/// Folds stored batches whose records all started before the hour of
+/// `now - retention` into hourly aggregates and deletes them, a chunk of
+/// batches per transaction. `now` is
 /// passed in so tests control the clock.
 ///
 /// # Errors
@@ -227,30 +247,26 @@ pub async fn roll_up(
     let cutoff = hour_start_us(now.timestamp_micros().saturating_sub(retention_us));
     let mut summary = RollUpSummary::default();
     loop {
-        let mut transaction = database.begin().await?;
-        let rows = sqlx::query(
-            "SELECT rowid, function, version, started_at_us, duration_us, init_duration_us, billed_ms, \
-             memory_mb, cold_start, outcome, bytes_in, bytes_out \
-             FROM invocations WHERE started_at_us < ? ORDER BY rowid LIMIT ?",
-        )
-        .bind(cutoff)
-        .bind(CHUNK)
-        .fetch_all(&mut *transaction)
-        .await
-        .context("cannot read records to roll up")?;
-        let Some(last_rowid) = rows.last().map(|row| row.get::<i64, _>("rowid")) else {
+        let mut transaction = crate::database::begin_write(database).await?;
+        let Some((last_id, records)) =
+            store::batches_before(&mut transaction, cutoff, BATCHES_PER_CHUNK).await?
+        else {
             break;
         };
-        let mut hours: BTreeMap<(String, i64, i64), Totals> = BTreeMap::new();
-        for row in &rows {
+        let mut hours: BTreeMap<(&str, u32, i64), Totals> = BTreeMap::new();
+        for record in &records {
             let key = (
-                row.get::<String, _>("function"),
-                row.get::<i64, _>("version"),
-                hour_start_us(row.get::<i64, _>("started_at_us")),
+                &*record.function,
+                record.version,
+                hour_start_us(record.started_at.timestamp_micros()),
             );
-            hours.entry(key).or_default().add(&figures_of(row)?);
+            hours
+                .entry(key)
+                .or_default()
+                .add(&RecordFigures::of(record));
         }
         for ((function, version, hour), totals) in &hours {
+            let version = i64::from(*version);
             let existing = sqlx::query(
                 "SELECT * FROM invocation_hours WHERE function = ? AND version = ? AND hour_start_us = ?",
             )
@@ -264,15 +280,11 @@ pub async fn roll_up(
                 None => Totals::default(),
             };
             merged.merge(totals);
-            write_aggregate(&mut transaction, function, *version, *hour, &merged).await?;
+            write_aggregate(&mut transaction, function, version, *hour, &merged).await?;
         }
-        sqlx::query("DELETE FROM invocations WHERE rowid <= ? AND started_at_us < ?")
-            .bind(last_rowid)
-            .bind(cutoff)
-            .execute(&mut *transaction)
-            .await?;
+        store::delete_batches_through(&mut transaction, last_id, cutoff).await?;
         transaction.commit().await?;
-        summary.records += rows.len() as u64;
+        summary.records += records.len() as u64;
         summary.hours += hours.len() as u64;
     }
     Ok(summary)
@@ -320,25 +332,6 @@ fn signed(value: u64) -> i64 {
 
 fn unsigned(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
-}
-
-/// The figures of a row of `invocations`.
-pub(super) fn figures_of(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<RecordFigures> {
-    let outcome: String = row.try_get("outcome")?;
-    Ok(RecordFigures {
-        outcome: Outcome::parse(&outcome)
-            .with_context(|| format!("unknown outcome `{outcome}` in the invocations table"))?,
-        cold_start: row.try_get("cold_start")?,
-        duration_us: unsigned(row.try_get("duration_us")?),
-        init_duration_us: unsigned(
-            row.try_get::<Option<i64>, _>("init_duration_us")?
-                .unwrap_or(0),
-        ),
-        billed_ms: unsigned(row.try_get("billed_ms")?),
-        memory_mb: unsigned(row.try_get("memory_mb")?),
-        bytes_in: unsigned(row.try_get("bytes_in")?),
-        bytes_out: unsigned(row.try_get("bytes_out")?),
-    })
 }
 
 /// The sums of a row of `invocation_hours`.

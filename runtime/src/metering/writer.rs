@@ -1,35 +1,41 @@
 //! The [`Meter`]: the request path's handle, and the writer task behind it.
 //!
-//! [`Meter::record`] never waits: it `try_send`s into a bounded channel.
-//! When the channel is full the record is dropped, counted
-//! ([`Meter::dropped`], the `kumo_metering_dropped_records_total` metric)
-//! and logged at most once per [`DROP_LOG_INTERVAL`]. The writer task wakes
-//! every [`BATCH_INTERVAL`] (100 ms), takes everything queued, and stores it
-//! in one transaction; then it prints the batch's `REPORT` lines and updates
-//! the metrics. So a record reaches the database at most ~100 ms (plus the
-//! write) after its invocation ended, and a hard kill loses at most that
-//! window. [`MeterTask::shutdown`] stores everything still queued.
+//! [`Meter::record`] never waits on the writer. Under a mutex that is only
+//! ever held for one record or a swap, it encodes the record onto the
+//! pending [`Batch`], appends its `REPORT` line and adds it to its
+//! function's metric sums: all of it while the record is still in the
+//! cache, so that nothing touches it again. When the batch is full
+//! ([`MeterOptions::queue_capacity`] records) the record is dropped,
+//! counted ([`Meter::dropped`], the `kumo_metering_dropped_records_total`
+//! metric) and logged at most once per [`DROP_LOG_INTERVAL`]. The writer
+//! task wakes every [`BATCH_INTERVAL`] (100 ms), swaps the pending batch
+//! for its own empty one (both keep their buffers, so a steady load
+//! allocates nothing), stores it as one row ([`super::store`]), prints its
+//! `REPORT` lines in one write and updates the metrics. So a record reaches
+//! the database at most ~100 ms (plus the write) after its invocation
+//! ended, and a hard kill loses at most that window.
+//! [`MeterTask::shutdown`] stores everything still pending.
 //!
 //! Every [`MeterOptions::rollup_interval`] the task also folds records
 //! older than [`MeterOptions::retention`] into hourly aggregates
 //! ([`super::rollup`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use sqlx::{QueryBuilder, Sqlite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use super::{InvocationRecord, metrics as names, rollup};
+use super::store::{self, Batch};
+use super::{InvocationRecord, Outcome, metrics as names, rollup};
 use crate::database::Database;
 
 /// The longest a record waits in the channel before it is written.
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Records the channel holds (about 0.9 s at 74k invocations/s).
-pub const CHANNEL_CAPACITY: usize = 65_536;
+/// Records a pending batch holds (about 0.9 s at 74k invocations/s).
+pub const QUEUE_CAPACITY: usize = 65_536;
 
 /// Default retention of raw records before they are rolled up.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -40,15 +46,11 @@ pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(600);
 /// At most one log line about dropped records per this interval.
 pub const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Rows per `INSERT` statement (14 columns each, under SQLite's 32,766
-/// bound parameters).
-const ROWS_PER_STATEMENT: usize = 500;
-
 /// The writer's settings.
 #[derive(Debug, Clone)]
 pub struct MeterOptions {
-    /// The channel's capacity in records.
-    pub channel_capacity: usize,
+    /// The pending batch's capacity in records.
+    pub queue_capacity: usize,
     /// How often queued records are written (at most [`BATCH_INTERVAL`]
     /// is the documented promise).
     pub batch_interval: Duration,
@@ -64,7 +66,7 @@ pub struct MeterOptions {
 impl Default for MeterOptions {
     fn default() -> Self {
         Self {
-            channel_capacity: CHANNEL_CAPACITY,
+            queue_capacity: QUEUE_CAPACITY,
             batch_interval: BATCH_INTERVAL,
             retention: DEFAULT_RETENTION,
             rollup_interval: ROLLUP_INTERVAL,
@@ -81,12 +83,61 @@ pub struct Meter {
 }
 
 struct Shared {
-    sender: mpsc::Sender<InvocationRecord>,
+    pending: Mutex<Pending>,
+    capacity: usize,
+    /// Whether `REPORT` lines are printed (the option, and the log filter
+    /// enabling `kumo::report` at `info` when the meter started).
+    report_lines: bool,
     dropped: AtomicU64,
     created: Instant,
     /// Milliseconds after `created` of the last drop log line, plus one (0:
     /// never logged).
     last_drop_log: AtomicU64,
+}
+
+/// What the writer takes at each tick.
+#[derive(Default)]
+struct Pending {
+    batch: Batch,
+    /// The batch's `REPORT` lines, when printed.
+    report: String,
+    /// Metric sums per function, by the index in `batch.functions()`.
+    tallies: Vec<Tally>,
+    /// Set when the writer took its last batch: later records are dropped.
+    closed: bool,
+}
+
+impl Pending {
+    fn clear(&mut self) {
+        self.batch.clear();
+        self.report.clear();
+        self.tallies.clear();
+    }
+}
+
+/// One function's invocation metrics over a batch.
+#[derive(Default, Clone)]
+struct Tally {
+    outcomes: [u64; Outcome::ALL.len()],
+    cold_starts: u64,
+    mb_ms: u64,
+    /// (count, Σ µs) per bucket of [`names::DURATION_BUCKETS_US`], plus `+Inf`.
+    durations: [(u64, u64); names::DURATION_BUCKETS_US.len() + 1],
+}
+
+impl Tally {
+    fn add(&mut self, record: &InvocationRecord) {
+        let outcome = Outcome::ALL
+            .iter()
+            .position(|outcome| *outcome == record.outcome)
+            .expect("every outcome is in ALL");
+        self.outcomes[outcome] += 1;
+        self.cold_starts += u64::from(record.cold_start);
+        self.mb_ms += super::billing::mb_ms(record.memory_mb, record.billed_ms);
+        let bucket = &mut self.durations[names::duration_bucket_of(record.duration_us)];
+        bucket.0 += 1;
+        bucket.1 += record.duration_us;
+    }
 }
 
 /// The running writer; [`MeterTask::shutdown`] flushes and stops it.
@@ -103,7 +154,7 @@ pub struct WriterStats {
     pub written: u64,
     /// Records lost because a write failed (logged).
     pub failed: u64,
-    /// Records dropped because the channel was full.
+    /// Records dropped because the pending batch was full.
     pub dropped: u64,
 }
 
@@ -121,17 +172,20 @@ impl Meter {
     /// Starts the writer task on `database` (opened with
     /// [`crate::database::open`]). Call inside the tokio runtime.
     pub fn start(database: Database, options: MeterOptions) -> (Meter, MeterTask) {
-        let (sender, receiver) = mpsc::channel(options.channel_capacity.max(1));
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            capacity: options.queue_capacity.max(1),
+            report_lines: options.report_lines
+                && tracing::enabled!(target: "kumo::report", tracing::Level::INFO),
+            dropped: AtomicU64::new(0),
+            created: Instant::now(),
+            last_drop_log: AtomicU64::new(0),
+        });
         let meter = Meter {
-            shared: Some(Arc::new(Shared {
-                sender,
-                dropped: AtomicU64::new(0),
-                created: Instant::now(),
-                last_drop_log: AtomicU64::new(0),
-            })),
+            shared: Some(Arc::clone(&shared)),
         };
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run_writer(database, receiver, options, stopped));
+        let task = tokio::spawn(run_writer(database, shared, options, stopped));
         (
             meter.clone(),
             MeterTask {
@@ -142,16 +196,37 @@ impl Meter {
         )
     }
 
-    /// Queues `record` for the writer, without waiting. When the channel
-    /// is full (or the writer stopped) the record is dropped and counted.
-    pub fn record(&self, record: InvocationRecord) {
+    /// Adds `record` to the pending batch, without waiting on the writer.
+    /// When the batch is full (or the writer stopped) the record is
+    /// dropped and counted.
+    pub fn record(&self, record: &InvocationRecord) {
         let Some(shared) = &self.shared else { return };
-        if shared.sender.try_send(record).is_err() {
+        let accepted = {
+            let mut pending = shared.pending();
+            let pending = &mut *pending;
+            !pending.closed
+                && pending.batch.len() < shared.capacity
+                && match pending.batch.push(record) {
+                    Ok(function) => {
+                        if function == pending.tallies.len() {
+                            pending.tallies.push(Tally::default());
+                        }
+                        pending.tallies[function].add(record);
+                        if shared.report_lines {
+                            record.push_report_line(&mut pending.report);
+                            pending.report.push('\n');
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                }
+        };
+        if !accepted {
             shared.record_dropped();
         }
     }
 
-    /// Records dropped so far because the channel was full.
+    /// Records dropped so far because the pending batch was full.
     pub fn dropped(&self) -> u64 {
         self.shared
             .as_ref()
@@ -160,6 +235,20 @@ impl Meter {
 }
 
 impl Shared {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Swaps the pending batch into `taken` (which must be cleared); with
+    /// `close`, later records are refused.
+    fn take_pending(&self, taken: &mut Pending, close: bool) {
+        let mut pending = self.pending();
+        std::mem::swap(&mut *pending, taken);
+        pending.closed = taken.closed || close;
+    }
+
     fn record_dropped(&self) {
         let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::counter!(names::DROPPED_RECORDS).increment(1);
@@ -174,7 +263,7 @@ impl Shared {
         {
             tracing::warn!(
                 dropped_total = total,
-                "metering records dropped: the writer's channel is full; invocations are still served. \
+                "metering records dropped: the pending batch is full; invocations are still served. \
                  hint: the disk may be too slow for this load"
             );
         }
@@ -200,7 +289,7 @@ impl MeterTask {
 
 async fn run_writer(
     database: Database,
-    mut receiver: mpsc::Receiver<InvocationRecord>,
+    shared: Arc<Shared>,
     options: MeterOptions,
     mut stop: oneshot::Receiver<()>,
 ) -> WriterStats {
@@ -208,7 +297,7 @@ async fn run_writer(
     let mut ticks = tokio::time::interval(options.batch_interval.min(BATCH_INTERVAL));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_rollup = Instant::now();
-    let mut batch = Vec::new();
+    let mut taken = Pending::default();
     let mut last_failure_log: Option<Instant> = None;
     loop {
         let stopping = tokio::select! {
@@ -216,34 +305,27 @@ async fn run_writer(
             _ = &mut stop => true,
             _ = ticks.tick() => false,
         };
-        // Everything queued now; on shutdown, everything there is.
-        let limit = options.channel_capacity.max(1);
-        while batch.len() < limit || stopping {
-            match receiver.try_recv() {
-                Ok(record) => batch.push(record),
-                Err(_) => break,
-            }
-        }
-        if !batch.is_empty() {
-            match write_batch(&database, &batch).await {
-                Ok(()) => stats.written += batch.len() as u64,
+        // Everything pending now; on shutdown, the last of it.
+        shared.take_pending(&mut taken, stopping);
+        if !taken.batch.is_empty() {
+            let records = taken.batch.len() as u64;
+            match store::insert_batch(&database, &taken.batch).await {
+                Ok(()) => stats.written += records,
                 Err(error) => {
-                    stats.failed += batch.len() as u64;
+                    stats.failed += records;
                     if last_failure_log.is_none_or(|at| at.elapsed() >= DROP_LOG_INTERVAL) {
                         last_failure_log = Some(Instant::now());
                         tracing::error!(
-                            records = batch.len(),
+                            records,
                             failed_total = stats.failed,
                             "cannot store metering records: {error:#}; hint: is the disk full?"
                         );
                     }
                 }
             }
-            if options.report_lines {
-                print_report_lines(&batch);
-            }
-            update_metrics(&batch);
-            batch.clear();
+            print_report_lines(&taken.report);
+            update_metrics(taken.batch.functions(), &taken.tallies);
+            taken.clear();
         }
         if stopping {
             return stats;
@@ -263,93 +345,35 @@ async fn run_writer(
     }
 }
 
-/// Stores `records` in one transaction.
-///
-/// # Errors
-///
-/// The database's error; nothing of the batch is stored then.
-pub async fn write_batch(database: &Database, records: &[InvocationRecord]) -> sqlx::Result<()> {
-    let mut transaction = database.begin().await?;
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO invocations (request_id, function, version, trigger_kind, started_at_us, \
-             duration_us, init_duration_us, billed_ms, memory_mb, peak_memory_bytes, cold_start, \
-             outcome, bytes_in, bytes_out) ",
-        );
-        insert.push_values(chunk, |mut row, record| {
-            row.push_bind(record.request_id.as_str())
-                .push_bind(record.function.as_str())
-                .push_bind(i64::from(record.version))
-                .push_bind(record.trigger.as_str())
-                .push_bind(record.started_at.timestamp_micros())
-                .push_bind(to_i64(record.duration_us))
-                .push_bind(record.init_duration_us.map(to_i64))
-                .push_bind(to_i64(record.billed_ms))
-                .push_bind(to_i64(record.memory_mb))
-                .push_bind(to_i64(record.peak_memory_bytes))
-                .push_bind(record.cold_start)
-                .push_bind(record.outcome.as_str())
-                .push_bind(to_i64(record.bytes_in))
-                .push_bind(to_i64(record.bytes_out));
-        });
-        insert.build().execute(&mut *transaction).await?;
-    }
-    transaction.commit().await
-}
-
-/// SQLite integers are signed 64-bit.
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// Prints the batch's `REPORT` lines to stderr in one write, when the log
-/// filter enables `kumo::report` at `info`. They are plain lines, as
-/// Lambda prints them, not `tracing` events: formatting and writing one
-/// event per invocation costs the request rate measurably.
-fn print_report_lines(batch: &[InvocationRecord]) {
-    if !tracing::enabled!(target: "kumo::report", tracing::Level::INFO) {
+/// Prints a batch's `REPORT` lines to stderr in one write. They are plain
+/// lines, as Lambda prints them, not `tracing` events: formatting and
+/// writing one event per invocation costs the request rate measurably.
+fn print_report_lines(text: &str) {
+    if text.is_empty() {
         return;
-    }
-    let mut text = String::with_capacity(batch.len() * 160);
-    for record in batch {
-        text.push_str(&record.report_line());
-        text.push('\n');
     }
     use std::io::Write;
     // The stderr lock keeps the batch whole among the log's own lines.
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
-/// Updates the invocation metrics for a batch, one update per function and
-/// label set (plus one histogram sample per record).
-fn update_metrics(batch: &[InvocationRecord]) {
-    use std::collections::HashMap;
-    let mut outcomes: HashMap<(&str, &'static str), u64> = HashMap::new();
-    let mut per_function: HashMap<&str, (u64, u64, Vec<f64>)> = HashMap::new();
-    for record in batch {
-        *outcomes
-            .entry((record.function.as_str(), record.outcome.as_str()))
-            .or_default() += 1;
-        let entry = per_function.entry(record.function.as_str()).or_default();
-        entry.0 += u64::from(record.cold_start);
-        entry.1 += super::billing::mb_ms(record.memory_mb, record.billed_ms);
-        entry.2.push(record.duration_us as f64 / 1e6);
-    }
-    for ((function, outcome), count) in outcomes {
-        metrics::counter!(names::INVOCATIONS, "function" => function.to_string(), "outcome" => outcome)
-            .increment(count);
-    }
-    for (function, (cold_starts, mb_ms, durations)) in per_function {
-        if cold_starts > 0 {
-            metrics::counter!(names::COLD_STARTS, "function" => function.to_string())
-                .increment(cold_starts);
+/// Updates the invocation metrics for a batch: one update per function and
+/// label set.
+fn update_metrics(functions: &[Arc<str>], tallies: &[Tally]) {
+    for (function, tally) in functions.iter().zip(tallies) {
+        let label = function.to_string();
+        for (outcome, count) in Outcome::ALL.iter().zip(tally.outcomes) {
+            if count > 0 {
+                metrics::counter!(names::INVOCATIONS, "function" => label.clone(), "outcome" => outcome.as_str())
+                    .increment(count);
+            }
         }
-        metrics::gauge!(names::BILLED_GB_SECONDS, "function" => function.to_string())
-            .increment(super::billing::gb_seconds(mb_ms));
-        let histogram =
-            metrics::histogram!(names::DURATION_SECONDS, "function" => function.to_string());
-        for seconds in durations {
-            histogram.record(seconds);
+        if tally.cold_starts > 0 {
+            metrics::counter!(names::COLD_STARTS, "function" => label.clone())
+                .increment(tally.cold_starts);
         }
+        metrics::gauge!(names::BILLED_GB_SECONDS, "function" => label)
+            .increment(super::billing::gb_seconds(tally.mb_ms));
+        names::add_durations(function, &tally.durations);
     }
 }

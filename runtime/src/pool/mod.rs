@@ -240,7 +240,7 @@ impl Pool {
         let instance = match self.acquire().await {
             Ok(instance) => instance,
             Err(error) => {
-                let draft = self.draft(&request_id, trigger, started_at, false);
+                let draft = self.draft(request_id, trigger, started_at, false);
                 draft.answered(Answer::Error(&error));
                 return Err(error);
             }
@@ -251,7 +251,7 @@ impl Pool {
         }
         // The record is finished by whichever of the guest's exit, the
         // answer and the response body comes last (`RecordDraft`'s drop).
-        let draft = self.draft(&request_id, trigger, started_at, cold_start);
+        let draft = self.draft(Arc::clone(&request_id), trigger, started_at, cold_start);
         let exit_draft = Arc::clone(&draft);
         let pool = Arc::clone(self);
         let result = self
@@ -279,7 +279,7 @@ impl Pool {
 
     fn draft(
         &self,
-        request_id: &str,
+        request_id: Arc<str>,
         trigger: TriggerKind,
         started_at: chrono::DateTime<chrono::Utc>,
         cold_start: bool,
@@ -288,8 +288,8 @@ impl Pool {
             meter: self.meter.clone(),
             parts: Mutex::new(DraftParts {
                 record: InvocationRecord {
-                    request_id: request_id.to_string(),
-                    function: self.function.name().to_string(),
+                    request_id,
+                    function: Arc::clone(self.function.shared_name()),
                     version: self.version,
                     trigger,
                     started_at,
@@ -542,10 +542,6 @@ impl Drop for RecordDraft {
         let record = &mut parts.record;
         record.outcome = outcome;
         record.billed_ms = billed_ms(record.duration_us, record.init_duration_us);
-        self.meter.record(InvocationRecord {
-            request_id: std::mem::take(&mut record.request_id),
-            function: std::mem::take(&mut record.function),
-            ..*record
-        });
+        self.meter.record(record);
     }
 }

@@ -119,6 +119,12 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
         guest_log_sink: Some(guest_logs.sink()),
     })?;
     let database = crate::database::open(&data_dir).await?;
+    let moved = crate::metering::store::move_per_record_rows(&database)
+        .await
+        .context("cannot move invocation records into batches")?;
+    if moved > 0 {
+        tracing::info!(records = moved, "moved invocation records into batches");
+    }
     let (meter, meter_task) = if options.metering {
         let meter_options = MeterOptions {
             retention: options.metering_retention,

@@ -84,7 +84,7 @@ measure() {
   printf '%s %s %s %s\n' "$rps" "$p50" "$p99" "${errors:-}"
 }
 
-declare -A RPS
+declare -A RPS RATIO
 printf '%-22s %6s %12s %10s %10s\n' "server" "conns" "req/s" "p50" "p99"
 
 run_series() {
@@ -123,6 +123,8 @@ for c in "${CONNECTIONS[@]}"; do
   done
   RPS["metering on/$c"]="$(median < "$WORK/on.rps")"
   RPS["metering off/$c"]="$(median < "$WORK/off.rps")"
+  # Each round's on/off ratio (the two ran seconds apart), and their median.
+  RATIO["$c"]="$(paste "$WORK/on.rps" "$WORK/off.rps" | awk '{ print $1 / $2 }' | median)"
   printf '%-22s %6s %12s   (rounds: %s)\n' "hello, metering on" "$c" "${RPS["metering on/$c"]}" "$(tr '\n' ' ' < "$WORK/on.rps")"
   printf '%-22s %6s %12s   (rounds: %s)\n' "hello, metering off" "$c" "${RPS["metering off/$c"]}" "$(tr '\n' ' ' < "$WORK/off.rps")"
 done
@@ -136,5 +138,6 @@ for c in "${CONNECTIONS[@]}"; do
 done
 for c in "${CONNECTIONS[@]}"; do
   awk -v on="${RPS["metering on/$c"]}" -v off="${RPS["metering off/$c"]}" -v c="$c" \
-    'BEGIN { printf "at %2d connections: metering on = %5.1f%% of metering off (medians)\n", c, 100*on/off }'
+    -v ratio="${RATIO["$c"]}" \
+    'BEGIN { printf "at %2d connections: metering on = %5.1f%% of metering off (ratio of the medians), %5.1f%% (median of the rounds'"'"' ratios)\n", c, 100*on/off, 100*ratio }'
 done

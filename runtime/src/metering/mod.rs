@@ -186,18 +186,40 @@ pub enum Answer<'a> {
 /// The outcome of an invocation from the guest's end (`exit`, `None` when
 /// the guest never ran) and the answer; see [`Outcome`] for the order.
 pub fn outcome_of(exit: Option<&Result<(), InvokeError>>, answer: Answer<'_>) -> Outcome {
-    let exit = exit
+    let exit_error = exit
         .and_then(|exit| exit.as_ref().err())
         .map(Outcome::of_error);
-    if let Some(outcome @ (Outcome::Trap | Outcome::Timeout | Outcome::OutOfMemory)) = exit {
+    let answer = match answer {
+        Answer::Status(status) => AnswerOutcome::Status(status),
+        Answer::Error(error) => AnswerOutcome::Error(Outcome::of_error(error)),
+        Answer::Unknown => AnswerOutcome::Unknown,
+    };
+    outcome_of_parts(exit_error, answer)
+}
+
+/// An [`Answer`] reduced to what the outcome depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerOutcome {
+    /// The function's response, with this status.
+    Status(u16),
+    /// An error instead of a response, with the error's outcome.
+    Error(Outcome),
+    /// The caller went away before the answer was ready.
+    Unknown,
+}
+
+/// [`outcome_of`], from the outcome of the guest's error (`None` when it
+/// ended without one, or never ran) and the reduced answer.
+pub fn outcome_of_parts(exit_error: Option<Outcome>, answer: AnswerOutcome) -> Outcome {
+    if let Some(outcome @ (Outcome::Trap | Outcome::Timeout | Outcome::OutOfMemory)) = exit_error {
         return outcome;
     }
     match answer {
-        Answer::Error(error) => Outcome::of_error(error),
-        _ if exit.is_some() => exit.unwrap_or(Outcome::Error),
-        Answer::Status(status) if status >= 500 => Outcome::Error,
-        Answer::Status(_) => Outcome::Ok,
-        Answer::Unknown => Outcome::Error,
+        AnswerOutcome::Error(outcome) => outcome,
+        _ if exit_error.is_some() => exit_error.unwrap_or(Outcome::Error),
+        AnswerOutcome::Status(status) if status >= 500 => Outcome::Error,
+        AnswerOutcome::Status(_) => Outcome::Ok,
+        AnswerOutcome::Unknown => Outcome::Error,
     }
 }
 

@@ -15,7 +15,7 @@
 pub mod autoscaler;
 mod slots;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,9 @@ use http_body::Body;
 
 use crate::engine::{Function, Instance, InvocationEnd, InvokeError, ResponseBody};
 use crate::metering::billing::{billed_ms, micros_ceil};
-use crate::metering::{Answer, InvocationRecord, Meter, Outcome, TriggerKind, outcome_of};
+use crate::metering::{
+    Answer, AnswerOutcome, InvocationRecord, Meter, Outcome, TriggerKind, outcome_of_parts,
+};
 use autoscaler::{Autoscaler, AutoscalerSettings, ScaleDecision};
 use slots::{Acquire, Slots};
 
@@ -286,26 +288,29 @@ impl Pool {
     ) -> Arc<RecordDraft> {
         Arc::new(RecordDraft {
             meter: self.meter.clone(),
-            parts: Mutex::new(DraftParts {
-                record: InvocationRecord {
-                    request_id,
-                    function: Arc::clone(self.function.shared_name()),
-                    version: self.version,
-                    trigger,
-                    started_at,
-                    duration_us: 0,
-                    init_duration_us: None,
-                    billed_ms: 0,
-                    memory_mb: self.function.settings().memory_mb,
-                    peak_memory_bytes: 0,
-                    cold_start,
-                    outcome: Outcome::Error,
-                    bytes_in: 0,
-                    bytes_out: 0,
-                },
-                exit: None,
-                answer: None,
-            }),
+            record: InvocationRecord {
+                request_id,
+                function: Arc::clone(self.function.shared_name()),
+                version: self.version,
+                trigger,
+                started_at,
+                duration_us: 0,
+                init_duration_us: None,
+                billed_ms: 0,
+                memory_mb: self.function.settings().memory_mb,
+                peak_memory_bytes: 0,
+                cold_start,
+                outcome: Outcome::Error,
+                bytes_in: 0,
+                bytes_out: 0,
+            },
+            duration_us: AtomicU64::new(0),
+            init_duration_us: AtomicU64::new(NO_INIT),
+            peak_memory_bytes: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            exit_error: AtomicU8::new(0),
+            answer: AtomicU32::new(0),
         })
     }
 
@@ -478,69 +483,91 @@ impl Pool {
 /// An invocation's record while its parts arrive: the guest's end (from the
 /// engine's `on_exit`), the answer (from `Function::invoke`'s result) and
 /// the response body's size (from its `when_done`). Each part holds an
-/// `Arc`; the last one to let go completes the record and hands it to the
-/// meter, exactly once.
+/// `Arc` and writes its own atomics; the last one to let go completes the
+/// record (the `Arc`'s release and acquire order those writes before the
+/// drop) and hands it to the meter, exactly once.
 struct RecordDraft {
     meter: Meter,
-    parts: Mutex<DraftParts>,
-}
-
-struct DraftParts {
+    /// The fields known at the start; the others are set at the drop.
     record: InvocationRecord,
-    exit: Option<Result<(), InvokeError>>,
-    /// The answer's outcome on its own (an error) or its status.
-    answer: Option<AnswerPart>,
+    duration_us: AtomicU64,
+    /// [`NO_INIT`] on a warm start.
+    init_duration_us: AtomicU64,
+    peak_memory_bytes: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    /// The guest's error: 0 for none, else 1 + its index in [`Outcome::ALL`].
+    exit_error: AtomicU8,
+    /// The answer: 0 unknown, 1 + the status for a response,
+    /// [`ANSWER_ERROR`] + the index in [`Outcome::ALL`] for an error.
+    answer: AtomicU32,
 }
 
-enum AnswerPart {
-    Status(u16),
-    Error(InvokeError),
+const NO_INIT: u64 = u64::MAX;
+const ANSWER_ERROR: u32 = 0x2_0000;
+
+fn outcome_index(outcome: Outcome) -> usize {
+    Outcome::ALL
+        .iter()
+        .position(|candidate| *candidate == outcome)
+        .expect("every outcome is in ALL")
 }
 
 impl RecordDraft {
-    fn parts(&self) -> MutexGuard<'_, DraftParts> {
-        self.parts
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
     fn guest_exited(&self, end: InvocationEnd) {
-        let mut parts = self.parts();
-        let record = &mut parts.record;
-        record.duration_us = micros_ceil(end.duration);
-        record.init_duration_us = end.init.map(micros_ceil);
-        record.peak_memory_bytes = end.peak_memory_bytes;
-        record.bytes_in = end.request_bytes;
-        parts.exit = Some(end.result);
+        self.duration_us
+            .store(micros_ceil(end.duration), Ordering::Relaxed);
+        self.init_duration_us
+            .store(end.init.map_or(NO_INIT, micros_ceil), Ordering::Relaxed);
+        self.peak_memory_bytes
+            .store(end.peak_memory_bytes, Ordering::Relaxed);
+        self.bytes_in.store(end.request_bytes, Ordering::Relaxed);
+        if let Err(error) = &end.result {
+            let index = outcome_index(Outcome::of_error(error));
+            self.exit_error.store(1 + index as u8, Ordering::Relaxed);
+        }
     }
 
     fn answered(&self, answer: Answer<'_>) {
-        self.parts().answer = match answer {
-            Answer::Status(status) => Some(AnswerPart::Status(status)),
-            Answer::Error(error) => Some(AnswerPart::Error(error.clone())),
-            Answer::Unknown => None,
+        let code = match answer {
+            Answer::Status(status) => 1 + u32::from(status),
+            Answer::Error(error) => ANSWER_ERROR + outcome_index(Outcome::of_error(error)) as u32,
+            Answer::Unknown => 0,
         };
+        self.answer.store(code, Ordering::Relaxed);
     }
 
     fn body_sent(&self, bytes: u64) {
-        self.parts().record.bytes_out = bytes;
+        self.bytes_out.store(bytes, Ordering::Relaxed);
     }
 }
 
 impl Drop for RecordDraft {
     fn drop(&mut self) {
-        let parts = self
-            .parts
-            .get_mut()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let answer = match &parts.answer {
-            Some(AnswerPart::Status(status)) => Answer::Status(*status),
-            Some(AnswerPart::Error(error)) => Answer::Error(error),
-            None => Answer::Unknown,
+        let exit_error = match *self.exit_error.get_mut() {
+            0 => None,
+            code => Outcome::ALL.get(usize::from(code) - 1).copied(),
         };
-        let outcome = outcome_of(parts.exit.as_ref(), answer);
-        let record = &mut parts.record;
-        record.outcome = outcome;
+        let answer = match *self.answer.get_mut() {
+            0 => AnswerOutcome::Unknown,
+            code if code >= ANSWER_ERROR => AnswerOutcome::Error(
+                Outcome::ALL
+                    .get((code - ANSWER_ERROR) as usize)
+                    .copied()
+                    .unwrap_or(Outcome::Error),
+            ),
+            code => AnswerOutcome::Status(u16::try_from(code - 1).unwrap_or(u16::MAX)),
+        };
+        let record = &mut self.record;
+        record.outcome = outcome_of_parts(exit_error, answer);
+        record.duration_us = *self.duration_us.get_mut();
+        record.init_duration_us = match *self.init_duration_us.get_mut() {
+            NO_INIT => None,
+            init => Some(init),
+        };
+        record.peak_memory_bytes = *self.peak_memory_bytes.get_mut();
+        record.bytes_in = *self.bytes_in.get_mut();
+        record.bytes_out = *self.bytes_out.get_mut();
         record.billed_ms = billed_ms(record.duration_us, record.init_duration_us);
         self.meter.record(record);
     }

@@ -573,6 +573,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_straddling_the_cutoff_waits_whole_and_is_counted_once() {
+        let (_dir, database) = database().await;
+        // One writer batch: a record in the hour before the cutoff and one
+        // just after it (the cutoff is T0 + 1 h at T0 + 3.5 h with 2.5 h of
+        // retention).
+        let batch = [
+            record("f", 1, T0 + 10, 1_000, None, 128, Outcome::Ok),
+            record("f", 1, T0 + HOUR_US + 10, 2_000, None, 128, Outcome::Ok),
+        ];
+        write_batch(&database, &batch).await.unwrap();
+        let totals = |database: Database| async move {
+            let report = billing_report(
+                &database,
+                &query(None, None, None, GroupBy::Hour),
+                &Prices::default(),
+            )
+            .await
+            .unwrap();
+            let hours: Vec<(i64, u64, bool)> = report
+                .rows
+                .iter()
+                .map(|row| {
+                    (
+                        row.hour.unwrap().timestamp_micros(),
+                        row.invocations,
+                        row.percentiles_exact,
+                    )
+                })
+                .collect();
+            (report.total.invocations, report.total.billed_ms, hours)
+        };
+        let retention = Duration::from_secs(9_000);
+        let now = at(T0 + 3 * HOUR_US + HOUR_US / 2);
+        assert_eq!(roll_up(&database, now, retention).await.unwrap().records, 0);
+        assert_eq!(
+            totals(database.clone()).await,
+            (2, 3, vec![(T0, 1, true), (T0 + HOUR_US, 1, true)])
+        );
+        // An hour later both records are past the cutoff: the batch is
+        // folded whole, and the sums do not change.
+        let later = at(T0 + 4 * HOUR_US + HOUR_US / 2);
+        assert_eq!(
+            roll_up(&database, later, retention).await.unwrap().records,
+            2
+        );
+        assert_eq!(
+            totals(database.clone()).await,
+            (2, 3, vec![(T0, 1, false), (T0 + HOUR_US, 1, false)])
+        );
+    }
+
+    #[tokio::test]
     async fn reports_stay_exact_across_the_roll_up() {
         let (_dir, database) = database().await;
         let mut records = Vec::new();

@@ -30,7 +30,7 @@ pub const BILLED_GB_SECONDS: &str = "kumo_billed_gb_seconds";
 pub const INSTANCES: &str = "kumo_instances";
 /// Gauge: requests waiting for an instance, label `function`.
 pub const QUEUE_DEPTH: &str = "kumo_queue_depth";
-/// Counter: metering records dropped because the writer's channel was full.
+/// Counter: metering records dropped because the pending batch was full.
 pub const DROPPED_RECORDS: &str = "kumo_metering_dropped_records_total";
 
 /// The duration histogram's buckets (inclusive upper bounds), in µs.

@@ -5,18 +5,19 @@
 //! The pieces:
 //! - [`billing`]: the pure math (billed duration, GB-seconds, cost).
 //! - [`Meter`] (in `writer`): the request path's non-blocking `record()`,
-//!   a bounded channel, and the writer task that stores records in batches
-//!   (at most [`writer::BATCH_INTERVAL`] apart), prints the `REPORT` lines
-//!   and feeds the metrics.
+//!   which encodes each record onto a bounded pending batch, and the writer
+//!   task that stores the batch (at most [`writer::BATCH_INTERVAL`] apart),
+//!   prints its `REPORT` lines and feeds the metrics.
 //! - [`store`]: how records are kept, a batch per row, encoded together.
 //! - [`rollup`]: folds old records into hourly aggregates with exact sums.
 //! - [`report`]: [`billing_report`] and [`recent_invocations`], reading raw
 //!   records and aggregates alike.
 //! - [`logs`]: the per-function store of guests' stdout/stderr lines.
-//! - [`metrics`]: the Prometheus recorder and the metric names.
+//! - [`metrics`]: the Prometheus recorder, the metric names and the duration
+//!   histogram.
 //!
-//! Metering never blocks or fails an invocation: when the channel is full a
-//! record is dropped, counted and logged. The engine knows nothing of it:
+//! Metering never blocks or fails an invocation: when the pending batch is
+//! full a record is dropped, counted and logged. The engine knows nothing of it:
 //! the pool builds each record from the engine's [`crate::engine::InvocationEnd`].
 
 pub mod billing;
@@ -58,6 +59,14 @@ pub enum TriggerKind {
 impl TriggerKind {
     /// Every kind, in a fixed order (the stored format's order).
     pub const ALL: [TriggerKind; 3] = [TriggerKind::Http, TriggerKind::Event, TriggerKind::Invoke];
+
+    /// The kind's position in [`TriggerKind::ALL`].
+    pub fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|&kind| kind == self)
+            .expect("every kind is in ALL")
+    }
 
     /// The stored name: `http`, `event` or `invoke`.
     pub fn as_str(self) -> &'static str {
@@ -132,6 +141,14 @@ impl Outcome {
         Outcome::OutOfMemory,
         Outcome::Rejected,
     ];
+
+    /// The outcome's position in [`Outcome::ALL`].
+    pub fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|&outcome| outcome == self)
+            .expect("every outcome is in ALL")
+    }
 
     /// The stored name: `ok`, `error`, `trap`, `timeout`, `out_of_memory`,
     /// `rejected`.

@@ -157,7 +157,7 @@ impl Totals {
     /// Adds one invocation.
     pub(super) fn add(&mut self, record: &RecordFigures) {
         self.invocations += 1;
-        self.outcomes[outcome_index(record.outcome)] += 1;
+        self.outcomes[record.outcome.index()] += 1;
         self.cold_starts += u64::from(record.cold_start);
         self.billed_ms += record.billed_ms;
         self.mb_ms += billing::mb_ms(record.memory_mb, record.billed_ms);
@@ -190,7 +190,7 @@ impl Totals {
 
     /// The count of one outcome.
     pub fn outcome(&self, outcome: Outcome) -> u64 {
-        self.outcomes[outcome_index(outcome)]
+        self.outcomes[outcome.index()]
     }
 
     /// The `p`-th percentile (0 < p ≤ 1) of durations from the histogram,
@@ -220,13 +220,6 @@ impl Totals {
 /// The 1-based nearest rank of the `p`-th percentile among `count` values.
 pub fn nearest_rank(count: u64, p: f64) -> u64 {
     ((p * count as f64).ceil() as u64).clamp(1, count)
-}
-
-fn outcome_index(outcome: Outcome) -> usize {
-    Outcome::ALL
-        .iter()
-        .position(|&candidate| candidate == outcome)
-        .expect("every outcome is in ALL")
 }
 
 /// Folds stored batches whose records all started before the hour of

@@ -96,7 +96,7 @@ impl Batch {
             request_id: &record.request_id,
             function: function as u32,
             version: record.version,
-            trigger: position(&TriggerKind::ALL, record.trigger),
+            trigger: record.trigger.index() as u8,
             started_at_delta_us: started_at_us.wrapping_sub(previous_us),
             duration_us: record.duration_us,
             init_duration_us: record.init_duration_us,
@@ -104,7 +104,7 @@ impl Batch {
             memory_mb: record.memory_mb,
             peak_memory_bytes: record.peak_memory_bytes,
             cold_start: record.cold_start,
-            outcome: position(&Outcome::ALL, record.outcome),
+            outcome: record.outcome.index() as u8,
             bytes_in: record.bytes_in,
             bytes_out: record.bytes_out,
         };
@@ -158,12 +158,6 @@ impl Extend<u8> for Append<'_> {
     fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
         self.0.extend(bytes);
     }
-}
-
-fn position<T: PartialEq>(all: &[T], value: T) -> u8 {
-    all.iter()
-        .position(|candidate| *candidate == value)
-        .expect("every variant is in ALL") as u8
 }
 
 /// The records of one stored row.

@@ -31,7 +31,7 @@ use super::store::{self, Batch};
 use super::{InvocationRecord, Outcome, metrics as names, rollup};
 use crate::database::Database;
 
-/// The longest a record waits in the channel before it is written.
+/// The longest a record waits in the pending batch before it is written.
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Records a pending batch holds (about 0.9 s at 74k invocations/s).
@@ -127,11 +127,7 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, record: &InvocationRecord) {
-        let outcome = Outcome::ALL
-            .iter()
-            .position(|outcome| *outcome == record.outcome)
-            .expect("every outcome is in ALL");
-        self.outcomes[outcome] += 1;
+        self.outcomes[record.outcome.index()] += 1;
         self.cold_starts += u64::from(record.cold_start);
         self.mb_ms += super::billing::mb_ms(record.memory_mb, record.billed_ms);
         let bucket = &mut self.durations[names::duration_bucket_of(record.duration_us)];

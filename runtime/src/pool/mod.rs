@@ -506,13 +506,6 @@ struct RecordDraft {
 const NO_INIT: u64 = u64::MAX;
 const ANSWER_ERROR: u32 = 0x2_0000;
 
-fn outcome_index(outcome: Outcome) -> usize {
-    Outcome::ALL
-        .iter()
-        .position(|candidate| *candidate == outcome)
-        .expect("every outcome is in ALL")
-}
-
 impl RecordDraft {
     fn guest_exited(&self, end: InvocationEnd) {
         self.duration_us
@@ -523,7 +516,7 @@ impl RecordDraft {
             .store(end.peak_memory_bytes, Ordering::Relaxed);
         self.bytes_in.store(end.request_bytes, Ordering::Relaxed);
         if let Err(error) = &end.result {
-            let index = outcome_index(Outcome::of_error(error));
+            let index = Outcome::of_error(error).index();
             self.exit_error.store(1 + index as u8, Ordering::Relaxed);
         }
     }
@@ -531,7 +524,7 @@ impl RecordDraft {
     fn answered(&self, answer: Answer<'_>) {
         let code = match answer {
             Answer::Status(status) => 1 + u32::from(status),
-            Answer::Error(error) => ANSWER_ERROR + outcome_index(Outcome::of_error(error)) as u32,
+            Answer::Error(error) => ANSWER_ERROR + Outcome::of_error(error).index() as u32,
             Answer::Unknown => 0,
         };
         self.answer.store(code, Ordering::Relaxed);

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod metering;
 pub mod pool;
 pub mod registry;
+pub mod request_id;
 pub mod server;
 pub mod storage;
 pub mod triggers;

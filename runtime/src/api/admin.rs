@@ -627,7 +627,7 @@ async fn invoke(
         }
     }
     let forwarded = builder.body(body).map_err(|_| ApiError::internal())?;
-    let request_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
+    let request_id: Arc<str> = crate::request_id::next();
     let mut response = match pool
         .invoke(
             forwarded,

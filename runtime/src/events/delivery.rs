@@ -222,7 +222,7 @@ async fn deliver(events: &Events, resolve: &Resolver, event: ClaimedEvent) {
         return;
     };
     let attempt_number = event.attempts + 1;
-    let request_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
+    let request_id: Arc<str> = crate::request_id::next();
     let hops = u32::try_from(event.hops).unwrap_or(u32::MAX);
     events.register_in_flight(&request_id, hops);
     let delivered = invoke(&pool, &event, attempt_number, request_id.clone()).await;

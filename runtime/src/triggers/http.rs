@@ -109,7 +109,7 @@ pub fn router(live: Arc<Live>) -> Router {
 }
 
 async fn handle(State(live): State<Arc<Live>>, mut request: Request) -> Response {
-    let request_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
+    let request_id: Arc<str> = crate::request_id::next();
     let mut response = match live.route(request.uri().path()) {
         None => ApiError::new(
             StatusCode::NOT_FOUND,

@@ -1,0 +1,109 @@
+//! Request ids: what ties an invocation's answer (`x-kumo-request-id`), its
+//! `REPORT` line, its metering record and its guest's log lines together.
+//!
+//! An id is 32 lowercase hexadecimal digits: a random 64-bit prefix drawn
+//! once per process, then a 64-bit sequence number counting the process's
+//! invocations. Two processes clash only if they draw the same prefix (a
+//! chance of 1 in 2^64 per pair), so ids stay unique across restarts, as
+//! UUIDs would. Unlike random UUIDs they are cheap to store: consecutive
+//! ids of one process differ only in their sequence, so a metering batch
+//! stores the difference from the previous record's id (a byte or two)
+//! instead of 32 characters, which were half of every stored record.
+//!
+//! Ids are opaque to callers: nothing may rely on their structure but
+//! [`parse`], which the metering store uses to pack them.
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The next request id of this process.
+pub fn next() -> Arc<str> {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    // The OS-seeded generator behind `uuid`'s v4.
+    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) + 1;
+    format(prefix, sequence)
+}
+
+/// The id of `prefix` and `sequence`: both as 16 lowercase hex digits.
+pub fn format(prefix: u64, sequence: u64) -> Arc<str> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 32];
+    for (index, digit) in text.iter_mut().enumerate() {
+        let (value, shift) = if index < 16 {
+            (prefix, 60 - 4 * index)
+        } else {
+            (sequence, 60 - 4 * (index - 16))
+        };
+        *digit = DIGITS[((value >> shift) & 0xf) as usize];
+    }
+    Arc::from(std::str::from_utf8(&text).expect("hex digits are ASCII"))
+}
+
+/// The prefix and sequence of an id shaped as [`next`] makes them, so that
+/// `format(prefix, sequence)` gives `id` back exactly; `None` for any other
+/// text (uppercase digits included).
+pub fn parse(id: &str) -> Option<(u64, u64)> {
+    let bytes = id.as_bytes();
+    if bytes.len() != 32 {
+        return None;
+    }
+    let half = |digits: &[u8]| -> Option<u64> {
+        digits.iter().try_fold(0u64, |value, &digit| {
+            let nibble = match digit {
+                b'0'..=b'9' => digit - b'0',
+                b'a'..=b'f' => digit - b'a' + 10,
+                _ => return None,
+            };
+            Some(value << 4 | u64::from(nibble))
+        })
+    };
+    Some((half(&bytes[..16])?, half(&bytes[16..])?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_distinct_and_share_the_process_prefix() {
+        let first = next();
+        let second = next();
+        assert_ne!(first, second);
+        let (prefix_a, sequence_a) = parse(&first).unwrap();
+        let (prefix_b, sequence_b) = parse(&second).unwrap();
+        assert_eq!(prefix_a, prefix_b);
+        assert!(sequence_b > sequence_a);
+    }
+
+    #[test]
+    fn parse_takes_back_exactly_what_format_makes() {
+        let cases: &[(&str, Option<(u64, u64)>)] = &[
+            (
+                "0123456789abcdef0000000000000001",
+                Some((0x0123_4567_89ab_cdef, 1)),
+            ),
+            (
+                "ffffffffffffffffffffffffffffffff",
+                Some((u64::MAX, u64::MAX)),
+            ),
+            ("00000000000000000000000000000000", Some((0, 0))),
+            // Uppercase would not format back to the same text.
+            ("0123456789ABCDEF0000000000000001", None),
+            ("0123456789abcdef000000000000001", None),
+            ("0123456789abcdef00000000000000012", None),
+            ("+123456789abcdef0000000000000001", None),
+            ("6f1c0d5e-9a8b-4c3d-2e1f-0a9b8c7d", None),
+            ("", None),
+            ("é123456789abcdef000000000000001", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(text), *expected, "{text:?}");
+            if let Some((prefix, sequence)) = expected {
+                assert_eq!(&*format(*prefix, *sequence), *text);
+            }
+        }
+    }
+}

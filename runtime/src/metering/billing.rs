@@ -57,7 +57,11 @@ impl Default for Prices {
 
 /// A duration in whole microseconds, rounded up (1 ns → 1 µs).
 pub fn micros_ceil(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX)
+    // In u64 (no 128-bit division): it runs twice per invocation.
+    duration
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(duration.subsec_nanos().div_ceil(1000)))
 }
 
 /// The billed duration in ms: ceil((execution + init) / 1 ms), where
@@ -142,6 +146,9 @@ mod tests {
             (1_000, 1),
             (1_001, 2),
             (200_000, 200),
+            (1_000_000_001, 1_000_001),
+            (3_999_999_999, 4_000_000),
+            (u64::MAX, 18_446_744_073_709_552),
         ];
         for (nanos, micros) in cases {
             assert_eq!(

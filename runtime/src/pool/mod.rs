@@ -255,13 +255,12 @@ impl Pool {
         // answer and the response body comes last (`RecordDraft`'s drop).
         let draft = self.draft(Arc::clone(&request_id), trigger, started_at, cold_start);
         let exit_draft = Arc::clone(&draft);
-        let pool = Arc::clone(self);
         let result = self
             .function
             .invoke(instance, request, request_id, move |mut end| {
                 let instance = end.instance.take();
                 exit_draft.guest_exited(end);
-                pool.release(instance);
+                exit_draft.pool.release(instance);
             })
             .await;
         match result {
@@ -280,30 +279,18 @@ impl Pool {
     }
 
     fn draft(
-        &self,
+        self: &Arc<Self>,
         request_id: Arc<str>,
         trigger: TriggerKind,
         started_at: chrono::DateTime<chrono::Utc>,
         cold_start: bool,
     ) -> Arc<RecordDraft> {
         Arc::new(RecordDraft {
-            meter: self.meter.clone(),
-            record: InvocationRecord {
-                request_id,
-                function: Arc::clone(self.function.shared_name()),
-                version: self.version,
-                trigger,
-                started_at,
-                duration_us: 0,
-                init_duration_us: None,
-                billed_ms: 0,
-                memory_mb: self.function.settings().memory_mb,
-                peak_memory_bytes: 0,
-                cold_start,
-                outcome: Outcome::Error,
-                bytes_in: 0,
-                bytes_out: 0,
-            },
+            pool: Arc::clone(self),
+            request_id,
+            trigger,
+            started_at,
+            cold_start,
             duration_us: AtomicU64::new(0),
             init_duration_us: AtomicU64::new(NO_INIT),
             peak_memory_bytes: AtomicU64::new(0),
@@ -487,9 +474,13 @@ impl Pool {
 /// record (the `Arc`'s release and acquire order those writes before the
 /// drop) and hands it to the meter, exactly once.
 struct RecordDraft {
-    meter: Meter,
-    /// The fields known at the start; the others are set at the drop.
-    record: InvocationRecord,
+    /// The pool (its meter, function, version and memory size); also what
+    /// the guest's instance is released to.
+    pool: Arc<Pool>,
+    request_id: Arc<str>,
+    trigger: TriggerKind,
+    started_at: chrono::DateTime<chrono::Utc>,
+    cold_start: bool,
     duration_us: AtomicU64,
     /// [`NO_INIT`] on a warm start.
     init_duration_us: AtomicU64,
@@ -551,17 +542,27 @@ impl Drop for RecordDraft {
             ),
             code => AnswerOutcome::Status(u16::try_from(code - 1).unwrap_or(u16::MAX)),
         };
-        let record = &mut self.record;
-        record.outcome = outcome_of_parts(exit_error, answer);
-        record.duration_us = *self.duration_us.get_mut();
-        record.init_duration_us = match *self.init_duration_us.get_mut() {
+        let duration_us = *self.duration_us.get_mut();
+        let init_duration_us = match *self.init_duration_us.get_mut() {
             NO_INIT => None,
             init => Some(init),
         };
-        record.peak_memory_bytes = *self.peak_memory_bytes.get_mut();
-        record.bytes_in = *self.bytes_in.get_mut();
-        record.bytes_out = *self.bytes_out.get_mut();
-        record.billed_ms = billed_ms(record.duration_us, record.init_duration_us);
-        self.meter.record(record);
+        let pool = &self.pool;
+        pool.meter.record(&InvocationRecord {
+            request_id: Arc::clone(&self.request_id),
+            function: Arc::clone(pool.function.shared_name()),
+            version: pool.version,
+            trigger: self.trigger,
+            started_at: self.started_at,
+            duration_us,
+            init_duration_us,
+            billed_ms: billed_ms(duration_us, init_duration_us),
+            memory_mb: pool.function.settings().memory_mb,
+            peak_memory_bytes: *self.peak_memory_bytes.get_mut(),
+            cold_start: self.cold_start,
+            outcome: outcome_of_parts(exit_error, answer),
+            bytes_in: *self.bytes_in.get_mut(),
+            bytes_out: *self.bytes_out.get_mut(),
+        });
     }
 }

@@ -1,6 +1,8 @@
 //! Metering end to end: every answered request leaves exactly one record
 //! with the right outcome, reports sum the records, REPORT lines are
-//! logged, peak memory is measured, and SIGTERM under load loses nothing.
+//! logged (on stderr: these servers run with `--report-lines`; the
+//! function log's copy is tested in `metering_api`), peak memory is
+//! measured, and SIGTERM under load loses nothing.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,7 +19,7 @@ fn start(dir: &Path, manifest: &str) -> Kumo {
     Kumo::start(&Start {
         manifest: &manifest_path,
         data_dir: &dir.join("data"),
-        extra_args: &[],
+        extra_args: &["--report-lines"],
         env: &[],
     })
     .unwrap_or_else(|exited| panic!("kumo did not start: {exited:#?}"))

@@ -56,7 +56,8 @@ async fn the_api_and_kumo_bill_report_exactly_the_invocations_served() {
         ),
     ]
     .concat();
-    let kumo = Kumo::up(&manifest);
+    // REPORT lines on stderr tell when the writer stored the records.
+    let kumo = Kumo::up_with_env(&manifest, &[("KUMO_REPORT_LINES", "true")]);
 
     let mut expected: BTreeMap<String, &str> = BTreeMap::new();
     for (path, outcome) in [
@@ -309,8 +310,23 @@ async fn guest_logs_are_listed_and_followed_with_their_request_ids() {
     let (status, first) = get(&kumo, "/envdump").await;
     assert_eq!(status, 200);
 
-    let (status, answer) = admin_json(&kumo, "/v1/functions/envdump/logs").await;
-    assert_eq!(status, 200, "{answer}");
+    // The function's log shows the invocation's REPORT line too, once the
+    // metering writer stored its record (at most 100 ms later).
+    let report_prefix = format!("REPORT RequestId: {first}\tDuration: ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let (status, answer) = admin_json(&kumo, "/v1/functions/envdump/logs").await;
+        assert_eq!(status, 200, "{answer}");
+        let has_report = answer["lines"].as_array().unwrap().iter().any(|line| {
+            line["stream"] == "report"
+                && line["request_id"] == first.as_str()
+                && line["text"].as_str().unwrap().starts_with(&report_prefix)
+        });
+        if has_report || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let lines = answer["lines"].as_array().unwrap();
     let ours: Vec<(&str, &str)> = lines
         .iter()
@@ -329,6 +345,19 @@ async fn guest_logs_are_listed_and_followed_with_their_request_ids() {
     assert!(
         ours.contains(&("stderr", "envdump stderr line")),
         "{answer}"
+    );
+    let report = ours
+        .iter()
+        .find(|(stream, _)| *stream == "report")
+        .unwrap_or_else(|| panic!("no REPORT line in the function's log: {answer}"));
+    assert!(report.1.starts_with(&report_prefix), "{report:?}");
+    assert!(report.1.contains("\tMax Memory Used: "), "{report:?}");
+    // REPORT lines are in the function's log, not the server's, unless
+    // it runs with --report-lines.
+    assert!(
+        !kumo.logs().contains("REPORT RequestId:"),
+        "{}",
+        kumo.logs()
     );
     let (_, later) = admin_json(
         &kumo,
@@ -387,11 +416,20 @@ async fn guest_logs_are_listed_and_followed_with_their_request_ids() {
     assert!(wait_for_line(&lines, &first, &mut seen), "{seen:?}");
     let (_, second) = get(&kumo, "/envdump").await;
     assert!(wait_for_line(&lines, &second, &mut seen), "{seen:?}");
+    // Its REPORT line follows once the writer stored its record.
+    let second_report = format!("REPORT RequestId: {second}\t");
+    assert!(wait_for_line(&lines, &second_report, &mut seen), "{seen:?}");
     let new_lines: Vec<&String> = seen.iter().filter(|line| line.contains(&second)).collect();
     assert!(
         new_lines
             .iter()
             .any(|line| line.contains("envdump stdout line")),
+        "{new_lines:?}"
+    );
+    assert!(
+        new_lines
+            .iter()
+            .any(|line| line.contains("\treport\tREPORT RequestId: ")),
         "{new_lines:?}"
     );
 
@@ -424,6 +462,7 @@ async fn prices_and_the_free_tier_come_from_the_configuration() {
             ("KUMO_PRICE_PER_MILLION_INVOCATIONS", "2.5"),
             ("KUMO_PRICE_PER_GB_SECOND", "0.001"),
             ("KUMO_FREE_INVOCATIONS", "1"),
+            ("KUMO_REPORT_LINES", "true"),
         ],
     );
     for _ in 0..3 {

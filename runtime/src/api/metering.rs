@@ -1,7 +1,8 @@
 //! The admin API's metering endpoints: billing reports
 //! (`GET /v1/billing`), recent invocation records (`GET /v1/invocations`),
-//! a function's guest output (`GET /v1/functions/{name}/logs`, optionally
-//! followed as newline-delimited JSON) and the Prometheus metrics
+//! a function's log (`GET /v1/functions/{name}/logs`: its guest output and
+//! the `REPORT` line of each invocation, optionally followed as
+//! newline-delimited JSON) and the Prometheus metrics
 //! (`GET /metrics`). The router and the token check are in [`super::admin`].
 //!
 //! Query parameters are read as text and parsed here, so that a bad one is
@@ -24,8 +25,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
 use super::admin::{AdminState, query_error, unknown_function};
+use crate::metering::logs::{REPORT_STREAM, report_log_line};
 use crate::metering::{
-    BillingQuery, BillingReport, GroupBy, GuestLogStore, InvocationRecord, LogLine, billing_report,
+    BillingQuery, BillingReport, GroupBy, InvocationRecord, LogLine, billing_report,
     recent_invocations,
 };
 
@@ -85,7 +87,8 @@ pub struct InvocationList {
     pub invocations: Vec<InvocationRecord>,
 }
 
-/// One line a function's instance wrote on stdout or stderr.
+/// One line of a function's log: written by an instance on stdout or
+/// stderr, or the `REPORT` line Kumo adds after each invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FunctionLogLine {
     /// When the host received it.
@@ -93,9 +96,9 @@ pub struct FunctionLogLine {
     pub time: DateTime<Utc>,
     /// The request the instance was serving (empty during a pre-warm).
     pub request_id: String,
-    /// `stdout` or `stderr`.
+    /// `stdout`, `stderr`, or `report` for a `REPORT` line.
     pub stream: String,
-    /// `debug`, `info`, `warn` or `error`.
+    /// `debug`, `info`, `warn` or `error` (`info` for a `REPORT` line).
     pub level: String,
     /// The text, without its level word and newline.
     pub text: String,
@@ -335,26 +338,19 @@ pub(super) async fn function_logs(
         Some("true") | Some("1") | Some("") => true,
         Some(value) => return Err(bad_parameter("follow", value, "use true or false")),
     };
-    if !follow {
-        let lines = state
-            .guest_logs
-            .since(&name, since, limit)
-            .into_iter()
-            .map(FunctionLogLine::from)
-            .collect();
+    // Subscribe before reading the history, so no line falls in between.
+    let receiver = follow.then(|| state.guest_logs.follow(&name));
+    let guest_lines = state.guest_logs.since(&name, since, limit);
+    let report_lines = stored_report_lines(&state.database, &name, since, limit).await?;
+    let history = newest_of_both(guest_lines, report_lines, limit);
+    let Some(receiver) = receiver else {
         return Ok(Json(LogList {
             function: name,
-            lines,
+            lines: history.into_iter().map(FunctionLogLine::from).collect(),
         })
         .into_response());
-    }
-    let follower = Follower::start(
-        &state.guest_logs,
-        &name,
-        since,
-        limit,
-        state.stopping.clone(),
-    );
+    };
+    let follower = Follower::start(receiver, history, state.stopping.clone());
     let stream = futures_util::stream::unfold(follower, |mut follower| async move {
         follower
             .next()
@@ -372,6 +368,40 @@ pub(super) async fn function_logs(
     Ok(response)
 }
 
+/// The `REPORT` lines of `function`'s stored invocation records that end
+/// at or after `since`, oldest first, at most the last `limit`.
+async fn stored_report_lines(
+    database: &crate::database::Database,
+    function: &str,
+    since: Option<DateTime<Utc>>,
+    limit: usize,
+) -> Result<Vec<LogLine>, ApiError> {
+    let records = crate::metering::store::newest_records(database, Some(function), limit)
+        .await
+        .map_err(|error| {
+            tracing::error!(error = %format!("{error:#}"), "cannot read invocation records");
+            ApiError::internal()
+        })?;
+    let mut lines: Vec<LogLine> = records
+        .iter()
+        .map(report_log_line)
+        .filter(|line| since.is_none_or(|since| line.time >= since))
+        .collect();
+    lines.sort_by_key(|line| line.time);
+    Ok(lines)
+}
+
+/// The last `limit` lines of two logs, each oldest first, merged in time
+/// order.
+fn newest_of_both(guest: Vec<LogLine>, reports: Vec<LogLine>, limit: usize) -> Vec<LogLine> {
+    let mut lines = guest;
+    lines.extend(reports);
+    // Stable: lines of the same time keep guest output before REPORT.
+    lines.sort_by_key(|line| line.time);
+    let skip = lines.len().saturating_sub(limit);
+    lines.split_off(skip)
+}
+
 /// A followed log: the stored lines first, then live ones until the
 /// server stops.
 struct Follower {
@@ -379,30 +409,25 @@ struct Follower {
     /// The stored lines sent first: a live line equal to one of them was
     /// pushed between subscribing and reading, and is skipped.
     history: Vec<LogLine>,
-    /// Whether live lines may still repeat stored ones (only a prefix of
-    /// the live lines can).
-    deduplicating: bool,
+    /// Whether live guest lines, and live `REPORT` lines, may still repeat
+    /// stored ones (only a prefix of the live lines of each kind can).
+    deduplicating: [bool; 2],
     receiver: broadcast::Receiver<LogLine>,
     stopping: watch::Receiver<bool>,
 }
 
 impl Follower {
-    /// Follows `function`'s lines, starting with the stored ones at or
-    /// after `since` (at most the last `limit`).
+    /// Follows a log from `receiver` (subscribed before `history` was
+    /// read), starting with `history`.
     fn start(
-        store: &GuestLogStore,
-        function: &str,
-        since: Option<DateTime<Utc>>,
-        limit: usize,
+        receiver: broadcast::Receiver<LogLine>,
+        history: Vec<LogLine>,
         stopping: watch::Receiver<bool>,
     ) -> Self {
-        // Subscribe before reading the history, so no line falls in between.
-        let receiver = store.follow(function);
-        let history = store.since(function, since, limit);
         Self {
             pending: history.iter().cloned().map(ndjson_line).collect(),
             history,
-            deduplicating: true,
+            deduplicating: [true, true],
             receiver,
             stopping,
         }
@@ -420,15 +445,19 @@ impl Follower {
             };
             match received {
                 Ok(line) => {
-                    if self.deduplicating && self.history.contains(&line) {
+                    let kind = usize::from(line.stream == REPORT_STREAM);
+                    if self.deduplicating[kind] && self.history.contains(&line) {
                         continue;
                     }
-                    self.deduplicating = false;
-                    self.history = Vec::new();
+                    self.deduplicating[kind] = false;
+                    if self.deduplicating == [false, false] {
+                        self.history = Vec::new();
+                    }
                     return Some(ndjson_line(line));
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    self.deduplicating = false;
+                    self.deduplicating = [false, false];
+                    self.history = Vec::new();
                     return Some(ndjson(&FollowedLine::Missed { missed }));
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
@@ -465,6 +494,7 @@ pub(super) async fn metrics(State(state): State<AdminState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metering::GuestLogStore;
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
@@ -585,20 +615,36 @@ mod tests {
         // A line pushed between subscribing and reading the history reaches
         // the follower twice; it is sent once.
         store.push(line(2, "racing"));
-        let history = store.since("f", None, 100);
-        let mut follower = Follower {
-            pending: history.iter().cloned().map(ndjson_line).collect(),
-            history,
-            deduplicating: true,
-            receiver,
-            stopping,
+        // So does a REPORT line of a batch stored then (read back from the
+        // records, and published by the writer).
+        let racing_report = LogLine {
+            stream: REPORT_STREAM,
+            ..line(2, "REPORT RequestId: r2")
         };
-        store.push(line(3, "new"));
+        store.publish(racing_report.clone());
+        let history = newest_of_both(store.since("f", None, 100), vec![racing_report], 100);
+        let mut follower = Follower::start(receiver, history, stopping);
+        // A new REPORT line before a new guest line: each kind stops
+        // deduplicating at its own first new line.
+        store.publish(LogLine {
+            stream: REPORT_STREAM,
+            ..line(3, "REPORT RequestId: r3")
+        });
+        store.push(line(4, "new"));
         let mut texts = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..5 {
             texts.push(text_of(follower.next().await).unwrap());
         }
-        assert_eq!(texts, ["old", "racing", "new"]);
+        assert_eq!(
+            texts,
+            [
+                "old",
+                "racing",
+                "REPORT RequestId: r2",
+                "REPORT RequestId: r3",
+                "new"
+            ]
+        );
         stop.send(true).unwrap();
         assert_eq!(follower.next().await, None);
     }
@@ -607,13 +653,37 @@ mod tests {
     async fn a_follower_that_fell_behind_is_told_how_many_lines_it_missed() {
         let store = GuestLogStore::new();
         let (_stop, stopping) = watch::channel(false);
-        let mut follower = Follower::start(&store, "f", None, 100, stopping);
+        let mut follower = Follower::start(store.follow("f"), Vec::new(), stopping);
         let behind = crate::metering::logs::FOLLOW_BUFFER + 5;
         for second in 0..behind {
             store.push(line(second as i64, &format!("l{second}")));
         }
         assert_eq!(text_of(follower.next().await).unwrap(), "missed 5");
         assert_eq!(text_of(follower.next().await).unwrap(), "l5");
+    }
+
+    #[test]
+    fn a_log_read_keeps_the_newest_lines_of_both_kinds_in_time_order() {
+        let report = |second: i64| LogLine {
+            stream: REPORT_STREAM,
+            ..line(second, &format!("report {second}"))
+        };
+        let guest = vec![line(1, "g1"), line(3, "g3"), line(5, "g5")];
+        let reports = vec![report(2), report(3), report(6)];
+        let texts = |lines: Vec<LogLine>| lines.into_iter().map(|l| l.text).collect::<Vec<_>>();
+        let cases: [(usize, &[&str]); 4] = [
+            (10, &["g1", "report 2", "g3", "report 3", "g5", "report 6"]),
+            (3, &["report 3", "g5", "report 6"]),
+            (1, &["report 6"]),
+            (0, &[]),
+        ];
+        for (limit, expected) in cases {
+            assert_eq!(
+                texts(newest_of_both(guest.clone(), reports.clone(), limit)),
+                expected,
+                "limit {limit}"
+            );
+        }
     }
 
     #[test]

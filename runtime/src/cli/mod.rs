@@ -87,6 +87,10 @@ struct ServeArgs {
     /// measuring metering's cost.
     #[arg(long, env = "KUMO_NO_METERING")]
     no_metering: bool,
+    /// Also print each invocation's REPORT line on this process's stderr
+    /// (they are always in the function's log, `kumo logs NAME`).
+    #[arg(long, env = "KUMO_REPORT_LINES")]
+    report_lines: bool,
     /// Address of the S3-compatible storage endpoint (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:9000", env = "KUMO_STORAGE_LISTEN")]
     storage_listen: String,
@@ -143,6 +147,7 @@ impl ServeArgs {
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             pooling: !self.no_pooling,
             metering: !self.no_metering,
+            report_lines: self.report_lines,
             storage: StorageSettings {
                 listen: self.storage_listen.clone(),
                 access_key: self.storage_access_key.clone(),

@@ -8,6 +8,13 @@
 //! live with [`GuestLogStore::follow`] (a `tokio::sync::broadcast`
 //! receiver; a follower that falls more than [`FOLLOW_BUFFER`] lines behind
 //! is told how many it missed, by broadcast's `Lagged` error).
+//!
+//! A function's log also shows the `REPORT` line of each invocation, as
+//! Lambda's does ([`report_log_line`], stream [`REPORT_STREAM`]). Those are
+//! not kept here: they are made from the stored invocation records when
+//! the log is read, and sent to followers by the metering writer
+//! ([`GuestLogStore::publish`]) as it stores them, so an invocation spends
+//! nothing on its REPORT line unless someone follows the log.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -16,7 +23,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use super::InvocationRecord;
 use crate::engine::{GuestLogLine, GuestLogSink};
+
+/// The `stream` of the `REPORT` lines in a function's log.
+pub const REPORT_STREAM: &str = "report";
 
 /// Lines kept per function.
 pub const LINES_PER_FUNCTION: usize = 10_000;
@@ -33,7 +44,7 @@ pub struct LogLine {
     pub function: String,
     /// The request the instance was serving (empty during a pre-warm).
     pub request_id: String,
-    /// `stdout` or `stderr`.
+    /// `stdout`, `stderr`, or [`REPORT_STREAM`] for a `REPORT` line.
     pub stream: &'static str,
     /// `debug`, `info`, `warn` or `error` (from a leading level word).
     pub level: &'static str,
@@ -41,13 +52,28 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// The `REPORT` line of `record` as a line of its function's log, timed
+/// at the end of its run (its start, plus init and execution time).
+pub fn report_log_line(record: &InvocationRecord) -> LogLine {
+    let ran_us = record.init_duration_us.unwrap_or(0) + record.duration_us;
+    LogLine {
+        time: record.started_at + chrono::TimeDelta::microseconds(ran_us as i64),
+        function: record.function.to_string(),
+        request_id: record.request_id.to_string(),
+        stream: REPORT_STREAM,
+        level: "info",
+        text: record.report_line(),
+    }
+}
+
 /// The per-function line buffers. Cheap to clone; clones share the store.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 pub struct GuestLogStore {
     inner: Arc<Mutex<HashMap<String, FunctionLines>>>,
     capacity: Option<usize>,
 }
 
+#[derive(Debug)]
 struct FunctionLines {
     lines: VecDeque<LogLine>,
     followers: broadcast::Sender<LogLine>,
@@ -136,6 +162,22 @@ impl GuestLogStore {
         };
         let start = start.max(lines.lines.len().saturating_sub(limit));
         lines.lines.range(start..).cloned().collect()
+    }
+
+    /// Sends `line` to its function's followers without storing it (a
+    /// `REPORT` line, which is read back from the invocation records).
+    pub fn publish(&self, line: LogLine) {
+        if let Some(lines) = self.lock().get(&line.function) {
+            // No follower is not an error.
+            let _ = lines.followers.send(line);
+        }
+    }
+
+    /// Whether anyone follows `function`'s log right now.
+    pub fn is_followed(&self, function: &str) -> bool {
+        self.lock()
+            .get(function)
+            .is_some_and(|lines| lines.followers.receiver_count() > 0)
     }
 
     /// A receiver of the function's lines from now on. Read [`since`]

@@ -2,19 +2,26 @@
 //!
 //! [`Meter::record`] never waits on the writer. Under a mutex that is only
 //! ever held for one record or a swap, it encodes the record onto the
-//! pending [`Batch`], appends its `REPORT` line and adds it to its
-//! function's metric sums: all of it while the record is still in the
-//! cache, so that nothing touches it again. When the batch is full
-//! ([`MeterOptions::queue_capacity`] records) the record is dropped,
-//! counted ([`Meter::dropped`], the `kumo_metering_dropped_records_total`
-//! metric) and logged at most once per [`DROP_LOG_INTERVAL`]. The writer
-//! task wakes every [`BATCH_INTERVAL`] (100 ms), swaps the pending batch
-//! for its own empty one (both keep their buffers, so a steady load
-//! allocates nothing), stores it as one row ([`super::store`]), prints its
-//! `REPORT` lines in one write and updates the metrics. So a record reaches
-//! the database at most ~100 ms (plus the write) after its invocation
-//! ended, and a hard kill loses at most that window.
+//! pending [`Batch`] and adds it to its function's metric sums (and, with
+//! [`MeterOptions::report_lines`], appends its `REPORT` line): all of it
+//! while the record is still in the cache, so that nothing touches it
+//! again. When the batch is full ([`MeterOptions::queue_capacity`]
+//! records) the record is dropped, counted ([`Meter::dropped`], the
+//! `kumo_metering_dropped_records_total` metric) and logged at most once
+//! per [`DROP_LOG_INTERVAL`]. The writer task wakes every
+//! [`BATCH_INTERVAL`] (100 ms), swaps the pending batch for its own empty
+//! one (both keep their buffers, so a steady load allocates nothing),
+//! stores it as one row ([`super::store`]), sends the `REPORT` lines of
+//! followed functions to their log's followers, prints the batch's
+//! `REPORT` lines in one write when asked to, and updates the metrics. So
+//! a record reaches the database at most ~100 ms (plus the write) after
+//! its invocation ended, and a hard kill loses at most that window.
 //! [`MeterTask::shutdown`] stores everything still pending.
+//!
+//! `REPORT` lines are not printed by default: at tens of thousands of
+//! invocations a second they are megabytes of log a second, and writing
+//! them cost about 2% of the request rate on one core. Every function's
+//! log ([`super::logs`]) shows them, made from the stored records.
 //!
 //! Every [`MeterOptions::rollup_interval`] the task also folds records
 //! older than [`MeterOptions::retention`] into hourly aggregates
@@ -27,6 +34,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::oneshot;
 
+use super::logs::{GuestLogStore, report_log_line};
 use super::store::{self, Batch};
 use super::{InvocationRecord, Outcome, metrics as names, rollup};
 use crate::database::Database;
@@ -58,9 +66,12 @@ pub struct MeterOptions {
     pub retention: Duration,
     /// How often the roll-up runs.
     pub rollup_interval: Duration,
-    /// Whether to print a `REPORT` line per invocation (when the log filter
-    /// also enables the `kumo::report` target at `info`).
+    /// Whether to also print each invocation's `REPORT` line on stderr
+    /// (when the log filter enables the `kumo::report` target at `info`).
     pub report_lines: bool,
+    /// The function logs whose followers get each stored batch's `REPORT`
+    /// lines.
+    pub followed_logs: Option<GuestLogStore>,
 }
 
 impl Default for MeterOptions {
@@ -70,7 +81,8 @@ impl Default for MeterOptions {
             batch_interval: BATCH_INTERVAL,
             retention: DEFAULT_RETENTION,
             rollup_interval: ROLLUP_INTERVAL,
-            report_lines: true,
+            report_lines: false,
+            followed_logs: None,
         }
     }
 }
@@ -320,6 +332,9 @@ async fn run_writer(
                 }
             }
             print_report_lines(&taken.report);
+            if let Some(logs) = &options.followed_logs {
+                publish_report_lines(logs, &taken.batch);
+            }
             update_metrics(taken.batch.functions(), &taken.tallies);
             taken.clear();
         }
@@ -351,6 +366,32 @@ fn print_report_lines(text: &str) {
     use std::io::Write;
     // The stderr lock keeps the batch whole among the log's own lines.
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Sends the `REPORT` lines of a batch's followed functions to their
+/// followers; decodes the batch only when some function is followed.
+fn publish_report_lines(logs: &GuestLogStore, batch: &Batch) {
+    let followed: Vec<&Arc<str>> = batch
+        .functions()
+        .iter()
+        .filter(|function| logs.is_followed(function))
+        .collect();
+    if followed.is_empty() {
+        return;
+    }
+    match batch.records() {
+        Ok(records) => {
+            for record in records
+                .iter()
+                .filter(|record| followed.contains(&&record.function))
+            {
+                logs.publish(report_log_line(record));
+            }
+        }
+        Err(error) => {
+            tracing::error!("cannot decode a metering batch for its REPORT lines: {error:#}")
+        }
+    }
 }
 
 /// Updates the invocation metrics for a batch: one update per function and

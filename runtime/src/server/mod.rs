@@ -36,6 +36,8 @@ pub struct ServerOptions {
     pub pooling: bool,
     /// Record every invocation (billing, REPORT lines).
     pub metering: bool,
+    /// Also print each invocation's REPORT line on stderr.
+    pub report_lines: bool,
     /// How long raw invocation records are kept before being rolled up
     /// into hourly aggregates.
     pub metering_retention: Duration,
@@ -128,6 +130,8 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
     let (meter, meter_task) = if options.metering {
         let meter_options = MeterOptions {
             retention: options.metering_retention,
+            report_lines: options.report_lines,
+            followed_logs: Some(guest_logs.clone()),
             ..MeterOptions::default()
         };
         let (meter, task) = Meter::start(database.clone(), meter_options);

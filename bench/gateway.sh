@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Throughput and latency of the function gateway, in one run:
 #   raw axum (the floor), `hello` with instance reuse, `hello` without, and
-#   `hello` with reuse on a server started with --no-metering (metering's
-#   cost: every invocation record, REPORT line and invocation metric).
+#   `hello` with reuse on a server started with --no-metering, side by side
+#   (metering's cost: every invocation record and invocation metric; then
+#   with --report-lines, REPORT lines printed on stderr too).
 # Each server is pinned to CPU 0 and wrk to CPU 1, on loopback, at 1, 16
 # and 64 connections. Needs `wrk` and `taskset` (Debian: wrk, util-linux).
 #
@@ -105,39 +106,65 @@ run_series "kumo hello reuse" "$SERVER_URL/reuse"
 run_series "kumo hello no-reuse" "$SERVER_URL/fresh"
 stop_server
 
-# Metering's cost: two servers side by side (both on CPU 0, only one under
-# load at a time), one with --no-metering, measured in alternation (on, off,
-# on, off, ...) so that drift in the machine's load hits both alike; the
-# median of the rounds is reported.
+# Metering's cost: two servers, one with --no-metering, both pinned to CPU
+# 0 and loaded at the same time by two wrk on CPU 1, so that whatever the
+# machine does at a moment hits both alike (on this VM, runs one after
+# the other scatter by +-10%, side by side by about +-1%). Each server's
+# figure is its requests per CPU-second of its own (summed over its
+# threads from /proc/PID/task/*/schedstat), which is its throughput when
+# it has a core to itself; the order the two wrk start in alternates.
+# Then the same with --report-lines (REPORT lines printed on stderr too).
 ROUNDS="${METERING_ROUNDS:-5}"
-start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --storage-listen 127.0.0.1:0 --data-dir "$WORK/data-on"
-ON_PID="$SERVER_PID"; ON_URL="$SERVER_URL"
-start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --storage-listen 127.0.0.1:0 --data-dir "$WORK/data-off" --no-metering
-OFF_PID="$SERVER_PID"; OFF_URL="$SERVER_URL"
+cpu_ms() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s / 1e6 }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-for c in "${CONNECTIONS[@]}"; do
-  : > "$WORK/on.rps"; : > "$WORK/off.rps"
-  for _ in $(seq 1 "$ROUNDS"); do
-    read -r rps _ <<< "$(measure "$ON_URL/reuse" "$c")"; echo "$rps" >> "$WORK/on.rps"
-    read -r rps _ <<< "$(measure "$OFF_URL/reuse" "$c")"; echo "$rps" >> "$WORK/off.rps"
+# Prints "on_per_cpu_s off_per_cpu_s" for one round at $3 connections.
+side_by_side() {
+  local on_url="$1" off_url="$2" c="$3" round="$4" on0 off0 on1 off1 on_pid off_pid
+  on0="$(cpu_ms "$ON_PID")"; off0="$(cpu_ms "$OFF_PID")"
+  if [ $((round % 2)) = 1 ]; then
+    taskset -c 1 wrk -t1 -c"$c" -d"${SECONDS_PER_RUN}s" "$on_url" > "$WORK/on.wrk" & on_pid=$!
+    taskset -c 1 wrk -t1 -c"$c" -d"${SECONDS_PER_RUN}s" "$off_url" > "$WORK/off.wrk" & off_pid=$!
+  else
+    taskset -c 1 wrk -t1 -c"$c" -d"${SECONDS_PER_RUN}s" "$off_url" > "$WORK/off.wrk" & off_pid=$!
+    taskset -c 1 wrk -t1 -c"$c" -d"${SECONDS_PER_RUN}s" "$on_url" > "$WORK/on.wrk" & on_pid=$!
+  fi
+  wait "$on_pid" "$off_pid"
+  on1="$(cpu_ms "$ON_PID")"; off1="$(cpu_ms "$OFF_PID")"
+  awk -v on="$(awk '/requests in/ {print $1}' "$WORK/on.wrk")" -v off="$(awk '/requests in/ {print $1}' "$WORK/off.wrk")" \
+    -v on_ms="$((on1 - on0))" -v off_ms="$((off1 - off0))" \
+    'BEGIN { printf "%.0f %.0f\n", on / (on_ms / 1000), off / (off_ms / 1000) }'
+}
+# Compares a server started with $1 (extra flags) against --no-metering.
+compare_metering() {
+  local label="$1" flags="$2"; shift 2
+  start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --storage-listen 127.0.0.1:0 --data-dir "$WORK/data-on-$label" $flags
+  ON_PID="$SERVER_PID"; ON_URL="$SERVER_URL"
+  start_server target/release/kumo up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --storage-listen 127.0.0.1:0 --data-dir "$WORK/data-off-$label" --no-metering
+  OFF_PID="$SERVER_PID"; OFF_URL="$SERVER_URL"
+  for c in "$@"; do
+    taskset -c 1 wrk -t1 -c"$c" -d1s "$ON_URL/reuse" > /dev/null
+    taskset -c 1 wrk -t1 -c"$c" -d1s "$OFF_URL/reuse" > /dev/null
+    : > "$WORK/ratios"; : > "$WORK/rounds"
+    for round in $(seq 1 "$ROUNDS"); do
+      read -r on off <<< "$(side_by_side "$ON_URL/reuse" "$OFF_URL/reuse" "$c" "$round")"
+      echo "$on $off" | awk '{ print $1 / $2 }' >> "$WORK/ratios"
+      printf '%s/%s ' "$on" "$off" >> "$WORK/rounds"
+    done
+    RATIO["$label/$c"]="$(median < "$WORK/ratios")"
+    printf '%-22s %6s   on/off req per CPU-s by round: %s\n' "metering $label" "$c" "$(cat "$WORK/rounds")"
   done
-  RPS["metering on/$c"]="$(median < "$WORK/on.rps")"
-  RPS["metering off/$c"]="$(median < "$WORK/off.rps")"
-  # Each round's on/off ratio (the two ran seconds apart), and their median.
-  RATIO["$c"]="$(paste "$WORK/on.rps" "$WORK/off.rps" | awk '{ print $1 / $2 }' | median)"
-  printf '%-22s %6s %12s   (rounds: %s)\n' "hello, metering on" "$c" "${RPS["metering on/$c"]}" "$(tr '\n' ' ' < "$WORK/on.rps")"
-  printf '%-22s %6s %12s   (rounds: %s)\n' "hello, metering off" "$c" "${RPS["metering off/$c"]}" "$(tr '\n' ' ' < "$WORK/off.rps")"
-done
-kill "$ON_PID"; wait "$ON_PID" 2>/dev/null || true
-SERVER_PID="$OFF_PID"; stop_server
+  kill "$ON_PID"; wait "$ON_PID" 2>/dev/null || true
+  SERVER_PID="$OFF_PID"; stop_server
+}
+compare_metering "on" "" "${CONNECTIONS[@]}"
+compare_metering "on+report-lines" "--report-lines" 16
 
 echo
 for c in "${CONNECTIONS[@]}"; do
   awk -v raw="${RPS["raw axum/$c"]}" -v reuse="${RPS["kumo hello reuse/$c"]}" -v fresh="${RPS["kumo hello no-reuse/$c"]}" -v c="$c" \
     'BEGIN { printf "at %2d connections: reuse = %5.1f%% of raw axum, no-reuse = %5.1f%%\n", c, 100*reuse/raw, 100*fresh/raw }'
 done
-for c in "${CONNECTIONS[@]}"; do
-  awk -v on="${RPS["metering on/$c"]}" -v off="${RPS["metering off/$c"]}" -v c="$c" \
-    -v ratio="${RATIO["$c"]}" \
-    'BEGIN { printf "at %2d connections: metering on = %5.1f%% of metering off (ratio of the medians), %5.1f%% (median of the rounds'"'"' ratios)\n", c, 100*on/off, 100*ratio }'
+for key in "on/1" "on/16" "on/64" "on+report-lines/16"; do
+  awk -v ratio="${RATIO["$key"]}" -v label="${key%/*}" -v c="${key#*/}" \
+    'BEGIN { printf "at %2d connections: metering %s serves %5.1f%% of the requests per CPU-second of metering off (median of the rounds)\n", c, label, 100 * ratio }'
 done

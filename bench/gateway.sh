@@ -113,7 +113,8 @@ stop_server
 # figure is its requests per CPU-second of its own (summed over its
 # threads from /proc/PID/task/*/schedstat), which is its throughput when
 # it has a core to itself; the order the two wrk start in alternates.
-# Then the same with --report-lines (REPORT lines printed on stderr too).
+# Then the same with --report-lines (REPORT lines printed on stderr too),
+# and with METERING_AA=1 two --no-metering servers (the method's error).
 ROUNDS="${METERING_ROUNDS:-5}"
 cpu_ms() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s / 1e6 }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -158,13 +159,17 @@ compare_metering() {
 }
 compare_metering "on" "" "${CONNECTIONS[@]}"
 compare_metering "on+report-lines" "--report-lines" 16
+# METERING_AA=1: the method's own error, two --no-metering servers.
+if [ -n "${METERING_AA:-}" ]; then compare_metering "off (A/A)" "--no-metering" 16; fi
 
 echo
 for c in "${CONNECTIONS[@]}"; do
   awk -v raw="${RPS["raw axum/$c"]}" -v reuse="${RPS["kumo hello reuse/$c"]}" -v fresh="${RPS["kumo hello no-reuse/$c"]}" -v c="$c" \
     'BEGIN { printf "at %2d connections: reuse = %5.1f%% of raw axum, no-reuse = %5.1f%%\n", c, 100*reuse/raw, 100*fresh/raw }'
 done
-for key in "on/1" "on/16" "on/64" "on+report-lines/16"; do
+KEYS=("on/1" "on/16" "on/64" "on+report-lines/16")
+if [ -n "${METERING_AA:-}" ]; then KEYS+=("off (A/A)/16"); fi
+for key in "${KEYS[@]}"; do
   awk -v ratio="${RATIO["$key"]}" -v label="${key%/*}" -v c="${key#*/}" \
     'BEGIN { printf "at %2d connections: metering %s serves %5.1f%% of the requests per CPU-second of metering off (median of the rounds)\n", c, label, 100 * ratio }'
 done

@@ -67,6 +67,54 @@ struct StoredRecord<Id> {
     bytes_out: u64,
 }
 
+impl<Id> StoredRecord<Id> {
+    /// `record` as stored, with its request id, function index and start
+    /// step as the row encodes them.
+    fn of(
+        record: &InvocationRecord,
+        request_id: Id,
+        function: u32,
+        started_at_delta_us: i64,
+    ) -> Self {
+        StoredRecord {
+            request_id,
+            function,
+            version: record.version,
+            trigger: record.trigger.index() as u8,
+            started_at_delta_us,
+            duration_us: record.duration_us,
+            init_duration_us: record.init_duration_us,
+            billed_ms: record.billed_ms,
+            memory_mb: record.memory_mb,
+            peak_memory_bytes: record.peak_memory_bytes,
+            cold_start: record.cold_start,
+            outcome: record.outcome.index() as u8,
+            bytes_in: record.bytes_in,
+            bytes_out: record.bytes_out,
+        }
+    }
+
+    /// The same record with its request id replaced (the decoded one).
+    fn with_request_id<Other>(self, request_id: Other) -> StoredRecord<Other> {
+        StoredRecord {
+            request_id,
+            function: self.function,
+            version: self.version,
+            trigger: self.trigger,
+            started_at_delta_us: self.started_at_delta_us,
+            duration_us: self.duration_us,
+            init_duration_us: self.init_duration_us,
+            billed_ms: self.billed_ms,
+            memory_mb: self.memory_mb,
+            peak_memory_bytes: self.peak_memory_bytes,
+            cold_start: self.cold_start,
+            outcome: self.outcome,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+        }
+    }
+}
+
 /// A request id in format 2, against the row's previous Kumo id (that of
 /// the last record before it whose id is not [`StoredRequestId::Text`]).
 #[derive(Serialize, Deserialize)]
@@ -128,22 +176,12 @@ impl Batch {
             (Some((prefix, sequence)), _) => StoredRequestId::Kumo { prefix, sequence },
             (None, _) => StoredRequestId::Text(&record.request_id),
         };
-        let stored = StoredRecord {
+        let stored = StoredRecord::of(
+            record,
             request_id,
-            function: function as u32,
-            version: record.version,
-            trigger: record.trigger.index() as u8,
-            started_at_delta_us: started_at_us.wrapping_sub(previous_us),
-            duration_us: record.duration_us,
-            init_duration_us: record.init_duration_us,
-            billed_ms: record.billed_ms,
-            memory_mb: record.memory_mb,
-            peak_memory_bytes: record.peak_memory_bytes,
-            cold_start: record.cold_start,
-            outcome: record.outcome.index() as u8,
-            bytes_in: record.bytes_in,
-            bytes_out: record.bytes_out,
-        };
+            function as u32,
+            started_at_us.wrapping_sub(previous_us),
+        );
         let length = self.data.len();
         if let Err(error) = postcard::serialize_with_flavor(&stored, Append(&mut self.data)) {
             self.data.truncate(length);
@@ -271,12 +309,12 @@ fn decode_records(
                 }
                 StoredRequestId::Text(text) => Arc::from(text),
             };
-            (with_request_id(stored, request_id), after)
+            (stored.with_request_id(request_id), after)
         } else {
             let (stored, after) = postcard::take_from_bytes::<StoredRecord<&str>>(rest)
                 .context("a malformed invocation batch")?;
             let request_id = Arc::from(stored.request_id);
-            (with_request_id(stored, request_id), after)
+            (stored.with_request_id(request_id), after)
         };
         rest = after;
         started_at_us = started_at_us.wrapping_add(stored.started_at_delta_us);
@@ -306,26 +344,6 @@ fn decode_records(
         });
     }
     Ok(records)
-}
-
-/// `stored` with its request id replaced by the decoded one.
-fn with_request_id<Id>(stored: StoredRecord<Id>, request_id: Arc<str>) -> StoredRecord<Arc<str>> {
-    StoredRecord {
-        request_id,
-        function: stored.function,
-        version: stored.version,
-        trigger: stored.trigger,
-        started_at_delta_us: stored.started_at_delta_us,
-        duration_us: stored.duration_us,
-        init_duration_us: stored.init_duration_us,
-        billed_ms: stored.billed_ms,
-        memory_mb: stored.memory_mb,
-        peak_memory_bytes: stored.peak_memory_bytes,
-        cold_start: stored.cold_start,
-        outcome: stored.outcome,
-        bytes_in: stored.bytes_in,
-        bytes_out: stored.bytes_out,
-    }
 }
 
 /// The records of a row selected with `format`, `functions` and `data`.
@@ -728,22 +746,8 @@ mod tests {
         let mut previous_us = 0;
         for record in &records {
             let started_at_us = record.started_at.timestamp_micros();
-            let stored = StoredRecord {
-                request_id: &*record.request_id,
-                function: 0,
-                version: record.version,
-                trigger: record.trigger.index() as u8,
-                started_at_delta_us: started_at_us - previous_us,
-                duration_us: record.duration_us,
-                init_duration_us: record.init_duration_us,
-                billed_ms: record.billed_ms,
-                memory_mb: record.memory_mb,
-                peak_memory_bytes: record.peak_memory_bytes,
-                cold_start: record.cold_start,
-                outcome: record.outcome.index() as u8,
-                bytes_in: record.bytes_in,
-                bytes_out: record.bytes_out,
-            };
+            let stored =
+                StoredRecord::of(record, &*record.request_id, 0, started_at_us - previous_us);
             previous_us = started_at_us;
             data.extend(postcard::to_allocvec(&stored).unwrap());
         }
@@ -753,22 +757,7 @@ mod tests {
 
     #[test]
     fn a_row_whose_first_kumo_id_is_relative_is_an_error() {
-        let stored = StoredRecord {
-            request_id: StoredRequestId::Next(1),
-            function: 0,
-            version: 1,
-            trigger: 0,
-            started_at_delta_us: 0,
-            duration_us: 0,
-            init_duration_us: None,
-            billed_ms: 0,
-            memory_mb: 128,
-            peak_memory_bytes: 0,
-            cold_start: false,
-            outcome: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-        };
+        let stored = StoredRecord::of(&record("x", "f", 0), StoredRequestId::Next(1), 0, 0);
         let data = postcard::to_allocvec(&stored).unwrap();
         let error = format!("{:#}", decode(FORMAT, r#"["f"]"#, &data).unwrap_err());
         assert!(error.contains("is relative"), "{error}");

@@ -170,6 +170,6 @@ done
 KEYS=("on/1" "on/16" "on/64" "on+report-lines/16")
 if [ -n "${METERING_AA:-}" ]; then KEYS+=("off (A/A)/16"); fi
 for key in "${KEYS[@]}"; do
-  awk -v ratio="${RATIO["$key"]}" -v label="${key%/*}" -v c="${key#*/}" \
+  awk -v ratio="${RATIO["$key"]}" -v label="${key%/*}" -v c="${key##*/}" \
     'BEGIN { printf "at %2d connections: metering %s serves %5.1f%% of the requests per CPU-second of metering off (median of the rounds)\n", c, label, 100 * ratio }'
 done

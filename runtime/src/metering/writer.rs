@@ -20,7 +20,7 @@
 //!
 //! `REPORT` lines are not printed by default: at tens of thousands of
 //! invocations a second they are megabytes of log a second, and writing
-//! them cost about 2% of the request rate on one core. Every function's
+//! them cost 2 to 5% of the request rate on one core. Every function's
 //! log ([`super::logs`]) shows them, made from the stored records.
 //!
 //! Every [`MeterOptions::rollup_interval`] the task also folds records

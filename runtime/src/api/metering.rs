@@ -369,7 +369,8 @@ pub(super) async fn function_logs(
 }
 
 /// The `REPORT` lines of `function`'s stored invocation records that end
-/// at or after `since`, oldest first, at most the last `limit`.
+/// at or after `since`, of its `limit` newest records, in no particular
+/// order ([`newest_of_both`] orders them).
 async fn stored_report_lines(
     database: &crate::database::Database,
     function: &str,
@@ -382,17 +383,15 @@ async fn stored_report_lines(
             tracing::error!(error = %format!("{error:#}"), "cannot read invocation records");
             ApiError::internal()
         })?;
-    let mut lines: Vec<LogLine> = records
+    Ok(records
         .iter()
         .map(report_log_line)
         .filter(|line| since.is_none_or(|since| line.time >= since))
-        .collect();
-    lines.sort_by_key(|line| line.time);
-    Ok(lines)
+        .collect())
 }
 
-/// The last `limit` lines of two logs, each oldest first, merged in time
-/// order.
+/// The last `limit` lines of guest output (oldest first) and `REPORT`
+/// lines (in any order), merged in time order.
 fn newest_of_both(guest: Vec<LogLine>, reports: Vec<LogLine>, limit: usize) -> Vec<LogLine> {
     let mut lines = guest;
     lines.extend(reports);

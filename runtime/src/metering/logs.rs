@@ -14,7 +14,8 @@
 //! not kept here: they are made from the stored invocation records when
 //! the log is read, and sent to followers by the metering writer
 //! ([`GuestLogStore::publish`]) as it stores them, so an invocation spends
-//! nothing on its REPORT line unless someone follows the log.
+//! nothing on its REPORT line, and the writer formats lines only for the
+//! logs someone follows.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

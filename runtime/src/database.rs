@@ -4,7 +4,8 @@
 //!
 //! One file (`<data-dir>/kumo.db`) holds the registry, the metering records
 //! and the event queue. Queries are plain `sqlx` calls, so the same SQL can
-//! later run on PostgreSQL (DESIGN §10).
+//! later run on PostgreSQL, for several nodes sharing one database (not
+//! built yet).
 
 use std::path::Path;
 use std::str::FromStr;

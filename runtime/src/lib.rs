@@ -10,12 +10,16 @@
 
 pub mod api;
 pub mod cli;
+pub mod config;
+pub mod control;
 pub mod database;
 pub mod engine;
 pub mod events;
+pub mod gateway;
 pub mod live;
 pub mod manifest;
 pub mod metering;
+pub mod model;
 pub mod pool;
 pub mod registry;
 pub mod request_id;

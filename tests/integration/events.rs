@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kumo::database::Database;
-use kumo::events::trigger::{ObjectEventFormat, StorageTrigger};
 use kumo::events::{EventState, EventSummary, Events, ObjectChange, list_attempts, list_events};
+use kumo::model::{ObjectEventFormat, StorageTrigger, Target};
 
 use serde_json::{Value, json};
 
@@ -408,7 +408,7 @@ async fn storage_events_reach_the_function_in_each_format() {
             storage_trigger("s3", "s3/", ObjectEventFormat::S3),
             storage_trigger("ce", "ce/", ObjectEventFormat::Cloudevents),
             StorageTrigger {
-                function: "gone".into(),
+                function: Target::latest("gone"),
                 ..storage_trigger("orphan", "orphan/", ObjectEventFormat::Oss)
             },
         ],

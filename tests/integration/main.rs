@@ -9,6 +9,7 @@ mod cli;
 mod deploys;
 mod events;
 mod gateway;
+mod layering;
 mod lifecycle;
 mod manifest_errors;
 mod metering;

@@ -592,7 +592,7 @@ fn credentials_are_generated_on_first_start_and_printed_once() {
 /// answer, and a failing hook fails the call with 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_change_hook_sees_every_commit_and_can_refuse() {
-    use kumo::events::ObjectChange;
+    use kumo::model::ObjectChange;
     use kumo::storage::{ChangeHook, StorageCredentials, StorageOptions};
 
     let dir = tempfile::tempdir().unwrap();

@@ -5,9 +5,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use crate::control::ControlError;
 use crate::engine::InvokeError;
-use crate::live::{DeployError, ResolveError};
-use crate::registry::RegistryError;
+use crate::live::ResolveError;
+use crate::model::Invalid;
 
 /// An error answered by Kumo itself (not by a function).
 ///
@@ -118,39 +119,35 @@ impl From<ResolveError> for ApiError {
     }
 }
 
-impl From<RegistryError> for ApiError {
-    fn from(error: RegistryError) -> Self {
+impl From<ControlError> for ApiError {
+    fn from(error: ControlError) -> Self {
         match error {
-            RegistryError::NotFound(message) => {
+            ControlError::NotFound(message) => {
                 Self::new(StatusCode::NOT_FOUND, "not_found", message)
             }
-            RegistryError::Conflict(message) => {
-                Self::new(StatusCode::CONFLICT, "conflict", message)
-            }
-            RegistryError::Invalid(message) => {
+            ControlError::Conflict(message) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            ControlError::Invalid(message) => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
             }
-            RegistryError::Storage(error) => {
-                tracing::error!("registry storage failed: {error:#}");
+            ControlError::Config { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_config", error.to_string())
+            }
+            ControlError::Compile(error) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_component",
+                error.to_string(),
+            ),
+            ControlError::Storage(error) => {
+                tracing::error!(error = %error, "registry storage failed");
                 Self::internal()
             }
         }
     }
 }
 
-impl From<DeployError> for ApiError {
-    fn from(error: DeployError) -> Self {
-        match error {
-            DeployError::Config { .. } => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_config", error.to_string())
-            }
-            DeployError::Compile(error) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_component",
-                error.to_string(),
-            ),
-            DeployError::Registry(error) => error.into(),
-        }
+impl From<Invalid> for ApiError {
+    fn from(Invalid(message): Invalid) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 }
 
@@ -161,6 +158,15 @@ impl ApiError {
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error; hint: the server log has the details",
+        )
+    }
+
+    /// A 404 for a function that is not deployed.
+    pub fn unknown_function(name: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no function `{name}`; hint: `kumo functions list` shows what is deployed"),
         )
     }
 }

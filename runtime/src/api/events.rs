@@ -1,23 +1,22 @@
 //! The admin API's view of the event queue: list events by state and
 //! replay dead ones.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::ApiError;
-use super::admin::AdminState;
+use super::extract::ApiQuery;
+use super::{ApiError, ApiState};
 use crate::events::{EventState, EventSummary, ReplayError};
 
 /// The most events one list answers.
 const MAX_LIMIT: u32 = 1000;
 
 /// The event routes, to merge into the admin router (behind its token).
-pub fn routes() -> Router<AdminState> {
+pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}/replay", post(replay_event))
@@ -40,18 +39,11 @@ pub struct EventList {
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventQuery),
-    responses((status = 200, body = EventList), (status = 400, body = super::ErrorBody)))]
+    responses((status = 200, body = EventList), (status = 400, body = crate::api::ErrorBody)))]
 async fn list_events(
-    State(state): State<AdminState>,
-    query: Result<Query<EventQuery>, QueryRejection>,
+    State(state): State<ApiState>,
+    ApiQuery(query): ApiQuery<EventQuery>,
 ) -> Result<Json<EventList>, ApiError> {
-    let Query(query) = query.map_err(|rejection| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            rejection.body_text().to_lowercase(),
-        )
-    })?;
     let wanted = match query.state.as_deref() {
         None => None,
         Some(text) => Some(EventState::parse(text).map_err(|message| {
@@ -63,7 +55,7 @@ async fn list_events(
         })?),
     };
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
-    let Some(events) = state.live.events().await else {
+    let Some(events) = state.control.events().await else {
         return Ok(Json(EventList { events: Vec::new() }));
     };
     let listed = crate::events::list(events.database(), wanted, limit)
@@ -78,13 +70,13 @@ async fn list_events(
 #[utoipa::path(post, path = "/v1/events/{id}/replay", tag = "events",
     params(("id" = String, Path, description = "The event's id")),
     responses((status = 200, description = "Pending again, due now", body = EventSummary),
-        (status = 404, body = super::ErrorBody),
-        (status = 409, description = "The event is not dead", body = super::ErrorBody)))]
+        (status = 404, body = crate::api::ErrorBody),
+        (status = 409, description = "The event is not dead", body = crate::api::ErrorBody)))]
 async fn replay_event(
-    State(state): State<AdminState>,
+    State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<EventSummary>, ApiError> {
-    let Some(events) = state.live.events().await else {
+    let Some(events) = state.control.events().await else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -24,7 +24,8 @@ use tokio::sync::{broadcast, watch};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
-use super::admin::{AdminState, query_error, unknown_function};
+use super::ApiState as AdminState;
+use super::extract::query_error;
 use crate::metering::logs::{REPORT_STREAM, report_log_line};
 use crate::metering::{
     BillingQuery, BillingReport, GroupBy, InvocationRecord, LogLine, billing_report,
@@ -312,7 +313,7 @@ pub(super) async fn function_logs(
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(query_error)?;
     if !state.live.snapshot().registry.functions.contains_key(&name) {
-        return Err(unknown_function(&name));
+        return Err(ApiError::unknown_function(&name));
     }
     let since = params
         .since

@@ -1,12 +1,174 @@
-//! The wire types and handlers of Kumo's own HTTP surfaces: the error shape
-//! every Kumo-made answer uses (`{"error":{"code","message"}}`), and the
-//! admin API ([`admin`], with its metering endpoints in [`metering`]). Only
-//! this module (and the CLI client, which reads these types) defines admin
-//! wire types.
+//! The admin API, on its own listener and behind a bearer token: one
+//! module per concept, each with its handlers, wire types and
+//! `routes()`, merged here over the shared [`ApiState`]. Handlers read
+//! what is live from [`Live`] and change things only through [`Control`].
+//!
+//! JSON in and out; every error is `{"error":{"code","message"}}`
+//! ([`ApiError`], also used by the gateway). The OpenAPI document
+//! (`GET /v1/openapi.json`) is generated from the handlers' annotations,
+//! so it says what the server does. Only this module (and the CLI client,
+//! which reads these types) defines admin wire types.
 
-pub mod admin;
+pub mod aliases;
 mod error;
 pub mod events;
+mod extract;
+pub mod functions;
+pub mod invoke;
 pub mod metering;
+pub mod triggers;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::control::Control;
+use crate::live::Live;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+
+/// What the admin handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Every change goes through it.
+    pub control: Arc<Control>,
+    /// What is being served, for reads.
+    pub live: Arc<Live>,
+    /// The bearer token every `/v1` call (and `/metrics`) must carry.
+    pub token: Arc<str>,
+    /// The database holding the invocation records.
+    pub database: crate::database::Database,
+    pub guest_logs: crate::metering::GuestLogStore,
+    pub metrics: crate::metering::metrics::MetricsHandle,
+    /// The prices billing reports apply.
+    pub prices: crate::metering::Prices,
+    /// Turns true when the server begins to stop: followed logs end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The admin API's router.
+pub fn router(state: ApiState) -> Router {
+    let v1 = Router::new()
+        .merge(functions::routes())
+        .merge(aliases::routes())
+        .merge(triggers::routes())
+        .merge(invoke::routes())
+        .merge(events::routes())
+        .route("/v1/openapi.json", get(openapi_document))
+        .route("/v1/billing", get(metering::billing))
+        .route("/v1/invocations", get(metering::invocations))
+        .route("/v1/functions/{name}/logs", get(metering::function_logs))
+        .route("/metrics", get(metering::metrics))
+        .fallback(unknown_path)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(v1)
+        .fallback(unknown_path)
+        .with_state(state)
+}
+
+async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let problem = match presented {
+        None => {
+            "missing `Authorization: Bearer <token>` header; hint: the token is in KUMO_ADMIN_TOKEN or <data-dir>/admin-token"
+        }
+        Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => {
+            return next.run(request).await;
+        }
+        Some(_) => {
+            "wrong admin token; hint: use the token the server printed at its first start, or <data-dir>/admin-token"
+        }
+    };
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", problem).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"kumo-admin\""),
+    );
+    response
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn unknown_path(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no admin endpoint `{} {}`; hint: GET /v1/openapi.json lists them",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// `GET /healthz`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` while the process serves.
+    pub status: &'static str,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "The server is serving", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "health",
+    responses((status = 200, description = "This document")))]
+async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+/// The OpenAPI 3 document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut document = AdminApiDoc::openapi();
+    document.merge(functions::FunctionsApi::openapi());
+    document.merge(aliases::AliasesApi::openapi());
+    document.merge(triggers::TriggersApi::openapi());
+    document.merge(invoke::InvokeApi::openapi());
+    document.merge(events::EventsApiDoc::openapi());
+    document
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Kumo admin API", description = "Deploy functions, move aliases, manage triggers, read billing, invocation records, guest logs and metrics. Every call but `/healthz` needs `Authorization: Bearer <token>`."),
+    paths(healthz, openapi_document,
+        metering::billing, metering::invocations, metering::function_logs, metering::metrics),
+    modifiers(&BearerToken),
+    security(("bearer" = []))
+)]
+struct AdminApiDoc;
+
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

@@ -14,11 +14,12 @@ use super::{
     TriggersCommand,
 };
 use crate::api::ErrorBody;
-use crate::api::admin::{
-    AliasUpdate, Deployment, FunctionDeleted, FunctionDetail, FunctionList, TriggerList,
-};
+use crate::api::aliases::AliasUpdate;
+use crate::api::functions::{Deployment, FunctionDeleted, FunctionDetail, FunctionList};
+use crate::api::triggers::TriggerList;
 use crate::manifest::Manifest;
-use crate::registry::{Alias, Trigger, WeightedVersion, sha256_hex};
+use crate::model::Trigger;
+use crate::registry::{Alias, WeightedVersion, sha256_hex};
 
 /// A connection to one server's admin API.
 pub(super) struct Client {
@@ -283,7 +284,7 @@ async fn upload(
     function: &str,
     source: &Path,
     wasm: Vec<u8>,
-    config: &crate::registry::FunctionConfig,
+    config: &crate::config::FunctionConfig,
 ) -> anyhow::Result<Deployment> {
     use futures_util::StreamExt;
     let total = wasm.len() as u64;
@@ -583,7 +584,7 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
     let status = response.status();
     let headers = response.headers().clone();
     let request_id = headers
-        .get(crate::triggers::http::REQUEST_ID_HEADER)
+        .get(crate::gateway::REQUEST_ID_HEADER)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("-")
         .to_string();

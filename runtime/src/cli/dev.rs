@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use notify::{RecursiveMode, Watcher};
 
 use super::UpArgs;
-use crate::live::Live;
+use crate::control::Control;
 use crate::manifest::Manifest;
 
 /// How long the files must be quiet before a change is acted on (editors
@@ -44,11 +44,11 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let live = prepared.live.clone();
+    let control = prepared.control.clone();
     let data_dir = prepared.data_dir.clone();
     let build = args.build;
     tokio::spawn(async move {
-        redeploy_on_change(live, manifest, build, data_dir, events_rx, watcher).await;
+        redeploy_on_change(control, manifest, build, data_dir, events_rx, watcher).await;
     });
     prepared.serve().await
 }
@@ -98,7 +98,7 @@ fn is_source_change(path: &Path, data_dir: &Path) -> bool {
 }
 
 async fn redeploy_on_change(
-    live: Arc<Live>,
+    control: Arc<Control>,
     manifest: Manifest,
     build: bool,
     data_dir: PathBuf,
@@ -155,7 +155,7 @@ async fn redeploy_on_change(
                     continue;
                 }
             };
-            match live
+            match control
                 .deploy(
                     &spec.name,
                     &spec.source.display().to_string(),

@@ -33,7 +33,7 @@ pub(super) async fn start_with_manifest(args: &UpArgs) -> anyhow::Result<(Prepar
             .context("the build task failed")??;
     }
     let prepared = server::prepare(&args.serve.options()).await?;
-    let deployed = server::deploy_manifest(&prepared.live, &manifest).await?;
+    let deployed = prepared.control.apply_manifest(&manifest).await?;
     for (function, version, created) in &deployed.functions {
         if *created {
             tracing::info!(%function, version, "deployed a new version from the manifest");

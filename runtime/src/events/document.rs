@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::ObjectChange;
-use super::trigger::ObjectEventFormat;
+use crate::model::ObjectEventFormat;
 
 /// The CloudEvents attributes of one event (binary mode: sent as `ce-*`
 /// headers, the document as the body).

@@ -1,8 +1,6 @@
 //! Events: what object storage, watched folders and timers hand to the
 //! durable queue for delivery to functions.
 //!
-//! - [`trigger`]: the storage, watch and timer trigger definitions, their
-//!   validation, and the matching of an [`ObjectChange`].
 //! - [`document`]: the event documents (OSS, S3, CloudEvents, timer, file).
 //! - [`queue`]: the durable queue in SQLite, with its dead-letter list and
 //!   replay.
@@ -18,18 +16,17 @@ pub mod delivery;
 pub mod document;
 pub mod queue;
 pub mod retry;
-pub mod trigger;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::sync::Notify;
 
 use crate::database::Database;
+use crate::model::StorageTrigger;
 use queue::{EventKind, NewEvent};
-use trigger::StorageTrigger;
 
 pub use delivery::{
     ATTEMPT_HEADER, Delivery, DeliverySettings, HOPS_HEADER, Resolver, start_delivery,
@@ -43,30 +40,7 @@ pub use queue::{
 /// dead, with the reason, so it can be inspected and replayed.
 pub const MAX_HOPS: u32 = 8;
 
-/// One object created or removed in Kumo's object storage, reported by
-/// `storage` after the change is on disk and before the S3 call is
-/// answered (so an acknowledged upload is never without its event).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectChange {
-    /// The bucket's name.
-    pub bucket: String,
-    /// The object's key, not URL-encoded.
-    pub key: String,
-    /// The object's size in bytes (0 for a removal).
-    pub size: u64,
-    /// The object's MD5 as lowercase hex (S3's eTag without quotes);
-    /// empty for a removal.
-    pub etag: String,
-    /// The S3/OSS event name, such as `ObjectCreated:PutObject`,
-    /// `ObjectCreated:CompleteMultipartUpload` or `ObjectRemoved:DeleteObject`.
-    pub event_name: String,
-    /// When the change happened.
-    pub time: DateTime<Utc>,
-    /// The client's address, when known.
-    pub source_ip: Option<String>,
-    /// The S3 request's id.
-    pub request_id: String,
-}
+pub use crate::model::ObjectChange;
 
 /// The event queue's producers' side: the database, the storage triggers,
 /// and the delivery task's wake-up.
@@ -143,13 +117,13 @@ impl Events {
     ) -> anyhow::Result<usize> {
         let hops = cause_hops.map_or(0, |hops| hops.saturating_add(1));
         let triggers = self.storage_triggers();
-        let events: Vec<NewEvent> = trigger::matching_storage_triggers(&triggers, &change)
+        let events: Vec<NewEvent> = crate::model::matching_storage_triggers(&triggers, &change)
             .map(|trigger| {
                 let id = queue::new_event_id();
                 let document = document::object_event(&change, &trigger.name, trigger.format, &id);
                 NewEvent {
                     trigger_id: queue::trigger_id(EventKind::Storage, &trigger.name),
-                    target: trigger.function.clone(),
+                    target: trigger.function.to_string(),
                     kind: EventKind::Storage,
                     document,
                     retry: trigger.retry(),

@@ -18,8 +18,8 @@ use serde::Serialize;
 use sqlx::{FromRow, Sqlite, Transaction};
 
 use super::document::EventDocument;
-use super::trigger::RetryPolicy;
 use crate::database::Database;
+use crate::model::RetryPolicy;
 
 /// How long acknowledged events stay in the table.
 pub const DONE_RETENTION: Duration = Duration::from_secs(3600);

@@ -8,8 +8,8 @@ use super::queue::{
     insert_event_unless_outstanding, insert_file_event_once, mark_dead, next_due_ms,
     release_all_leases,
 };
-use super::trigger::{ObjectEventFormat, RetryPolicy};
 use super::*;
+use crate::model::{ObjectEventFormat, RetryPolicy};
 
 async fn database() -> (tempfile::TempDir, Database) {
     let dir = tempfile::tempdir().unwrap();
@@ -24,7 +24,7 @@ fn storage_trigger(name: &str, prefix: &str, format: ObjectEventFormat) -> Stora
         events: vec!["ObjectCreated:*".into()],
         prefix: prefix.into(),
         suffix: String::new(),
-        function: format!("fn-{name}"),
+        function: crate::model::Target::parse(&format!("fn-{name}")).unwrap(),
         format,
         max_retries: 3,
         retry_base_ms: 1000,

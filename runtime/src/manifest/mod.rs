@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::events::trigger::{StorageTrigger, TimerTrigger, TriggerError, WatchTrigger};
-use crate::registry::FunctionConfig;
-pub use crate::registry::is_valid_function_name;
+use crate::config::FunctionConfig;
+use crate::model::{
+    Route, StorageTrigger, Target, TimerTrigger, TriggerError, TriggerSpec, WatchTrigger,
+    is_valid_function_name,
+};
 use crate::storage::FileMount;
-
-pub use crate::registry::config::defaults;
 
 /// A loaded, validated manifest.
 #[derive(Debug, Clone)]
@@ -54,10 +54,9 @@ pub struct FunctionSpec {
 /// One `[[trigger.http]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTrigger {
-    /// The route as written (`/hello` or `/api/...`).
-    pub route: String,
-    /// The function it invokes.
-    pub function: String,
+    pub route: Route,
+    /// The function it invokes (its newest version).
+    pub function: Target,
 }
 
 /// A manifest that could not be loaded.
@@ -279,13 +278,13 @@ impl Manifest {
         let mut seen_routes: BTreeMap<String, usize> = BTreeMap::new();
         for trigger in raw_triggers.http {
             let route = trigger.route.get_ref();
-            if let Err(problem) = crate::triggers::http::Route::parse(route) {
-                return Err(fail(
+            let parsed = Route::parse(route).map_err(|problem| {
+                fail(
                     Some(trigger.route.span()),
                     format!("invalid route `{route}`: {problem}"),
                     "write an exact route like `/hello`, or a prefix like `/api/...`",
-                ));
-            }
+                )
+            })?;
             let function = trigger.function.get_ref();
             if !functions.contains_key(function) {
                 let known: Vec<&str> = functions.keys().map(String::as_str).collect();
@@ -308,8 +307,8 @@ impl Manifest {
                 ));
             }
             http_triggers.push(HttpTrigger {
-                route: route.clone(),
-                function: function.clone(),
+                route: parsed,
+                function: Target::latest(function),
             });
         }
 
@@ -326,8 +325,7 @@ impl Manifest {
 
     /// Every trigger of the manifest as the registry stores it (watched
     /// folders as absolute paths).
-    pub fn trigger_specs(&self) -> Vec<crate::registry::TriggerSpec> {
-        use crate::registry::TriggerSpec;
+    pub fn trigger_specs(&self) -> Vec<TriggerSpec> {
         let mut specs: Vec<TriggerSpec> = self
             .http_triggers
             .iter()
@@ -452,7 +450,7 @@ fn event_triggers(
         trigger
             .validate()
             .map_err(|error| problem("storage", &name, &span, error))?;
-        check_function("storage", &name, &span, &trigger.function)?;
+        check_function("storage", &name, &span, &trigger.function.to_string())?;
         check_unique("storage", &mut names, &name, &span)?;
         storage.push(trigger);
     }
@@ -468,7 +466,7 @@ fn event_triggers(
         trigger
             .validate()
             .map_err(|error| problem("watch", &name, &span, error))?;
-        check_function("watch", &name, &span, &trigger.function)?;
+        check_function("watch", &name, &span, &trigger.function.to_string())?;
         check_unique("watch", &mut names, &name, &span)?;
         trigger.path = folder.join(&trigger.path);
         watch.push(trigger);
@@ -485,7 +483,7 @@ fn event_triggers(
         trigger
             .validate()
             .map_err(|error| problem("timer", &name, &span, error))?;
-        check_function("timer", &name, &span, &trigger.function)?;
+        check_function("timer", &name, &span, &trigger.function.to_string())?;
         check_unique("timer", &mut names, &name, &span)?;
         timer.push(trigger);
     }
@@ -578,7 +576,7 @@ fn function_config(function: &RawFunction) -> FunctionConfig {
 /// Where in the file the key a [`ConfigError`] names was written.
 fn config_error_span(
     function: &RawFunction,
-    error: &crate::registry::ConfigError,
+    error: &crate::config::ConfigError,
 ) -> Option<Range<usize>> {
     let span = |value: &Option<Spanned<u64>>| value.as_ref().map(Spanned::span);
     match error.key {
@@ -669,7 +667,7 @@ function = "echo"
             ]
         );
         assert!(echo.config.files.is_empty());
-        assert_eq!(manifest.http_triggers[1].route, "/echo/...");
+        assert_eq!(manifest.http_triggers[1].route.to_string(), "/echo/...");
     }
 
     #[test]
@@ -804,7 +802,7 @@ retry_base_ms = 50
 
     #[test]
     fn event_triggers_load_with_names_defaults_and_resolved_paths() {
-        use crate::events::trigger::{ObjectEventFormat, RetryPolicy};
+        use crate::model::{ObjectEventFormat, RetryPolicy};
         let manifest = Manifest::parse(Path::new("/srv/app/kumo.toml"), EVENTS).unwrap();
         let [first, second] = &manifest.storage_triggers[..] else {
             panic!("two storage triggers: {:?}", manifest.storage_triggers)

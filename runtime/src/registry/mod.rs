@@ -2,48 +2,32 @@
 //! plus full configuration), aliases and triggers, persisted in SQLite;
 //! component files stored once under `<data-dir>/artifacts/<sha256>.wasm`.
 //!
-//! The registry only stores and checks; it compiles nothing and serves
-//! nothing. `server` reads it (see [`Registry::load`]) to decide which
-//! versions get pools and where routes go.
-
-pub mod config;
+//! The registry only stores: it checks nothing a caller could get wrong
+//! (that is `control`'s job, under its one-change-at-a-time lock), compiles
+//! nothing and serves nothing. Each write is one transaction.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+use crate::config::FunctionConfig;
 use crate::database::Database;
-use crate::events::trigger::{StorageTrigger, TimerTrigger, WatchTrigger};
-pub use config::{ConfigError, FunctionConfig};
+use crate::model::{Trigger, TriggerSpec};
 
 /// Alias routing weights add up to this.
 pub const TOTAL_WEIGHT: u32 = 100;
 
-/// Why a registry call was refused.
+/// The database or the artifact store failed.
 #[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    /// The named function, version, alias or trigger does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// The call contradicts the registry's state (a trigger still points at
-    /// the function, a route is taken).
-    #[error("{0}")]
-    Conflict(String),
-    /// The input is malformed (a bad name, weights that do not add up).
-    #[error("{0}")]
-    Invalid(String),
-    /// The database or the artifact store failed.
-    #[error("registry storage failed: {0}")]
-    Storage(#[from] anyhow::Error),
-}
+#[error("registry storage failed: {0:#}")]
+pub struct RegistryError(#[from] anyhow::Error);
 
 impl From<sqlx::Error> for RegistryError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Storage(error.into())
+        Self(error.into())
     }
 }
 
@@ -82,112 +66,6 @@ pub struct Alias {
     pub versions: Vec<WeightedVersion>,
     /// RFC 3339, UTC.
     pub updated_at: String,
-}
-
-/// What a trigger is and what it invokes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum TriggerSpec {
-    /// An HTTP route on the function gateway.
-    Http {
-        /// `/hello` (exact) or `/api/...` (prefix).
-        route: String,
-        /// `name`, `name:3` (a version) or `name:alias`.
-        function: String,
-    },
-    /// Objects created or removed in a bucket of Kumo's object storage.
-    Storage(StorageTrigger),
-    /// Files written into a folder on the host.
-    Watch(WatchTrigger),
-    /// A cron schedule.
-    Timer(TimerTrigger),
-}
-
-impl TriggerSpec {
-    /// The target it invokes, as written.
-    pub fn function(&self) -> &str {
-        match self {
-            Self::Http { function, .. } => function,
-            Self::Storage(trigger) => &trigger.function,
-            Self::Watch(trigger) => &trigger.function,
-            Self::Timer(trigger) => &trigger.function,
-        }
-    }
-
-    /// `http`, `storage`, `watch` or `timer`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Http { .. } => "http",
-            Self::Storage(_) => "storage",
-            Self::Watch(_) => "watch",
-            Self::Timer(_) => "timer",
-        }
-    }
-
-    /// The event trigger's name (unique per kind); `None` for HTTP.
-    pub fn name(&self) -> Option<&str> {
-        match self {
-            Self::Http { .. } => None,
-            Self::Storage(trigger) => Some(&trigger.name),
-            Self::Watch(trigger) => Some(&trigger.name),
-            Self::Timer(trigger) => Some(&trigger.name),
-        }
-    }
-
-    /// Whether `other` would take this trigger's place: the same HTTP
-    /// route, or the same kind and name of an event trigger.
-    pub fn same_slot(&self, other: &TriggerSpec) -> bool {
-        match (self, other) {
-            (Self::Http { route, .. }, Self::Http { route: other, .. }) => route == other,
-            _ => self.kind() == other.kind() && self.name() == other.name(),
-        }
-    }
-
-    /// What fires it, in a few words: the route, the bucket and filter,
-    /// the folder, or the schedule.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Http { route, .. } => route.clone(),
-            Self::Storage(trigger) => format!(
-                "{} {}*{} {}",
-                trigger.bucket,
-                trigger.prefix,
-                trigger.suffix,
-                trigger.events.join(",")
-            ),
-            Self::Watch(trigger) => format!(
-                "{}{}",
-                trigger.path.display(),
-                trigger
-                    .pattern
-                    .as_ref()
-                    .map(|pattern| format!(" ({pattern})"))
-                    .unwrap_or_default()
-            ),
-            Self::Timer(trigger) => format!("cron {}", trigger.cron),
-        }
-    }
-
-    fn name_mut(&mut self) -> Option<&mut String> {
-        match self {
-            Self::Http { .. } => None,
-            Self::Storage(trigger) => Some(&mut trigger.name),
-            Self::Watch(trigger) => Some(&mut trigger.name),
-            Self::Timer(trigger) => Some(&mut trigger.name),
-        }
-    }
-}
-
-/// A stored trigger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Trigger {
-    /// Its id (`trg_...`).
-    pub id: String,
-    /// Its kind and settings.
-    #[serde(flatten)]
-    pub spec: TriggerSpec,
-    /// RFC 3339, UTC.
-    pub created_at: String,
 }
 
 /// A function with everything the registry holds of it.
@@ -231,114 +109,6 @@ pub struct RegistryState {
     pub triggers: Vec<Trigger>,
 }
 
-/// What a trigger's `function` names: a function's newest version, one
-/// version, or an alias.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Target {
-    /// The function's name.
-    pub function: String,
-    /// Which of its versions.
-    pub qualifier: Qualifier,
-}
-
-/// The part after `:` in `name:3` or `name:live`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Qualifier {
-    /// No qualifier: the newest version.
-    Latest,
-    /// `name:3`.
-    Version(u32),
-    /// `name:live`.
-    Alias(String),
-}
-
-impl Target {
-    /// Parses `name`, `name:3` or `name:alias`.
-    ///
-    /// # Errors
-    ///
-    /// A message naming the malformed part.
-    pub fn parse(text: &str) -> Result<Self, RegistryError> {
-        let (function, qualifier) = match text.split_once(':') {
-            None => (text, Qualifier::Latest),
-            Some((function, qualifier)) => {
-                let qualifier = if let Ok(number) = qualifier.parse::<u32>() {
-                    if number == 0 {
-                        return Err(RegistryError::Invalid(format!(
-                            "invalid target `{text}`: versions start at 1; hint: write `{function}:1`"
-                        )));
-                    }
-                    Qualifier::Version(number)
-                } else if is_valid_alias_name(qualifier) {
-                    Qualifier::Alias(qualifier.to_string())
-                } else {
-                    return Err(RegistryError::Invalid(format!(
-                        "invalid target `{text}`: `{qualifier}` is neither a version number nor an alias name; \
-                         hint: write `{function}`, `{function}:3` or `{function}:live`"
-                    )));
-                };
-                (function, qualifier)
-            }
-        };
-        check_function_name(function)?;
-        Ok(Self {
-            function: function.to_string(),
-            qualifier,
-        })
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.qualifier {
-            Qualifier::Latest => write!(f, "{}", self.function),
-            Qualifier::Version(number) => write!(f, "{}:{number}", self.function),
-            Qualifier::Alias(alias) => write!(f, "{}:{alias}", self.function),
-        }
-    }
-}
-
-/// Function names: 1 to 64 of `a-z`, `0-9`, `-`, starting with a letter.
-pub fn is_valid_function_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-/// Alias names: like function names, and `_` allowed; never all digits
-/// (that would read as a version).
-pub fn is_valid_alias_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
-fn check_function_name(name: &str) -> Result<(), RegistryError> {
-    if is_valid_function_name(name) {
-        Ok(())
-    } else {
-        Err(RegistryError::Invalid(format!(
-            "invalid function name `{name}`; hint: use 1 to 64 lowercase letters, digits and `-`, starting with a letter"
-        )))
-    }
-}
-
-fn check_alias_name(name: &str) -> Result<(), RegistryError> {
-    if is_valid_alias_name(name) {
-        Ok(())
-    } else {
-        Err(RegistryError::Invalid(format!(
-            "invalid alias name `{name}`; hint: use 1 to 64 lowercase letters, digits, `-` and `_`, starting with a letter (like `live`)"
-        )))
-    }
-}
-
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -353,9 +123,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub struct Registry {
     database: Database,
     artifacts: PathBuf,
-    /// Changes check the state, then write: one at a time, so two deploys
-    /// never take the same version number and a check is never stale.
-    writes: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Registry {
@@ -372,7 +139,6 @@ impl Registry {
         Ok(Self {
             database,
             artifacts,
-            writes: Default::default(),
         })
     }
 
@@ -402,7 +168,7 @@ impl Registry {
         };
         if let Err(error) = write.await {
             let _ = tokio::fs::remove_file(&temporary).await;
-            return Err(RegistryError::Storage(anyhow::anyhow!(
+            return Err(RegistryError(anyhow::anyhow!(
                 "cannot store the component {}: {error}",
                 path.display()
             )));
@@ -441,7 +207,7 @@ impl Registry {
             let function: String = row.get("function");
             let config: String = row.get("config");
             let config = serde_json::from_str(&config).map_err(|error| {
-                RegistryError::Storage(anyhow::anyhow!(
+                RegistryError(anyhow::anyhow!(
                     "stored configuration of `{function}` is unreadable: {error}"
                 ))
             })?;
@@ -466,7 +232,7 @@ impl Registry {
             let function: String = row.get("function");
             let routing: String = row.get("routing");
             let versions = serde_json::from_str(&routing).map_err(|error| {
-                RegistryError::Storage(anyhow::anyhow!(
+                RegistryError(anyhow::anyhow!(
                     "stored alias of `{function}` is unreadable: {error}"
                 ))
             })?;
@@ -486,7 +252,7 @@ impl Registry {
             let id: String = row.get("id");
             let config: String = row.get("config");
             let spec = serde_json::from_str(&config).map_err(|error| {
-                RegistryError::Storage(anyhow::anyhow!(
+                RegistryError(anyhow::anyhow!(
                     "stored trigger `{id}` is unreadable: {error}"
                 ))
             })?;
@@ -507,7 +273,7 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// [`RegistryError::Invalid`] for a bad name; storage failures.
+    /// The database fails.
     pub async fn publish(
         &self,
         function: &str,
@@ -515,8 +281,6 @@ impl Registry {
         wasm_bytes: u64,
         config: &FunctionConfig,
     ) -> Result<(Version, bool), RegistryError> {
-        let _one_change_at_a_time = self.writes.lock().await;
-        check_function_name(function)?;
         let config_json = config.canonical_json();
         let mut transaction = crate::database::begin_write(&self.database).await?;
         // Like Lambda's PublishVersion: only the newest version counts as
@@ -582,43 +346,21 @@ impl Registry {
         ))
     }
 
-    /// Deletes a function with its versions and aliases. Refused while
-    /// triggers point at it, unless `force`, which deletes those triggers
-    /// too. Returns the triggers deleted.
+    /// Deletes a function with its versions and aliases, and the triggers
+    /// `trigger_ids`, in one transaction.
     ///
     /// # Errors
     ///
-    /// [`RegistryError::NotFound`], [`RegistryError::Conflict`].
+    /// The database fails.
     pub async fn delete_function(
         &self,
         name: &str,
-        force: bool,
-    ) -> Result<Vec<Trigger>, RegistryError> {
-        let _one_change_at_a_time = self.writes.lock().await;
-        let state = self.load().await?;
-        if !state.functions.contains_key(name) {
-            return Err(unknown_function(name, &state));
-        }
-        let pointing: Vec<Trigger> = state
-            .triggers
-            .iter()
-            .filter(|trigger| {
-                Target::parse(trigger.spec.function()).is_ok_and(|target| target.function == name)
-            })
-            .cloned()
-            .collect();
-        if !pointing.is_empty() && !force {
-            let ids: Vec<&str> = pointing.iter().map(|t| t.id.as_str()).collect();
-            return Err(RegistryError::Conflict(format!(
-                "function `{name}` is still the target of {} trigger(s): {}; hint: delete them first, or pass force=true to delete them with the function",
-                pointing.len(),
-                ids.join(", ")
-            )));
-        }
+        trigger_ids: &[&str],
+    ) -> Result<(), RegistryError> {
         let mut transaction = crate::database::begin_write(&self.database).await?;
-        for trigger in &pointing {
+        for id in trigger_ids {
             sqlx::query("DELETE FROM triggers WHERE id = $1")
-                .bind(&trigger.id)
+                .bind(id)
                 .execute(&mut *transaction)
                 .await?;
         }
@@ -627,38 +369,20 @@ impl Registry {
             .execute(&mut *transaction)
             .await?;
         transaction.commit().await?;
-        Ok(pointing)
+        Ok(())
     }
 
     /// Points `alias` of `function` at one version, or two with weights.
     ///
     /// # Errors
     ///
-    /// [`RegistryError::NotFound`] for an unknown function or version,
-    /// [`RegistryError::Invalid`] for a bad name or weights.
-    pub async fn set_alias(
+    /// The database fails.
+    pub async fn put_alias(
         &self,
         function: &str,
         alias: &str,
         versions: &[WeightedVersion],
     ) -> Result<Alias, RegistryError> {
-        let _one_change_at_a_time = self.writes.lock().await;
-        check_alias_name(alias)?;
-        let state = self.load().await?;
-        let record = state
-            .functions
-            .get(function)
-            .ok_or_else(|| unknown_function(function, &state))?;
-        check_weights(alias, versions)?;
-        for entry in versions {
-            if record.version(entry.version).is_none() {
-                return Err(RegistryError::NotFound(format!(
-                    "function `{function}` has no version {}; hint: its versions are 1..={}",
-                    entry.version,
-                    record.latest().unwrap_or(0)
-                )));
-            }
-        }
         let updated_at = now();
         let routing = serde_json::to_string(versions).expect("weights serialize");
         sqlx::query(
@@ -678,34 +402,12 @@ impl Registry {
         })
     }
 
-    /// Deletes an alias. Refused while a trigger targets it.
+    /// Deletes an alias.
     ///
     /// # Errors
     ///
-    /// [`RegistryError::NotFound`], [`RegistryError::Conflict`].
+    /// The database fails.
     pub async fn delete_alias(&self, function: &str, alias: &str) -> Result<(), RegistryError> {
-        let _one_change_at_a_time = self.writes.lock().await;
-        let state = self.load().await?;
-        let record = state
-            .functions
-            .get(function)
-            .ok_or_else(|| unknown_function(function, &state))?;
-        if record.alias(alias).is_none() {
-            return Err(RegistryError::NotFound(format!(
-                "function `{function}` has no alias `{alias}`; hint: `kumo functions show {function}` lists its aliases"
-            )));
-        }
-        let target = format!("{function}:{alias}");
-        if let Some(trigger) = state
-            .triggers
-            .iter()
-            .find(|trigger| trigger.spec.function() == target)
-        {
-            return Err(RegistryError::Conflict(format!(
-                "alias `{target}` is the target of trigger {}; hint: delete or retarget the trigger first",
-                trigger.id
-            )));
-        }
         sqlx::query("DELETE FROM aliases WHERE function = $1 AND name = $2")
             .bind(function)
             .bind(alias)
@@ -714,249 +416,52 @@ impl Registry {
         Ok(())
     }
 
-    /// Adds a trigger after checking that its target exists and, for HTTP,
-    /// that its route is valid and free.
+    /// Deletes the triggers `remove` and adds `add`, in one transaction, so
+    /// a replaced trigger is never missing and never there twice.
     ///
     /// # Errors
     ///
-    /// [`RegistryError::Invalid`], [`RegistryError::NotFound`] (the target),
-    /// [`RegistryError::Conflict`] (the route is taken).
-    pub async fn create_trigger(&self, mut spec: TriggerSpec) -> Result<Trigger, RegistryError> {
-        let _one_change_at_a_time = self.writes.lock().await;
-        let state = self.load().await?;
-        check_target(&state, spec.function())?;
-        let kind = spec.kind();
-        if let Some(name) = spec.name_mut()
-            && name.is_empty()
-        {
-            let taken = |candidate: &str| {
-                state
-                    .triggers
-                    .iter()
-                    .any(|t| t.spec.kind() == kind && t.spec.name() == Some(candidate))
+    /// The database fails; then nothing changed.
+    pub async fn replace_triggers(
+        &self,
+        remove: &[&str],
+        add: Vec<TriggerSpec>,
+    ) -> Result<Vec<Trigger>, RegistryError> {
+        let mut transaction = crate::database::begin_write(&self.database).await?;
+        for id in remove {
+            sqlx::query("DELETE FROM triggers WHERE id = $1")
+                .bind(id)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        let mut added = Vec::with_capacity(add.len());
+        for spec in add {
+            let trigger = Trigger {
+                id: format!("trg_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+                spec,
+                created_at: now(),
             };
-            let number = (1..).find(|n| !taken(&format!("{kind}-{n}"))).unwrap_or(1);
-            *name = format!("{kind}-{number}");
+            sqlx::query(
+                "INSERT INTO triggers (id, kind, target, config, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&trigger.id)
+            .bind(trigger.spec.kind())
+            .bind(trigger.spec.function().to_string())
+            .bind(serde_json::to_string(&trigger.spec).expect("a trigger serializes"))
+            .bind(&trigger.created_at)
+            .execute(&mut *transaction)
+            .await?;
+            added.push(trigger);
         }
-        let invalid = |error: crate::events::trigger::TriggerError| {
-            RegistryError::Invalid(format!("{kind} trigger: {error}"))
-        };
-        match &mut spec {
-            TriggerSpec::Http { .. } => {}
-            TriggerSpec::Storage(trigger) => trigger.validate().map_err(invalid)?,
-            TriggerSpec::Watch(trigger) => {
-                trigger.validate().map_err(invalid)?;
-                if trigger.path.is_relative() {
-                    return Err(RegistryError::Invalid(format!(
-                        "watch trigger: `path` {} is relative; hint: give an absolute folder (the manifest resolves relative paths against its own folder)",
-                        trigger.path.display()
-                    )));
-                }
-            }
-            TriggerSpec::Timer(trigger) => {
-                trigger.validate().map_err(invalid)?;
-            }
-        }
-        if let Some(name) = spec.name()
-            && let Some(taken) = state
-                .triggers
-                .iter()
-                .find(|t| t.spec.kind() == kind && t.spec.name() == Some(name))
-        {
-            return Err(RegistryError::Conflict(format!(
-                "a {kind} trigger named `{name}` exists ({}); hint: pick another `name`, or delete that trigger first",
-                taken.id
-            )));
-        }
-        match &spec {
-            TriggerSpec::Http { route, .. } => {
-                crate::triggers::http::Route::parse(route).map_err(|problem| {
-                    RegistryError::Invalid(format!(
-                        "invalid route `{route}`: {problem}; hint: write an exact route like `/hello`, or a prefix like `/api/...`"
-                    ))
-                })?;
-                if let Some(taken) = state.triggers.iter().find(|trigger| {
-                    matches!(&trigger.spec, TriggerSpec::Http { route: other, .. } if other == route)
-                }) {
-                    return Err(RegistryError::Conflict(format!(
-                        "route `{route}` is already used by trigger {} (to `{}`); hint: delete that trigger first",
-                        taken.id,
-                        taken.spec.function()
-                    )));
-                }
-            }
-            TriggerSpec::Storage(_) | TriggerSpec::Watch(_) | TriggerSpec::Timer(_) => {}
-        }
-        let trigger = Trigger {
-            id: format!("trg_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
-            spec,
-            created_at: now(),
-        };
-        sqlx::query(
-            "INSERT INTO triggers (id, kind, target, config, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&trigger.id)
-        .bind(trigger.spec.kind())
-        .bind(trigger.spec.function())
-        .bind(serde_json::to_string(&trigger.spec).expect("a trigger serializes"))
-        .bind(&trigger.created_at)
-        .execute(&self.database)
-        .await?;
-        Ok(trigger)
+        transaction.commit().await?;
+        Ok(added)
     }
-
-    /// Deletes a trigger.
-    ///
-    /// # Errors
-    ///
-    /// [`RegistryError::NotFound`].
-    pub async fn delete_trigger(&self, id: &str) -> Result<(), RegistryError> {
-        let _one_change_at_a_time = self.writes.lock().await;
-        let deleted = sqlx::query("DELETE FROM triggers WHERE id = $1")
-            .bind(id)
-            .execute(&self.database)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
-            return Err(RegistryError::NotFound(format!(
-                "no trigger `{id}`; hint: `kumo triggers list` shows the ids"
-            )));
-        }
-        Ok(())
-    }
-}
-
-fn check_weights(alias: &str, versions: &[WeightedVersion]) -> Result<(), RegistryError> {
-    let problem = match versions {
-        [] => Some("names no version".to_string()),
-        [_] | [_, _] => {
-            let total: u32 = versions.iter().map(|entry| entry.weight).sum();
-            if versions.len() == 2 && versions[0].version == versions[1].version {
-                Some(format!("names version {} twice", versions[0].version))
-            } else if versions.iter().any(|entry| entry.weight == 0) && versions.len() == 2 {
-                Some("gives a version weight 0".to_string())
-            } else if total != TOTAL_WEIGHT {
-                Some(format!(
-                    "has weights adding up to {total}, not {TOTAL_WEIGHT}"
-                ))
-            } else {
-                None
-            }
-        }
-        _ => Some(format!(
-            "names {} versions; at most 2 are allowed",
-            versions.len()
-        )),
-    };
-    match problem {
-        None => Ok(()),
-        Some(problem) => Err(RegistryError::Invalid(format!(
-            "alias `{alias}` {problem}; hint: give one version (weight 100), or two whose weights add up to 100, like 90 and 10"
-        ))),
-    }
-}
-
-fn unknown_function(name: &str, state: &RegistryState) -> RegistryError {
-    let known: Vec<&str> = state.functions.keys().map(String::as_str).collect();
-    RegistryError::NotFound(if known.is_empty() {
-        format!("no function `{name}`; hint: the registry is empty, deploy one with `kumo deploy`")
-    } else {
-        format!(
-            "no function `{name}`; hint: the functions are: {}",
-            known.join(", ")
-        )
-    })
-}
-
-/// Checks that a target names an existing function, version or alias.
-///
-/// # Errors
-///
-/// [`RegistryError::Invalid`] when malformed, [`RegistryError::NotFound`]
-/// when what it names does not exist.
-pub fn check_target(state: &RegistryState, text: &str) -> Result<Target, RegistryError> {
-    let target = Target::parse(text)?;
-    let record = state
-        .functions
-        .get(&target.function)
-        .ok_or_else(|| unknown_function(&target.function, state))?;
-    match &target.qualifier {
-        Qualifier::Latest => {}
-        Qualifier::Version(number) => {
-            if record.version(*number).is_none() {
-                return Err(RegistryError::NotFound(format!(
-                    "function `{}` has no version {number}; hint: its versions are 1..={}",
-                    target.function,
-                    record.latest().unwrap_or(0)
-                )));
-            }
-        }
-        Qualifier::Alias(alias) => {
-            if record.alias(alias).is_none() {
-                return Err(RegistryError::NotFound(format!(
-                    "function `{}` has no alias `{alias}`; hint: create it with `kumo alias set {} {alias} VERSION`",
-                    target.function, target.function
-                )));
-            }
-        }
-    }
-    Ok(target)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets_parse_or_say_why_not() {
-        type Expected = Result<(&'static str, Qualifier), &'static str>;
-        let cases: &[(&str, Expected)] = &[
-            ("hello", Ok(("hello", Qualifier::Latest))),
-            ("hello:3", Ok(("hello", Qualifier::Version(3)))),
-            ("hello:live", Ok(("hello", Qualifier::Alias("live".into())))),
-            ("hello:0", Err("versions start at 1")),
-            ("hello:Live", Err("neither a version number nor an alias")),
-            ("Hello", Err("invalid function name `Hello`")),
-            ("", Err("invalid function name ``")),
-        ];
-        for (text, expected) in cases {
-            match (Target::parse(text), expected) {
-                (Ok(target), Ok((function, qualifier))) => {
-                    assert_eq!(target.function, *function, "{text}");
-                    assert_eq!(&target.qualifier, qualifier, "{text}");
-                    assert_eq!(target.to_string(), *text);
-                }
-                (Err(error), Err(needle)) => {
-                    assert!(error.to_string().contains(needle), "{text}: {error}")
-                }
-                (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn alias_weights_must_add_up() {
-        let w = |version, weight| WeightedVersion { version, weight };
-        let cases: &[(&[WeightedVersion], Option<&str>)] = &[
-            (&[w(1, 100)], None),
-            (&[w(1, 90), w(2, 10)], None),
-            (&[], Some("names no version")),
-            (&[w(1, 50)], Some("adding up to 50")),
-            (&[w(1, 90), w(2, 20)], Some("adding up to 110")),
-            (&[w(1, 100), w(2, 0)], Some("weight 0")),
-            (&[w(2, 50), w(2, 50)], Some("version 2 twice")),
-            (&[w(1, 30), w(2, 30), w(3, 40)], Some("at most 2")),
-        ];
-        for (versions, expected) in cases {
-            match (check_weights("live", versions), expected) {
-                (Ok(()), None) => {}
-                (Err(error), Some(needle)) => {
-                    assert!(error.to_string().contains(needle), "{versions:?}: {error}")
-                }
-                (got, want) => panic!("{versions:?}: got {got:?}, want {want:?}"),
-            }
-        }
-    }
+    use crate::model::{Route, Target};
 
     #[tokio::test]
     async fn versions_are_numbered_and_identical_deploys_return_the_existing_one() {
@@ -980,62 +485,37 @@ mod tests {
         let (rollback, created) = registry.publish("hello", "aa", 10, &config).await.unwrap();
         assert_eq!((rollback.version, created), (4, true));
 
-        registry
-            .set_alias(
-                "hello",
-                "live",
-                &[WeightedVersion {
-                    version: 1,
-                    weight: 100,
-                }],
-            )
+        let live = [WeightedVersion {
+            version: 1,
+            weight: 100,
+        }];
+        registry.put_alias("hello", "live", &live).await.unwrap();
+        let http = |route: &str, target: &str| TriggerSpec::Http {
+            route: Route::parse(route).unwrap(),
+            function: Target::parse(target).unwrap(),
+        };
+        let added = registry
+            .replace_triggers(&[], vec![http("/hello", "hello:live")])
             .await
             .unwrap();
-        let missing = registry
-            .set_alias(
-                "hello",
-                "live",
-                &[WeightedVersion {
-                    version: 9,
-                    weight: 100,
-                }],
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(missing, RegistryError::NotFound(_)), "{missing}");
-        let trigger = registry
-            .create_trigger(TriggerSpec::Http {
-                route: "/hello".into(),
-                function: "hello:live".into(),
-            })
+        // Replacing is one step: the old trigger goes, the new one comes.
+        let replaced = registry
+            .replace_triggers(&[added[0].id.as_str()], vec![http("/hello", "hello:2")])
             .await
             .unwrap();
-        let taken = registry
-            .create_trigger(TriggerSpec::Http {
-                route: "/hello".into(),
-                function: "hello".into(),
-            })
-            .await
-            .unwrap_err();
-        assert!(matches!(taken, RegistryError::Conflict(_)), "{taken}");
-        assert!(matches!(
-            registry.delete_alias("hello", "live").await,
-            Err(RegistryError::Conflict(_))
-        ));
-        assert!(matches!(
-            registry.delete_function("hello", false).await,
-            Err(RegistryError::Conflict(_))
-        ));
 
         let state = registry.load().await.unwrap();
         let hello = &state.functions["hello"];
         assert_eq!(hello.versions.len(), 4);
         assert_eq!(hello.latest(), Some(4));
         assert_eq!(hello.version(2).unwrap().config.memory_mb, 256);
-        assert_eq!(state.triggers, vec![trigger]);
+        assert_eq!(hello.alias("live").unwrap().versions, live);
+        assert_eq!(state.triggers, replaced);
 
-        let deleted = registry.delete_function("hello", true).await.unwrap();
-        assert_eq!(deleted.len(), 1);
+        registry
+            .delete_function("hello", &[replaced[0].id.as_str()])
+            .await
+            .unwrap();
         let state = registry.load().await.unwrap();
         assert!(state.functions.is_empty() && state.triggers.is_empty());
     }

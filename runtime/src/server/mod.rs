@@ -11,12 +11,12 @@ use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::control::Control;
 use crate::engine::{Engine, EngineOptions};
-use crate::live::Live;
-use crate::manifest::Manifest;
 use crate::metering::metrics::MetricsHandle;
 use crate::metering::{GuestLogStore, Meter, MeterOptions, MeterTask, Prices};
-use crate::registry::{Registry, TriggerSpec};
+use crate::model::TriggerSpec;
+use crate::registry::Registry;
 
 /// How to run the service (`kumo up`, `kumo server`, `kumo dev`).
 #[derive(Debug, Clone)]
@@ -63,8 +63,8 @@ pub struct StorageSettings {
 /// A server whose state is loaded and whose listeners are bound, not yet
 /// serving.
 pub struct Prepared {
-    /// The live functions.
-    pub live: Arc<Live>,
+    /// Every change to what is deployed goes through it.
+    pub control: Arc<Control>,
     /// The data directory, absolute.
     pub data_dir: PathBuf,
     gateway: TcpListener,
@@ -142,21 +142,24 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
     let database_for_events = database.clone();
     let registry = Registry::new(database.clone(), &data_dir)?;
     let pooling = engine.uses_pooling_allocator();
-    let live = Live::new(
+    let control = Control::start(
         engine,
         registry,
         meter,
         crate::storage::storage_root(&data_dir),
-    );
-    live.reload().await.context("cannot load the registry")?;
-    let weak_live = Arc::downgrade(&live);
-    let resolve: crate::events::Resolver =
-        Arc::new(move |target: &str| weak_live.upgrade()?.resolve_now(target));
+    )
+    .await
+    .context("cannot load the registry")?;
+    let weak_live = Arc::downgrade(control.live());
+    let resolve: crate::events::Resolver = Arc::new(move |target: &str| {
+        let target = crate::model::Target::parse(target).ok()?;
+        weak_live.upgrade()?.resolve_now(&target)
+    });
     let event_triggers = crate::triggers::start_event_triggers(database_for_events, resolve)
         .await
         .context("cannot start event delivery")?;
     let events = event_triggers.events.clone();
-    live.attach_event_triggers(event_triggers).await;
+    control.attach_event_triggers(event_triggers).await;
     let token = admin_token(&data_dir, options.admin_token.as_deref())?;
     let (credentials, created) = crate::storage::load_or_create_credentials(
         &data_dir,
@@ -180,7 +183,7 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
     let gateway = bind(&options.listen, "--listen").await?;
     let admin = bind(&options.admin_listen, "--admin-listen").await?;
     Ok(Prepared {
-        live,
+        control,
         data_dir,
         gateway,
         admin,
@@ -261,69 +264,6 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
 }
 
-/// What deploying a manifest did, for the CLI to print.
-#[derive(Debug, Default)]
-pub struct ManifestDeploy {
-    /// `(function, version, created)`.
-    pub functions: Vec<(String, u32, bool)>,
-    /// Triggers created.
-    pub triggers_created: usize,
-}
-
-/// Deploys every function of a manifest (a new version only where code or
-/// configuration changed) and makes sure each of its HTTP routes exists
-/// and points where the manifest says.
-///
-/// # Errors
-///
-/// The first function or trigger that cannot be deployed, named.
-pub async fn deploy_manifest(live: &Live, manifest: &Manifest) -> anyhow::Result<ManifestDeploy> {
-    let mut outcome = ManifestDeploy::default();
-    for spec in manifest.functions.values() {
-        let wasm = tokio::fs::read(&spec.source).await.map_err(|error| {
-            anyhow::anyhow!(
-                "function `{}`: cannot read source `{}`: {error}; hint: check the path (relative paths are relative to the manifest), or build the function first (`--build`)",
-                spec.name,
-                spec.source.display()
-            )
-        })?;
-        let deployed = live
-            .deploy(
-                &spec.name,
-                &spec.source.display().to_string(),
-                wasm.into(),
-                spec.config.clone(),
-            )
-            .await?;
-        outcome.functions.push((
-            spec.name.clone(),
-            deployed.version.version,
-            deployed.created,
-        ));
-    }
-    let registry = live.registry();
-    let state = registry.load().await?;
-    let mut changed = false;
-    for wanted in manifest.trigger_specs() {
-        let existing = state
-            .triggers
-            .iter()
-            .find(|stored| stored.spec.same_slot(&wanted));
-        match existing {
-            Some(stored) if stored.spec == wanted => continue,
-            Some(stored) => registry.delete_trigger(&stored.id).await?,
-            None => {}
-        }
-        registry.create_trigger(wanted).await?;
-        outcome.triggers_created += 1;
-        changed = true;
-    }
-    if changed {
-        live.reload().await?;
-    }
-    Ok(outcome)
-}
-
 impl Prepared {
     /// The gateway's address.
     pub fn gateway_address(&self) -> std::io::Result<std::net::SocketAddr> {
@@ -345,7 +285,7 @@ impl Prepared {
     /// second signal.
     pub async fn serve(self) -> anyhow::Result<()> {
         let shutdown = shutdown_signal().context("cannot listen for SIGTERM and Ctrl-C")?;
-        let snapshot = self.live.snapshot();
+        let snapshot = self.control.live().snapshot();
         tracing::info!(
             functions = snapshot.registry.functions.len(),
             pooling = self.pooling,
@@ -377,10 +317,10 @@ impl Prepared {
             );
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let live = self.live.clone();
+        let control = self.control.clone();
         tokio::spawn(async move {
             shutdown.await;
-            live.drain();
+            control.drain();
             let _ = stop_tx.send(true);
         });
         let stopped = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
@@ -398,9 +338,10 @@ impl Prepared {
             on_change,
             stopped(stop_rx.clone()),
         ));
-        let gateway = crate::triggers::http::router(self.live.clone());
-        let admin = crate::api::admin::router(crate::api::admin::AdminState {
-            live: self.live.clone(),
+        let gateway = crate::gateway::router(self.control.live().clone());
+        let admin = crate::api::router(crate::api::ApiState {
+            control: self.control.clone(),
+            live: self.control.live().clone(),
             token: self.token.clone(),
             database: self.database.clone(),
             guest_logs: self.guest_logs.clone(),
@@ -424,7 +365,7 @@ impl Prepared {
             Err(error) => tracing::error!("object storage task failed: {error}"),
         }
         // Deliveries in flight finish (or resume at the next start).
-        if let Some(event_triggers) = self.live.detach_event_triggers().await {
+        if let Some(event_triggers) = self.control.detach_event_triggers().await {
             event_triggers.stop(self.grace).await;
         }
         // Every answered invocation's record is written before exiting.

@@ -30,7 +30,7 @@ use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 
 use crate::engine::DirMount;
-use crate::events::ObjectChange;
+use crate::model::ObjectChange;
 
 pub use names::{
     MAX_KEY_BYTES, NameError, check_bucket_name, check_object_key, is_clean_mount_path,

@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use super::disk::{Disk, DiskError, FoundObject, NewObject, Upload};
 use super::names::{NameError, check_bucket_name, check_object_key};
 use super::{ChangeHook, MIN_PART_BYTES};
-use crate::events::ObjectChange;
+use crate::model::ObjectChange;
 
 /// The most parts one multipart upload may have (S3's limit).
 const MAX_PARTS: i32 = 10_000;

@@ -1,13 +1,12 @@
-//! What invokes a function. Triggers turn an outside event into an
-//! invocation and hand it to a pool (HTTP) or to the event queue (watched
-//! folders, timers; object storage calls [`crate::events::Events`]
-//! directly); they never touch wasmtime types.
+//! The event side of a running Kumo: watched folders and cron timers that
+//! turn outside events into queued events, and delivery of the queue, kept
+//! in step with the registry's triggers by `control`. Object storage calls
+//! [`crate::events::Events`] directly; HTTP requests come through
+//! `gateway`. Nothing here touches wasmtime types.
 //!
-//! - [`http`]: routes on the function gateway.
 //! - [`watch`]: files written into a watched host folder.
 //! - [`timer`]: cron schedules.
 
-pub mod http;
 pub mod timer;
 pub mod watch;
 
@@ -15,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::database::Database;
-use crate::events::trigger::{StorageTrigger, TimerTrigger, WatchTrigger};
 use crate::events::{self, Delivery, DeliverySettings, Events, Resolver};
+use crate::model::{StorageTrigger, TimerTrigger, WatchTrigger};
 
 /// The event side of a running Kumo: the queue's producers, its delivery,
 /// the watched folders and the timers. Which triggers run follows the

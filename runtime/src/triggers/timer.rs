@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use croner::Cron;
 
 use crate::events::queue::{self, EventKind, NewEvent};
-use crate::events::trigger::TimerTrigger;
 use crate::events::{Events, document};
+use crate::model::TimerTrigger;
 
 /// When a schedule fires next, strictly after `after`; `None` when it
 /// never does again.
@@ -110,7 +110,7 @@ async fn fire(events: &Events, trigger: &TimerTrigger, scheduled: DateTime<Utc>)
     let event = NewEvent {
         id: queue::new_event_id(),
         trigger_id: queue::trigger_id(EventKind::Timer, &trigger.name),
-        target: trigger.function.clone(),
+        target: trigger.function.to_string(),
         kind: EventKind::Timer,
         document: document::timer_event(&trigger.name, scheduled, &trigger.payload),
         retry: trigger.retry(),
@@ -139,7 +139,7 @@ async fn fire(events: &Events, trigger: &TimerTrigger, scheduled: DateTime<Utc>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::trigger::parse_cron;
+    use crate::model::parse_cron;
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()

@@ -26,7 +26,7 @@ use notify::{RecursiveMode, Watcher};
 use crate::events::Events;
 use crate::events::document::{self, FileChange};
 use crate::events::queue::{self, FileVersion, NewEvent};
-use crate::events::trigger::WatchTrigger;
+use crate::model::WatchTrigger;
 
 /// How long a file's size and modification time must stay the same before
 /// it counts as written.
@@ -318,7 +318,7 @@ async fn enqueue(
     let event = NewEvent {
         id: queue::new_event_id(),
         trigger_id: queue::trigger_id(queue::EventKind::Watch, &trigger.name),
-        target: trigger.function.clone(),
+        target: trigger.function.to_string(),
         kind: queue::EventKind::Watch,
         document: document::file_event(&trigger.name, &file),
         retry: trigger.retry(),

@@ -1,6 +1,7 @@
 //! A function version's configuration: what the manifest's
 //! `[function.NAME]` table and the admin API's deploy call both carry, with
-//! defaults and one validation for both.
+//! defaults and one validation for both, which also turns it into the
+//! engine's and the pool's settings.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

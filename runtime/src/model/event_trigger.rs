@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ObjectChange;
+use super::{ObjectChange, Target};
 
 /// Defaults, in one place so the docs and the code agree.
 pub mod defaults {
@@ -162,7 +162,8 @@ pub struct StorageTrigger {
     #[serde(default)]
     pub suffix: String,
     /// The function target (`name`, `name:3`, `name:alias`).
-    pub function: String,
+    #[schema(value_type = String)]
+    pub function: Target,
     /// The event document's shape.
     #[serde(default)]
     pub format: ObjectEventFormat,
@@ -192,8 +193,9 @@ pub struct WatchTrigger {
     /// files when absent.
     #[serde(default)]
     pub pattern: Option<String>,
-    /// The function target.
-    pub function: String,
+    /// The function target (`name`, `name:3`, `name:alias`).
+    #[schema(value_type = String)]
+    pub function: Target,
     /// Whether files already in the folder at start become events.
     #[serde(default)]
     pub process_existing: bool,
@@ -218,8 +220,9 @@ pub struct TimerTrigger {
     pub name: String,
     /// A cron expression: five fields, or six with seconds first.
     pub cron: String,
-    /// The function target.
-    pub function: String,
+    /// The function target (`name`, `name:3`, `name:alias`).
+    #[schema(value_type = String)]
+    pub function: Target,
     /// The string handed to the function as `payload`.
     #[serde(default)]
     pub payload: String,
@@ -250,17 +253,6 @@ fn validate_name(name: &str) -> Result<(), TriggerError> {
             "use 1 to 64 letters, digits, `-`, `_` and `.`",
         ))
     }
-}
-
-fn validate_function(function: &str) -> Result<(), TriggerError> {
-    if function.trim().is_empty() {
-        return Err(TriggerError::new(
-            "function",
-            "the function is empty",
-            "name a function defined in a `[function.NAME]` table",
-        ));
-    }
-    Ok(())
 }
 
 /// S3 bucket naming rules, the ones that matter for a directory name:
@@ -347,7 +339,6 @@ impl StorageTrigger {
             .iter()
             .map(|pattern| normalize_event_pattern(pattern))
             .collect::<Result<_, _>>()?;
-        validate_function(&self.function)?;
         self.retry().validate()
     }
 
@@ -408,7 +399,6 @@ impl WatchTrigger {
                 "write a glob for file names, such as `*.txt`; folders below the watched one are not watched",
             ));
         }
-        validate_function(&self.function)?;
         self.retry().validate()
     }
 
@@ -434,7 +424,6 @@ impl TimerTrigger {
     pub fn validate(&self) -> Result<croner::Cron, TriggerError> {
         validate_name(&self.name)?;
         let cron = parse_cron(&self.cron)?;
-        validate_function(&self.function)?;
         self.retry().validate()?;
         Ok(cron)
     }
@@ -511,7 +500,7 @@ mod tests {
             events: events.iter().map(|e| e.to_string()).collect(),
             prefix: prefix.into(),
             suffix: suffix.into(),
-            function: "f".into(),
+            function: Target::latest("f"),
             format: ObjectEventFormat::Oss,
             max_retries: defaults::MAX_RETRIES,
             retry_base_ms: defaults::RETRY_BASE_MS,
@@ -608,7 +597,6 @@ mod tests {
                 "events",
                 "`ObjectCreated:`",
             ),
-            (|t| t.function = " ".into(), "function", "empty"),
             (|t| t.name = "a b".into(), "name", "`a b`"),
             (|t| t.max_retries = 1000, "max_retries", "1000"),
             (|t| t.retry_base_ms = 0, "retry_base_ms", "0"),
@@ -695,7 +683,7 @@ mod tests {
             name: "w".into(),
             path: "inbox".into(),
             pattern: Some("*.txt".into()),
-            function: "f".into(),
+            function: Target::latest("f"),
             process_existing: false,
             max_retries: defaults::MAX_RETRIES,
             retry_base_ms: defaults::RETRY_BASE_MS,

@@ -1,29 +1,16 @@
-//! HTTP routes: the function gateway.
-//!
-//! A route is exact (`/hello`) or a prefix (`/api/...`, which matches `/api`
-//! and everything under `/api/`). The longest match wins, and an exact route
-//! beats a prefix of the same path. Method, path, query, headers and body
-//! pass through to the function unchanged, and its response streams back.
-//! Every answer carries `x-kumo-request-id`.
+//! Gateway routes: `/hello` (exact) or `/api/...` (a prefix, matching `/api`
+//! and everything under `/api/`), parsed once where they enter Kumo (the
+//! manifest, the admin API) and looked up in a [`RouteTable`]: the longest
+//! match wins, and an exact route beats a prefix of the same path.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::fmt;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 
-use crate::api::ApiError;
-use crate::live::Live;
-use crate::metering::TriggerKind;
-
-/// The response header carrying the invocation's request id.
-pub const REQUEST_ID_HEADER: &str = "x-kumo-request-id";
-
-/// A parsed route.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed route. Serialized as the text it was written as.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Route {
     /// Matches this path only.
     Exact(String),
@@ -58,7 +45,34 @@ impl Route {
     }
 }
 
-/// Routes to targets (functions, in the gateway), ready for lookups.
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Route::Exact(path) => f.write_str(path),
+            Route::Prefix(prefix) => write!(f, "{prefix}/..."),
+        }
+    }
+}
+
+impl TryFrom<String> for Route {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Route::parse(&text).map_err(|problem| {
+            format!(
+                "invalid route `{text}`: {problem}; hint: write an exact route like `/hello`, or a prefix like `/api/...`"
+            )
+        })
+    }
+}
+
+impl From<Route> for String {
+    fn from(route: Route) -> Self {
+        route.to_string()
+    }
+}
+
+/// Routes to targets, ready for lookups.
 pub struct RouteTable<T> {
     exact: HashMap<String, T>,
     /// Longest prefix first.
@@ -67,31 +81,31 @@ pub struct RouteTable<T> {
 
 impl<T> RouteTable<T> {
     /// Builds a table; later duplicates of a route replace earlier ones
-    /// (the manifest refuses duplicates before this point).
+    /// (the registry refuses duplicates before this point).
     pub fn new(routes: impl IntoIterator<Item = (Route, T)>) -> Self {
         let mut exact = HashMap::new();
         let mut prefixes = Vec::new();
-        for (route, function) in routes {
+        for (route, target) in routes {
             match route {
                 Route::Exact(path) => {
-                    exact.insert(path, function);
+                    exact.insert(path, target);
                 }
-                Route::Prefix(prefix) => prefixes.push((prefix, function)),
+                Route::Prefix(prefix) => prefixes.push((prefix, target)),
             }
         }
         prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         Self { exact, prefixes }
     }
 
-    /// The function serving `path`, if any.
+    /// The target serving `path`, if any.
     pub fn lookup(&self, path: &str) -> Option<&T> {
-        if let Some(function) = self.exact.get(path) {
-            return Some(function);
+        if let Some(target) = self.exact.get(path) {
+            return Some(target);
         }
         self.prefixes
             .iter()
             .find(|(prefix, _)| prefix_matches(prefix, path))
-            .map(|(_, function)| function)
+            .map(|(_, target)| target)
     }
 }
 
@@ -100,49 +114,6 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
         Some(rest) => rest.is_empty() || rest.starts_with('/'),
         None => false,
     }
-}
-
-/// The gateway's axum router: every request goes through the live route
-/// table.
-pub fn router(live: Arc<Live>) -> Router {
-    Router::new().fallback(handle).with_state(live)
-}
-
-async fn handle(State(live): State<Arc<Live>>, mut request: Request) -> Response {
-    let request_id: Arc<str> = crate::request_id::next();
-    let mut response = match live.route(request.uri().path()) {
-        None => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!(
-                "no route matches `{}`; hint: `kumo up` lists the routes when it starts",
-                request.uri().path()
-            ),
-        )
-        .into_response(),
-        Some(Err(error)) => ApiError::from(error).into_response(),
-        Some(Ok(pool)) => {
-            // wasi:http needs an authority, from the URI (HTTP/2) or the
-            // host header; HTTP/1.0 clients may send neither.
-            if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST)
-            {
-                request
-                    .headers_mut()
-                    .insert(header::HOST, HeaderValue::from_static("localhost"));
-            }
-            match pool
-                .invoke(request, request_id.clone(), TriggerKind::Http)
-                .await
-            {
-                Ok(response) => response.map(Body::new),
-                Err(error) => ApiError::from(error).into_response(),
-            }
-        }
-    };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    response
 }
 
 #[cfg(test)]
@@ -171,8 +142,19 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            assert_eq!(&Route::parse(text), expected, "route {text:?}");
+            let parsed = Route::parse(text);
+            assert_eq!(&parsed, expected, "route {text:?}");
+            if let Ok(route) = parsed {
+                assert_eq!(route.to_string(), *text, "routes print as written");
+                let json = serde_json::to_string(&route).unwrap();
+                assert_eq!(serde_json::from_str::<Route>(&json).unwrap(), route);
+            }
         }
+        let error = serde_json::from_str::<Route>("\"hello\"").unwrap_err();
+        assert!(
+            error.to_string().contains("invalid route `hello`"),
+            "{error}"
+        );
     }
 
     #[test]

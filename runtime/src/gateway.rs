@@ -1,0 +1,63 @@
+//! The function gateway: the HTTP trigger. Every request is matched
+//! against the live route table and handed, with its method, path, query,
+//! headers and body unchanged, to the pool of the function version the
+//! route resolves to; the function's response streams back. Every answer
+//! carries `x-kumo-request-id`. Nothing here reads or changes the registry.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::api::ApiError;
+use crate::live::Live;
+use crate::metering::TriggerKind;
+
+/// The response header carrying the invocation's request id.
+pub const REQUEST_ID_HEADER: &str = "x-kumo-request-id";
+
+/// The gateway's axum router: every request goes through the live route
+/// table.
+pub fn router(live: Arc<Live>) -> Router {
+    Router::new().fallback(handle).with_state(live)
+}
+
+async fn handle(State(live): State<Arc<Live>>, mut request: Request) -> Response {
+    let request_id: Arc<str> = crate::request_id::next();
+    let mut response = match live.route(request.uri().path()) {
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no route matches `{}`; hint: `kumo up` lists the routes when it starts",
+                request.uri().path()
+            ),
+        )
+        .into_response(),
+        Some(Err(error)) => ApiError::from(error).into_response(),
+        Some(Ok(pool)) => {
+            // wasi:http needs an authority, from the URI (HTTP/2) or the
+            // host header; HTTP/1.0 clients may send neither.
+            if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST)
+            {
+                request
+                    .headers_mut()
+                    .insert(header::HOST, HeaderValue::from_static("localhost"));
+            }
+            match pool
+                .invoke(request, request_id.clone(), TriggerKind::Http)
+                .await
+            {
+                Ok(response) => response.map(Body::new),
+                Err(error) => ApiError::from(error).into_response(),
+            }
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}

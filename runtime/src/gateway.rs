@@ -15,9 +15,7 @@ use axum::response::{IntoResponse, Response};
 use crate::api::ApiError;
 use crate::live::Live;
 use crate::metering::TriggerKind;
-
-/// The response header carrying the invocation's request id.
-pub const REQUEST_ID_HEADER: &str = "x-kumo-request-id";
+use crate::request_id::REQUEST_ID_HEADER;
 
 /// The gateway's axum router: every request goes through the live route
 /// table.

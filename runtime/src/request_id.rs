@@ -17,6 +17,10 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The response header carrying the invocation's request id, on the
+/// gateway's and the admin API's answers.
+pub const REQUEST_ID_HEADER: &str = "x-kumo-request-id";
+
 /// The next request id of this process.
 pub fn next() -> Arc<str> {
     static PREFIX: OnceLock<u64> = OnceLock::new();

@@ -555,14 +555,16 @@ async fn bad_deploys_and_bad_triggers_are_refused_and_change_nothing() {
             404,
             "no function `ghost`",
         ),
+        // Routes and targets are typed in the body: a malformed one is
+        // refused before anything is looked up.
         (
             json!({"kind": "http", "route": "x", "function": "ghost"}),
-            404,
-            "no function `ghost`",
+            422,
+            "invalid route `x`: a route must start with `/`",
         ),
         (
             json!({"kind": "http", "route": "/x", "function": "ghost:"}),
-            400,
+            422,
             "neither a version number nor an alias",
         ),
         (
@@ -608,8 +610,13 @@ async fn bad_deploys_and_bad_triggers_are_refused_and_change_nothing() {
     .await;
     assert_eq!(
         (status, error_code(&body)),
-        (400, "invalid_request"),
+        (422, "invalid_request"),
         "{body}"
+    );
+    assert_eq!(
+        error_message(&body).matches("hint:").count(),
+        1,
+        "one hint, the route's: {body}"
     );
     let (status, _) = call(
         &kumo,

@@ -22,14 +22,17 @@ where
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::new(
-                rejection.status(),
-                "invalid_request",
-                format!(
-                    "{}; hint: send a JSON body with `content-type: application/json`, see GET /v1/openapi.json",
-                    rejection.body_text().to_lowercase()
-                ),
-            )),
+            Err(rejection) => {
+                let text = lowercase_first(&rejection.body_text());
+                let message = if text.contains("hint:") {
+                    text
+                } else {
+                    format!(
+                        "{text}; hint: send a JSON body with `content-type: application/json`, see GET /v1/openapi.json"
+                    )
+                };
+                Err(ApiError::new(rejection.status(), "invalid_request", message))
+            }
         }
     }
 }
@@ -49,6 +52,16 @@ where
             Ok(Query(value)) => Ok(Self(value)),
             Err(rejection) => Err(query_error(rejection)),
         }
+    }
+}
+
+/// Kumo's messages start in lowercase; axum's start with a capital.
+/// Only the first letter changes: the rest names values as they were sent.
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

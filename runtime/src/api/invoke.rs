@@ -14,7 +14,7 @@ use utoipa::{IntoParams, OpenApi};
 
 use super::extract::ApiQuery;
 use super::{ApiError, ApiState};
-use crate::gateway::REQUEST_ID_HEADER;
+use crate::request_id::REQUEST_ID_HEADER;
 use crate::model::Target;
 
 pub(super) fn routes() -> Router<ApiState> {

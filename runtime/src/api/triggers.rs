@@ -36,7 +36,8 @@ async fn list_triggers(State(state): State<ApiState>) -> Json<TriggerList> {
 #[utoipa::path(post, path = "/v1/triggers", tag = "triggers",
     request_body = TriggerSpec,
     responses((status = 201, body = Trigger),
-        (status = 400, description = "A bad route or target", body = crate::api::ErrorBody),
+        (status = 400, description = "Event-trigger settings out of range", body = crate::api::ErrorBody),
+        (status = 422, description = "A malformed route or target, an unknown kind or key", body = crate::api::ErrorBody),
         (status = 404, description = "The target does not exist", body = crate::api::ErrorBody),
         (status = 409, description = "The route is taken", body = crate::api::ErrorBody)))]
 async fn create_trigger(

@@ -584,7 +584,7 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
     let status = response.status();
     let headers = response.headers().clone();
     let request_id = headers
-        .get(crate::gateway::REQUEST_ID_HEADER)
+        .get(crate::request_id::REQUEST_ID_HEADER)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("-")
         .to_string();

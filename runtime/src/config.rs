@@ -13,17 +13,17 @@ use crate::pool::{PoolSettings, defaults as pool_defaults};
 use crate::storage::FileMount;
 
 /// Defaults, in one place so the docs and the code agree.
-pub mod defaults {
+pub(crate) mod defaults {
     /// `memory_mb`: Lambda's smallest size.
-    pub const MEMORY_MB: u64 = 128;
+    pub(crate) const MEMORY_MB: u64 = 128;
     /// `timeout_ms`.
-    pub const TIMEOUT_MS: u64 = 30_000;
+    pub(crate) const TIMEOUT_MS: u64 = 30_000;
     /// `max_request_bytes`: 6 MiB, Lambda's synchronous payload limit.
-    pub const MAX_REQUEST_BYTES: u64 = 6 << 20;
+    pub(crate) const MAX_REQUEST_BYTES: u64 = 6 << 20;
     /// `max_response_bytes`: 6 MiB as well.
-    pub const MAX_RESPONSE_BYTES: u64 = 6 << 20;
+    pub(crate) const MAX_RESPONSE_BYTES: u64 = 6 << 20;
     /// The longest `timeout_ms` accepted: 15 minutes, as Lambda.
-    pub const MAX_TIMEOUT_MS: u64 = 15 * 60 * 1000;
+    pub(crate) const MAX_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 }
 
 /// A function's full configuration. Every key has a default, so `{}` is a
@@ -32,39 +32,39 @@ pub mod defaults {
 /// same exactly when their JSON is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
-pub struct FunctionConfig {
+pub(crate) struct FunctionConfig {
     /// Memory limit per instance in MiB; also the billed size.
-    pub memory_mb: u64,
+    pub(crate) memory_mb: u64,
     /// Wall-clock limit of one invocation, in milliseconds.
-    pub timeout_ms: u64,
+    pub(crate) timeout_ms: u64,
     /// Largest request body accepted, in bytes.
-    pub max_request_bytes: u64,
+    pub(crate) max_request_bytes: u64,
     /// Largest response body sent, in bytes.
-    pub max_response_bytes: u64,
+    pub(crate) max_response_bytes: u64,
     /// The only environment variables the guest sees.
-    pub env: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
     /// Where the guest may send HTTP requests (`https://api.example.com`,
     /// `https://*.example.com`); empty means nowhere.
-    pub allowed_outbound_hosts: Vec<String>,
+    pub(crate) allowed_outbound_hosts: Vec<String>,
     /// Instances kept warm at all times; 0 allows scale to zero.
-    pub min_instances: u32,
+    pub(crate) min_instances: u32,
     /// The most instances at once.
-    pub max_instances: u32,
+    pub(crate) max_instances: u32,
     /// Whether an instance serves more than one request.
-    pub reuse: bool,
+    pub(crate) reuse: bool,
     /// An instance idle this long (seconds) is released.
-    pub idle_timeout_s: u64,
+    pub(crate) idle_timeout_s: u64,
     /// The most requests waiting for an instance.
-    pub max_queue: u32,
+    pub(crate) max_queue: u32,
     /// The longest a request waits for an instance, in milliseconds.
-    pub queue_timeout_ms: u64,
+    pub(crate) queue_timeout_ms: u64,
     /// Requests one instance should serve at once (1 for WASI 0.2).
-    pub target_concurrency: f64,
+    pub(crate) target_concurrency: f64,
     /// The share of that target the autoscaler aims for.
-    pub target_utilization: f64,
+    pub(crate) target_utilization: f64,
     /// Buckets of Kumo's object storage mounted into the guest
     /// (read-only unless `read_only = false`).
-    pub files: Vec<FileMount>,
+    pub(crate) files: Vec<FileMount>,
 }
 
 impl Default for FunctionConfig {
@@ -93,27 +93,27 @@ impl Default for FunctionConfig {
 /// entry of a list).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("`{key}` {message}")]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     /// The offending key.
-    pub key: &'static str,
+    pub(crate) key: &'static str,
     /// The entry of a list key, when the problem is one entry.
-    pub index: Option<usize>,
+    pub(crate) index: Option<usize>,
     /// What is wrong, naming the value.
-    pub message: String,
+    pub(crate) message: String,
     /// How to fix it.
-    pub hint: &'static str,
+    pub(crate) hint: &'static str,
 }
 
 impl ConfigError {
     /// The message and the hint as one line.
-    pub fn with_hint(&self) -> String {
+    pub(crate) fn with_hint(&self) -> String {
         format!("{self}; hint: {}", self.hint)
     }
 }
 
 impl FunctionConfig {
     /// The canonical JSON stored with a version.
-    pub fn canonical_json(&self) -> String {
+    pub(crate) fn canonical_json(&self) -> String {
         serde_json::to_string(self).expect("a configuration always serializes")
     }
 
@@ -122,7 +122,7 @@ impl FunctionConfig {
     /// # Errors
     ///
     /// The first value out of range, named.
-    pub fn validate(&self) -> Result<(FunctionSettings, PoolSettings), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(FunctionSettings, PoolSettings), ConfigError> {
         let range = |key: &'static str,
                      value: u64,
                      range: std::ops::RangeInclusive<u64>|

@@ -19,7 +19,7 @@ use crate::request_id::REQUEST_ID_HEADER;
 
 /// The gateway's axum router: every request goes through the live route
 /// table.
-pub fn router(live: Arc<Live>) -> Router {
+pub(crate) fn router(live: Arc<Live>) -> Router {
     Router::new().fallback(handle).with_state(live)
 }
 

@@ -8,21 +8,21 @@
 //! the `kumo` command. [`metering`] records every invocation for billing,
 //! logs and metrics. See `ARCHITECTURE.md` for the map.
 
-pub mod api;
+pub(crate) mod api;
 pub mod cli;
-pub mod config;
-pub mod control;
+pub(crate) mod config;
+pub(crate) mod control;
 pub mod database;
 pub mod engine;
 pub mod events;
-pub mod gateway;
-pub mod live;
-pub mod manifest;
+pub(crate) mod gateway;
+pub(crate) mod live;
+pub(crate) mod manifest;
 pub mod metering;
 pub mod model;
 pub mod pool;
-pub mod registry;
+pub(crate) mod registry;
 pub mod request_id;
-pub mod server;
+pub(crate) mod server;
 pub mod storage;
-pub mod triggers;
+pub(crate) mod triggers;

@@ -29,6 +29,13 @@ fn a_second_start_loads_compiled_code_from_the_cache() {
         "{}",
         first.logs()
     );
+    // Without `[app] name` the app is named after the manifest's folder.
+    let folder = dir.path().file_name().unwrap().to_string_lossy();
+    assert!(
+        first.wait_for_log_line(&["ready in", &format!("app={folder}")]),
+        "{}",
+        first.logs()
+    );
     assert!(!first.logs().contains("from the compile cache"));
     assert!(first.terminate().success());
 

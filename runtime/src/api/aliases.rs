@@ -23,11 +23,11 @@ pub(super) fn routes() -> Router<ApiState> {
 /// `versions` with weights adding up to 100.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AliasUpdate {
+pub(crate) struct AliasUpdate {
     /// One version (all traffic).
-    pub version: Option<u32>,
+    pub(crate) version: Option<u32>,
     /// Two versions with weights, such as 90 and 10.
-    pub versions: Option<Vec<WeightedVersion>>,
+    pub(crate) versions: Option<Vec<WeightedVersion>>,
 }
 
 #[utoipa::path(put, path = "/v1/functions/{name}/aliases/{alias}", tag = "aliases",

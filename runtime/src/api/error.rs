@@ -16,36 +16,36 @@ use crate::model::Invalid;
 /// value, with a hint. A 5xx never carries host internals; those go to the
 /// log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// The HTTP status.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// A stable code such as `not_found` or `timeout`.
-    pub code: &'static str,
+    pub(crate) code: &'static str,
     /// A human-readable message.
-    pub message: String,
+    pub(crate) message: String,
     /// Seconds for a `Retry-After` header (with 429 and 503).
-    pub retry_after_s: Option<u64>,
+    pub(crate) retry_after_s: Option<u64>,
 }
 
 /// The JSON body of every error answer: `{"error":{"code","message"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// What went wrong.
-    pub error: ErrorDetail,
+    pub(crate) error: ErrorDetail,
 }
 
 /// The inside of [`ErrorBody`].
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     /// A stable code such as `not_found` or `timeout`.
-    pub code: String,
+    pub(crate) code: String,
     /// A human-readable message, with a hint.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl ApiError {
     /// An error with the given status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -55,7 +55,7 @@ impl ApiError {
     }
 
     /// The JSON body.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(&ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),
@@ -153,7 +153,7 @@ impl From<Invalid> for ApiError {
 
 impl ApiError {
     /// A 500 that says nothing of the host's internals (they are logged).
-    pub fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -162,7 +162,7 @@ impl ApiError {
     }
 
     /// A 404 for a function that is not deployed.
-    pub fn unknown_function(name: &str) -> Self {
+    pub(crate) fn unknown_function(name: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -16,7 +16,7 @@ use crate::events::{EventState, EventSummary, ReplayError};
 const MAX_LIMIT: u32 = 1000;
 
 /// The event routes, to merge into the admin router (behind its token).
-pub fn routes() -> Router<ApiState> {
+pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}/replay", post(replay_event))
@@ -24,18 +24,18 @@ pub fn routes() -> Router<ApiState> {
 
 /// Query of `GET /v1/events`.
 #[derive(Debug, Deserialize, IntoParams)]
-pub struct EventQuery {
+pub(crate) struct EventQuery {
     /// `pending`, `retrying`, `dead` or `done`; every state when absent.
-    pub state: Option<String>,
+    pub(crate) state: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
-    pub limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
 }
 
 /// `GET /v1/events`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct EventList {
+pub(crate) struct EventList {
     /// Newest first.
-    pub events: Vec<EventSummary>,
+    pub(crate) events: Vec<EventSummary>,
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventQuery),
@@ -61,7 +61,7 @@ async fn list_events(
     let listed = crate::events::list(events.database(), wanted, limit)
         .await
         .map_err(|error| {
-            tracing::error!("cannot list events: {error}");
+            tracing::error!(error = %error, "cannot list events");
             ApiError::internal()
         })?;
     Ok(Json(EventList { events: listed }))
@@ -96,7 +96,7 @@ async fn replay_event(
             error.to_string(),
         )),
         Err(ReplayError::Database(error)) => {
-            tracing::error!("cannot replay event {id}: {error}");
+            tracing::error!(event = %id, error = %error, "cannot replay an event");
             Err(ApiError::internal())
         }
     }
@@ -105,4 +105,4 @@ async fn replay_event(
 /// The OpenAPI paths of this part, merged into the admin document.
 #[derive(OpenApi)]
 #[openapi(paths(list_events, replay_event))]
-pub struct EventsApiDoc;
+pub(crate) struct EventsApiDoc;

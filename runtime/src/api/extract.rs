@@ -31,7 +31,11 @@ where
                         "{text}; hint: send a JSON body with `content-type: application/json`, see GET /v1/openapi.json"
                     )
                 };
-                Err(ApiError::new(rejection.status(), "invalid_request", message))
+                Err(ApiError::new(
+                    rejection.status(),
+                    "invalid_request",
+                    message,
+                ))
             }
         }
     }

@@ -16,7 +16,7 @@ use crate::model::Trigger;
 use crate::registry::{Alias, Version};
 
 /// The largest component accepted by a deploy: 100 MiB.
-pub const MAX_COMPONENT_BYTES: usize = 100 << 20;
+pub(crate) const MAX_COMPONENT_BYTES: usize = 100 << 20;
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -33,71 +33,71 @@ pub(super) fn routes() -> Router<ApiState> {
 
 /// A function in the list.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct FunctionSummary {
+pub(crate) struct FunctionSummary {
     /// Its name.
-    pub name: String,
+    pub(crate) name: String,
     /// The newest version.
-    pub latest_version: u32,
+    pub(crate) latest_version: u32,
     /// How many versions it has.
-    pub versions: usize,
+    pub(crate) versions: usize,
     /// Its aliases.
-    pub aliases: Vec<Alias>,
+    pub(crate) aliases: Vec<Alias>,
     /// RFC 3339, UTC.
-    pub created_at: String,
+    pub(crate) created_at: String,
 }
 
 /// `GET /v1/functions`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct FunctionList {
+pub(crate) struct FunctionList {
     /// By name.
-    pub functions: Vec<FunctionSummary>,
+    pub(crate) functions: Vec<FunctionSummary>,
 }
 
 /// Instances of one live version right now.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct VersionInstances {
+pub(crate) struct VersionInstances {
     /// The version.
-    pub version: u32,
+    pub(crate) version: u32,
     /// Warm and waiting.
-    pub idle: u32,
+    pub(crate) idle: u32,
     /// Serving a request.
-    pub busy: u32,
+    pub(crate) busy: u32,
     /// Being created.
-    pub starting: u32,
+    pub(crate) starting: u32,
     /// Requests waiting for an instance.
-    pub queued: u32,
+    pub(crate) queued: u32,
 }
 
 /// `GET /v1/functions/{name}`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct FunctionDetail {
+pub(crate) struct FunctionDetail {
     /// Its name.
-    pub name: String,
+    pub(crate) name: String,
     /// RFC 3339, UTC.
-    pub created_at: String,
+    pub(crate) created_at: String,
     /// Every version, oldest first.
-    pub versions: Vec<Version>,
+    pub(crate) versions: Vec<Version>,
     /// Its aliases.
-    pub aliases: Vec<Alias>,
+    pub(crate) aliases: Vec<Alias>,
     /// Triggers that invoke it.
-    pub triggers: Vec<Trigger>,
+    pub(crate) triggers: Vec<Trigger>,
     /// Instances of its live versions, newest version first.
-    pub instances: Vec<VersionInstances>,
+    pub(crate) instances: Vec<VersionInstances>,
 }
 
 /// The answer to a deploy.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Deployment {
+pub(crate) struct Deployment {
     /// The version holding this code and configuration.
-    pub version: Version,
+    pub(crate) version: Version,
     /// False when an identical version existed (answered 200, not 201).
-    pub created: bool,
+    pub(crate) created: bool,
 }
 
 /// The multipart form of a deploy.
 #[derive(ToSchema)]
 #[allow(dead_code)] // only its schema is used
-pub struct DeployForm {
+pub(crate) struct DeployForm {
     /// The component (`.wasm`), at most 100 MiB.
     #[schema(value_type = String, format = Binary)]
     component: Vec<u8>,
@@ -107,19 +107,19 @@ pub struct DeployForm {
 
 /// `DELETE /v1/functions/{name}`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct FunctionDeleted {
+pub(crate) struct FunctionDeleted {
     /// The deleted function.
-    pub deleted: String,
+    pub(crate) deleted: String,
     /// Triggers deleted with it (with `force=true`).
-    pub triggers_deleted: Vec<Trigger>,
+    pub(crate) triggers_deleted: Vec<Trigger>,
 }
 
 /// Query of `DELETE /v1/functions/{name}`.
 #[derive(Debug, Deserialize, IntoParams)]
-pub struct DeleteQuery {
+pub(crate) struct DeleteQuery {
     /// Also delete the triggers that point at the function.
     #[serde(default)]
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 #[utoipa::path(get, path = "/v1/functions", tag = "functions",

@@ -14,8 +14,8 @@ use utoipa::{IntoParams, OpenApi};
 
 use super::extract::ApiQuery;
 use super::{ApiError, ApiState};
-use crate::request_id::REQUEST_ID_HEADER;
 use crate::model::Target;
+use crate::request_id::REQUEST_ID_HEADER;
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new().route(
@@ -26,11 +26,11 @@ pub(super) fn routes() -> Router<ApiState> {
 
 /// Query of `POST /v1/functions/{name}/invoke`.
 #[derive(Debug, Deserialize, IntoParams)]
-pub struct InvokeQuery {
+pub(crate) struct InvokeQuery {
     /// A version number or an alias; the newest version when absent.
-    pub qualifier: Option<String>,
+    pub(crate) qualifier: Option<String>,
     /// The path the function sees (default `/`).
-    pub path: Option<String>,
+    pub(crate) path: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions",

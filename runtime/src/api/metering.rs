@@ -33,76 +33,76 @@ use crate::metering::{
 };
 
 /// Records `GET /v1/invocations` answers when no `limit` is given.
-pub const DEFAULT_INVOCATION_LIMIT: u32 = 100;
+pub(crate) const DEFAULT_INVOCATION_LIMIT: u32 = 100;
 /// The most records one `GET /v1/invocations` answers.
-pub const MAX_INVOCATION_LIMIT: u32 = 10_000;
+pub(crate) const MAX_INVOCATION_LIMIT: u32 = 10_000;
 /// Lines `GET /v1/functions/{name}/logs` answers when no `limit` is given.
-pub const DEFAULT_LOG_LIMIT: usize = 1_000;
+pub(crate) const DEFAULT_LOG_LIMIT: usize = 1_000;
 /// A followed log with nothing to send sends an empty line this often:
 /// proxies keep the connection, and a reader that went away is noticed
 /// (the write fails and the follower is dropped).
-pub const FOLLOW_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const FOLLOW_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Query of `GET /v1/billing`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-pub struct BillingParams {
+pub(crate) struct BillingParams {
     /// Invocations that started at or after this time (RFC 3339, such as
     /// `2026-11-01T00:00:00Z`); from the beginning when absent.
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Invocations that started before this time (RFC 3339); until now when
     /// absent.
-    pub to: Option<String>,
+    pub(crate) to: Option<String>,
     /// Only this function.
-    pub function: Option<String>,
+    pub(crate) function: Option<String>,
     /// `function` (default), `version` or `hour`.
-    pub group_by: Option<String>,
+    pub(crate) group_by: Option<String>,
 }
 
 /// Query of `GET /v1/invocations`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-pub struct InvocationsParams {
+pub(crate) struct InvocationsParams {
     /// Only this function.
-    pub function: Option<String>,
+    pub(crate) function: Option<String>,
     /// At most this many records, newest first (default 100, at most
     /// 10,000).
-    pub limit: Option<String>,
+    pub(crate) limit: Option<String>,
 }
 
 /// Query of `GET /v1/functions/{name}/logs`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-pub struct LogsParams {
+pub(crate) struct LogsParams {
     /// Lines from this long ago (`30s`, `10m`, `2h`, `1d`) or since this
     /// time (RFC 3339); all stored lines when absent.
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
     /// At most the last this many stored lines (default 1,000).
-    pub limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `true`: keep the answer open and send new lines as they arrive, as
     /// newline-delimited JSON.
-    pub follow: Option<String>,
+    pub(crate) follow: Option<String>,
 }
 
 /// `GET /v1/invocations`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct InvocationList {
+pub(crate) struct InvocationList {
     /// Newest first.
-    pub invocations: Vec<InvocationRecord>,
+    pub(crate) invocations: Vec<InvocationRecord>,
 }
 
 /// One line of a function's log: written by an instance on stdout or
 /// stderr, or the `REPORT` line Kumo adds after each invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct FunctionLogLine {
+pub(crate) struct FunctionLogLine {
     /// When the host received it.
     #[schema(value_type = String, format = DateTime)]
-    pub time: DateTime<Utc>,
+    pub(crate) time: DateTime<Utc>,
     /// The request the instance was serving (empty during a pre-warm).
-    pub request_id: String,
+    pub(crate) request_id: String,
     /// `stdout`, `stderr`, or `report` for a `REPORT` line.
-    pub stream: String,
+    pub(crate) stream: String,
     /// `debug`, `info`, `warn` or `error` (`info` for a `REPORT` line).
-    pub level: String,
+    pub(crate) level: String,
     /// The text, without its level word and newline.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 impl From<LogLine> for FunctionLogLine {
@@ -119,18 +119,18 @@ impl From<LogLine> for FunctionLogLine {
 
 /// `GET /v1/functions/{name}/logs` without `follow`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct LogList {
+pub(crate) struct LogList {
     /// The function.
-    pub function: String,
+    pub(crate) function: String,
     /// Oldest first.
-    pub lines: Vec<FunctionLogLine>,
+    pub(crate) lines: Vec<FunctionLogLine>,
 }
 
 /// A line of a followed log stream: a log line, or how many lines this
 /// follower missed because it fell too far behind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
-pub enum FollowedLine {
+pub(crate) enum FollowedLine {
     /// A guest output line.
     Line(FunctionLogLine),
     /// Lines skipped: the follower read too slowly.
@@ -168,7 +168,7 @@ fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
 ///
 /// A `400` naming the parameter that is not an RFC 3339 time or a known
 /// grouping, or `from` after `to`.
-pub fn billing_query(params: BillingParams) -> Result<BillingQuery, ApiError> {
+pub(crate) fn billing_query(params: BillingParams) -> Result<BillingQuery, ApiError> {
     let from = params
         .from
         .as_deref()
@@ -212,7 +212,7 @@ pub fn billing_query(params: BillingParams) -> Result<BillingQuery, ApiError> {
 /// # Errors
 ///
 /// Neither a duration nor a time, described for the caller.
-pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.with_timezone(&Utc));
     }

@@ -9,14 +9,14 @@
 //! so it says what the server does. Only this module (and the CLI client,
 //! which reads these types) defines admin wire types.
 
-pub mod aliases;
+pub(crate) mod aliases;
 mod error;
-pub mod events;
+pub(crate) mod events;
 mod extract;
-pub mod functions;
-pub mod invoke;
-pub mod metering;
-pub mod triggers;
+pub(crate) mod functions;
+pub(crate) mod invoke;
+pub(crate) mod metering;
+pub(crate) mod triggers;
 
 use std::sync::Arc;
 
@@ -32,29 +32,29 @@ use utoipa::{OpenApi, ToSchema};
 use crate::control::Control;
 use crate::live::Live;
 
-pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub(crate) use error::{ApiError, ErrorBody};
 
 /// What the admin handlers share.
 #[derive(Clone)]
-pub struct ApiState {
+pub(crate) struct ApiState {
     /// Every change goes through it.
-    pub control: Arc<Control>,
+    pub(crate) control: Arc<Control>,
     /// What is being served, for reads.
-    pub live: Arc<Live>,
+    pub(crate) live: Arc<Live>,
     /// The bearer token every `/v1` call (and `/metrics`) must carry.
-    pub token: Arc<str>,
+    pub(crate) token: Arc<str>,
     /// The database holding the invocation records.
-    pub database: crate::database::Database,
-    pub guest_logs: crate::metering::GuestLogStore,
-    pub metrics: crate::metering::metrics::MetricsHandle,
+    pub(crate) database: crate::database::Database,
+    pub(crate) guest_logs: crate::metering::GuestLogStore,
+    pub(crate) metrics: crate::metering::metrics::MetricsHandle,
     /// The prices billing reports apply.
-    pub prices: crate::metering::Prices,
+    pub(crate) prices: crate::metering::Prices,
     /// Turns true when the server begins to stop: followed logs end then.
-    pub stopping: tokio::sync::watch::Receiver<bool>,
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The admin API's router.
-pub fn router(state: ApiState) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     let v1 = Router::new()
         .merge(functions::routes())
         .merge(aliases::routes())
@@ -122,9 +122,9 @@ async fn unknown_path(request: Request) -> ApiError {
 
 /// `GET /healthz`.
 #[derive(Serialize, ToSchema)]
-pub struct Health {
+pub(crate) struct Health {
     /// Always `ok` while the process serves.
-    pub status: &'static str,
+    pub(crate) status: &'static str,
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "health", security(()),
@@ -140,7 +140,7 @@ async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {
 }
 
 /// The OpenAPI 3 document of this API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = AdminApiDoc::openapi();
     document.merge(functions::FunctionsApi::openapi());
     document.merge(aliases::AliasesApi::openapi());

@@ -20,9 +20,9 @@ pub(super) fn routes() -> Router<ApiState> {
 
 /// `GET /v1/triggers`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TriggerList {
+pub(crate) struct TriggerList {
     /// Oldest first.
-    pub triggers: Vec<Trigger>,
+    pub(crate) triggers: Vec<Trigger>,
 }
 
 #[utoipa::path(get, path = "/v1/triggers", tag = "triggers",

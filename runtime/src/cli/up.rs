@@ -32,7 +32,8 @@ pub(super) async fn start_with_manifest(args: &UpArgs) -> anyhow::Result<(Prepar
             .await
             .context("the build task failed")??;
     }
-    let prepared = server::prepare(&args.serve.options()).await?;
+    let mut prepared = server::prepare(&args.serve.options()).await?;
+    prepared.app = Some(manifest.app_name.clone());
     let deployed = prepared.control.apply_manifest(&manifest).await?;
     for (function, version, created) in &deployed.functions {
         if *created {

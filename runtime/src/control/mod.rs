@@ -28,7 +28,7 @@ use crate::triggers::EventTriggers;
 
 /// Why a change was refused. The API maps each variant to a status.
 #[derive(Debug, thiserror::Error)]
-pub enum ControlError {
+pub(crate) enum ControlError {
     /// The named function, version, alias or trigger does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -60,23 +60,23 @@ impl From<Invalid> for ControlError {
 
 /// The outcome of [`Control::deploy`].
 #[derive(Debug, Clone)]
-pub struct Deployed {
+pub(crate) struct Deployed {
     /// The version now holding this code and configuration.
-    pub version: Version,
+    pub(crate) version: Version,
     /// False when an identical version existed and was returned.
-    pub created: bool,
+    pub(crate) created: bool,
 }
 
 /// What applying a manifest did, for the CLI to print.
 #[derive(Debug, Default)]
-pub struct ManifestApplied {
+pub(crate) struct ManifestApplied {
     /// `(function, version, created)`.
-    pub functions: Vec<(String, u32, bool)>,
-    pub triggers_created: usize,
+    pub(crate) functions: Vec<(String, u32, bool)>,
+    pub(crate) triggers_created: usize,
 }
 
 /// Owns the registry's writes and keeps [`Live`] in step with them.
-pub struct Control {
+pub(crate) struct Control {
     engine: Engine,
     registry: Registry,
     live: Arc<Live>,
@@ -99,7 +99,7 @@ impl Control {
     /// # Errors
     ///
     /// The registry cannot be read.
-    pub async fn start(
+    pub(crate) async fn start(
         engine: Engine,
         registry: Registry,
         meter: Meter,
@@ -124,7 +124,7 @@ impl Control {
     }
 
     /// What is being served, for readers.
-    pub fn live(&self) -> &Arc<Live> {
+    pub(crate) fn live(&self) -> &Arc<Live> {
         &self.live
     }
 
@@ -136,7 +136,7 @@ impl Control {
     ///
     /// A bad name or configuration, a file that is not a `wasi:http`
     /// component, or a registry failure. Nothing is stored then.
-    pub async fn deploy(
+    pub(crate) async fn deploy(
         &self,
         function: &str,
         file_name: &str,
@@ -201,7 +201,7 @@ impl Control {
     /// # Errors
     ///
     /// [`ControlError::NotFound`], [`ControlError::Conflict`], storage.
-    pub async fn delete_function(
+    pub(crate) async fn delete_function(
         &self,
         name: &str,
         force: bool,
@@ -221,7 +221,7 @@ impl Control {
     ///
     /// [`ControlError::NotFound`] for an unknown function or version,
     /// [`ControlError::Invalid`] for a bad name or weights.
-    pub async fn set_alias(
+    pub(crate) async fn set_alias(
         &self,
         function: &str,
         alias: &str,
@@ -240,7 +240,11 @@ impl Control {
     /// # Errors
     ///
     /// [`ControlError::NotFound`], [`ControlError::Conflict`].
-    pub async fn delete_alias(&self, function: &str, alias: &str) -> Result<(), ControlError> {
+    pub(crate) async fn delete_alias(
+        &self,
+        function: &str,
+        alias: &str,
+    ) -> Result<(), ControlError> {
         let _one_change_at_a_time = self.changes.lock().await;
         let state = self.registry.load().await?;
         checks::check_alias_deletable(&state, function, alias)?;
@@ -255,7 +259,10 @@ impl Control {
     ///
     /// [`ControlError::Invalid`], [`ControlError::NotFound`] (the target),
     /// [`ControlError::Conflict`] (the route or name is taken).
-    pub async fn create_trigger(&self, mut spec: TriggerSpec) -> Result<Trigger, ControlError> {
+    pub(crate) async fn create_trigger(
+        &self,
+        mut spec: TriggerSpec,
+    ) -> Result<Trigger, ControlError> {
         let _one_change_at_a_time = self.changes.lock().await;
         let state = self.registry.load().await?;
         checks::check_new_trigger(&state, &mut spec, None)?;
@@ -269,7 +276,7 @@ impl Control {
     /// # Errors
     ///
     /// [`ControlError::NotFound`].
-    pub async fn delete_trigger(&self, id: &str) -> Result<(), ControlError> {
+    pub(crate) async fn delete_trigger(&self, id: &str) -> Result<(), ControlError> {
         let _one_change_at_a_time = self.changes.lock().await;
         let state = self.registry.load().await?;
         if !state.triggers.iter().any(|trigger| trigger.id == id) {
@@ -289,7 +296,10 @@ impl Control {
     /// # Errors
     ///
     /// The first function or trigger that cannot be deployed, named.
-    pub async fn apply_manifest(&self, manifest: &Manifest) -> anyhow::Result<ManifestApplied> {
+    pub(crate) async fn apply_manifest(
+        &self,
+        manifest: &Manifest,
+    ) -> anyhow::Result<ManifestApplied> {
         let mut outcome = ManifestApplied::default();
         for spec in manifest.functions.values() {
             let wasm = tokio::fs::read(&spec.source).await.map_err(|error| {
@@ -346,7 +356,7 @@ impl Control {
     /// [`ControlError::NotFound`] when the target does not exist;
     /// [`crate::live::ResolveError::Unavailable`] as a `Storage` error when
     /// it cannot load.
-    pub async fn pool_for_invoke(
+    pub(crate) async fn pool_for_invoke(
         &self,
         target: &Target,
     ) -> Result<Arc<Pool>, crate::live::ResolveError> {
@@ -372,14 +382,14 @@ impl Control {
 
     /// Hands the event side to control: from now on every reload sets which
     /// storage, watch and timer triggers run.
-    pub async fn attach_event_triggers(&self, mut event_triggers: EventTriggers) {
+    pub(crate) async fn attach_event_triggers(&self, mut event_triggers: EventTriggers) {
         let _one_change_at_a_time = self.changes.lock().await;
         apply_event_triggers(&mut event_triggers, &self.live.snapshot().registry);
         *self.event_triggers.lock().await = Some(event_triggers);
     }
 
     /// The event queue's producer side, once attached.
-    pub async fn events(&self) -> Option<Arc<crate::events::Events>> {
+    pub(crate) async fn events(&self) -> Option<Arc<crate::events::Events>> {
         self.event_triggers
             .lock()
             .await
@@ -388,13 +398,13 @@ impl Control {
     }
 
     /// Takes the event side back (shutdown).
-    pub async fn detach_event_triggers(&self) -> Option<EventTriggers> {
+    pub(crate) async fn detach_event_triggers(&self) -> Option<EventTriggers> {
         self.event_triggers.lock().await.take()
     }
 
     /// Stops keeping instances everywhere (shutdown): idle ones go now,
     /// busy ones when they finish.
-    pub fn drain(&self) {
+    pub(crate) fn drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
         for pool in self.live.snapshot().pools() {
             pool.drain();
@@ -598,7 +608,7 @@ fn reachable_versions(registry: &RegistryState) -> BTreeSet<VersionKey> {
 }
 
 /// Logs how a component was compiled (or loaded from the compile cache).
-pub fn log_compile(function: &str, report: &CompileReport) {
+pub(crate) fn log_compile(function: &str, report: &CompileReport) {
     let sha256 = &report.sha256[..12];
     let millis = report.elapsed.as_secs_f64() * 1000.0;
     if report.from_cache {

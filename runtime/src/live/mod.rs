@@ -16,18 +16,18 @@ use crate::pool::{Pool, SlotCounts};
 use crate::registry::{FunctionRecord, RegistryState, TOTAL_WEIGHT};
 
 /// A function version: its name and number.
-pub type VersionKey = (String, u32);
+pub(crate) type VersionKey = (String, u32);
 
 /// The registry's state and the pools serving it, as of one reload.
-pub struct Snapshot {
-    pub registry: RegistryState,
+pub(crate) struct Snapshot {
+    pub(crate) registry: RegistryState,
     pools: HashMap<VersionKey, Arc<Pool>>,
     routes: RouteTable<Target>,
 }
 
 /// Why a target cannot be served.
 #[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     /// The function, version or alias does not exist (any more).
     #[error("{0}")]
     NotFound(String),
@@ -42,7 +42,7 @@ pub enum ResolveError {
 impl Snapshot {
     /// The snapshot of `registry` served by `pools`; the route table is
     /// built from its HTTP triggers.
-    pub fn new(registry: RegistryState, pools: HashMap<VersionKey, Arc<Pool>>) -> Self {
+    pub(crate) fn new(registry: RegistryState, pools: HashMap<VersionKey, Arc<Pool>>) -> Self {
         let routes =
             RouteTable::new(
                 registry
@@ -63,17 +63,17 @@ impl Snapshot {
     }
 
     /// The pool of one version, if it is live.
-    pub fn pool(&self, key: &VersionKey) -> Option<&Arc<Pool>> {
+    pub(crate) fn pool(&self, key: &VersionKey) -> Option<&Arc<Pool>> {
         self.pools.get(key)
     }
 
     /// Every live pool.
-    pub fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
+    pub(crate) fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
         self.pools.values()
     }
 
     /// Every live pool with its version.
-    pub fn pools_by_version(&self) -> impl Iterator<Item = (&VersionKey, &Arc<Pool>)> {
+    pub(crate) fn pools_by_version(&self) -> impl Iterator<Item = (&VersionKey, &Arc<Pool>)> {
         self.pools.iter()
     }
 
@@ -84,7 +84,7 @@ impl Snapshot {
     ///
     /// [`ResolveError::NotFound`] when the target does not exist,
     /// [`ResolveError::Unavailable`] when its version has no pool.
-    pub fn resolve(&self, target: &Target) -> Result<Arc<Pool>, ResolveError> {
+    pub(crate) fn resolve(&self, target: &Target) -> Result<Arc<Pool>, ResolveError> {
         let record = self
             .registry
             .functions
@@ -100,13 +100,13 @@ impl Snapshot {
 }
 
 /// The current snapshot, swapped whole.
-pub struct Live {
+pub(crate) struct Live {
     snapshot: RwLock<Arc<Snapshot>>,
 }
 
 impl Live {
     /// Nothing deployed yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             snapshot: RwLock::new(Arc::new(Snapshot::new(
                 RegistryState::default(),
@@ -116,7 +116,7 @@ impl Live {
     }
 
     /// The current snapshot.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -124,7 +124,7 @@ impl Live {
     }
 
     /// Makes `snapshot` current and returns it.
-    pub fn swap(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+    pub(crate) fn swap(&self, snapshot: Snapshot) -> Arc<Snapshot> {
         let snapshot = Arc::new(snapshot);
         *self
             .snapshot
@@ -134,7 +134,7 @@ impl Live {
     }
 
     /// The pool that serves an HTTP path, if a route matches.
-    pub fn route(&self, path: &str) -> Option<Result<Arc<Pool>, ResolveError>> {
+    pub(crate) fn route(&self, path: &str) -> Option<Result<Arc<Pool>, ResolveError>> {
         let snapshot = self.snapshot();
         let target = snapshot.routes.lookup(path)?;
         Some(snapshot.resolve(target))
@@ -142,12 +142,12 @@ impl Live {
 
     /// The pool serving a target right now (event delivery; a version
     /// nothing routes to is not served).
-    pub fn resolve_now(&self, target: &Target) -> Option<Arc<Pool>> {
+    pub(crate) fn resolve_now(&self, target: &Target) -> Option<Arc<Pool>> {
         self.snapshot().resolve(target).ok()
     }
 
     /// Instance counts of each live version of `function`, newest first.
-    pub fn instances(&self, function: &str) -> Vec<(u32, SlotCounts)> {
+    pub(crate) fn instances(&self, function: &str) -> Vec<(u32, SlotCounts)> {
         let snapshot = self.snapshot();
         let mut counts: Vec<(u32, SlotCounts)> = snapshot
             .pools

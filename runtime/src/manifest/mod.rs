@@ -20,49 +20,49 @@ use crate::storage::FileMount;
 
 /// A loaded, validated manifest.
 #[derive(Debug, Clone)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// The manifest file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// `[app] name`, or the manifest's folder name.
-    pub app_name: String,
+    pub(crate) app_name: String,
     /// Functions by name, in name order.
-    pub functions: BTreeMap<String, FunctionSpec>,
+    pub(crate) functions: BTreeMap<String, FunctionSpec>,
     /// `[[trigger.http]]` entries, in file order.
-    pub http_triggers: Vec<HttpTrigger>,
+    pub(crate) http_triggers: Vec<HttpTrigger>,
     /// `[[trigger.storage]]` entries, validated, in file order.
-    pub storage_triggers: Vec<StorageTrigger>,
+    pub(crate) storage_triggers: Vec<StorageTrigger>,
     /// `[[trigger.watch]]` entries, validated, `path` joined to the
     /// manifest's folder, in file order.
-    pub watch_triggers: Vec<WatchTrigger>,
+    pub(crate) watch_triggers: Vec<WatchTrigger>,
     /// `[[trigger.timer]]` entries, validated, in file order.
-    pub timer_triggers: Vec<TimerTrigger>,
+    pub(crate) timer_triggers: Vec<TimerTrigger>,
 }
 
 /// One `[function.NAME]` table, resolved.
 #[derive(Debug, Clone)]
-pub struct FunctionSpec {
+pub(crate) struct FunctionSpec {
     /// The function's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Absolute (or manifest-relative, joined) path of the component.
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
     /// The build command, run in the manifest's folder by `--build`.
-    pub build: Option<String>,
+    pub(crate) build: Option<String>,
     /// Limits, environment and scaling: what a version stores.
-    pub config: FunctionConfig,
+    pub(crate) config: FunctionConfig,
 }
 
 /// One `[[trigger.http]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpTrigger {
-    pub route: Route,
+pub(crate) struct HttpTrigger {
+    pub(crate) route: Route,
     /// The function it invokes (its newest version).
-    pub function: Target,
+    pub(crate) function: Target,
 }
 
 /// A manifest that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[error("{location}: {message}\n  hint: {hint}")]
-pub struct ManifestError {
+pub(crate) struct ManifestError {
     location: String,
     message: String,
     hint: String,
@@ -174,7 +174,7 @@ impl Manifest {
     /// # Errors
     ///
     /// A [`ManifestError`] naming the file, line and key, with a hint.
-    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, ManifestError> {
         let text = std::fs::read_to_string(path).map_err(|error| {
             ManifestError::at(
                 path,
@@ -193,7 +193,7 @@ impl Manifest {
     /// # Errors
     ///
     /// As for [`Manifest::load`].
-    pub fn parse(path: &Path, text: &str) -> Result<Self, ManifestError> {
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, ManifestError> {
         let fail = |span: Option<Range<usize>>, message: String, hint: &str| {
             ManifestError::at(path, text, span, message, hint)
         };
@@ -325,7 +325,7 @@ impl Manifest {
 
     /// Every trigger of the manifest as the registry stores it (watched
     /// folders as absolute paths).
-    pub fn trigger_specs(&self) -> Vec<TriggerSpec> {
+    pub(crate) fn trigger_specs(&self) -> Vec<TriggerSpec> {
         let mut specs: Vec<TriggerSpec> = self
             .http_triggers
             .iter()
@@ -349,7 +349,7 @@ impl Manifest {
     }
 
     /// The manifest's folder, where build commands run.
-    pub fn folder(&self) -> &Path {
+    pub(crate) fn folder(&self) -> &Path {
         self.path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

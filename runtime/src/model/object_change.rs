@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 /// answered (so an acknowledged upload is never without its event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectChange {
+    /// The bucket holding the object.
     pub bucket: String,
     /// The object's key, not URL-encoded.
     pub key: String,
@@ -19,6 +20,7 @@ pub struct ObjectChange {
     /// The S3/OSS event name, such as `ObjectCreated:PutObject`,
     /// `ObjectCreated:CompleteMultipartUpload` or `ObjectRemoved:DeleteObject`.
     pub event_name: String,
+    /// When the change was committed to disk.
     pub time: DateTime<Utc>,
     /// The client's address, when known.
     pub source_ip: Option<String>,

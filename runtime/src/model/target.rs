@@ -13,7 +13,9 @@ use super::Invalid;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Target {
+    /// The function's name, checked by [`check_function_name`].
     pub function: String,
+    /// Which of its versions.
     pub qualifier: Qualifier,
 }
 
@@ -22,7 +24,9 @@ pub struct Target {
 pub enum Qualifier {
     /// No qualifier: the newest version.
     Latest,
+    /// `name:3`: that version, whatever is newer.
     Version(u32),
+    /// `name:live`: the version (or the two, by weight) the alias names.
     Alias(String),
 }
 

@@ -108,6 +108,7 @@ impl TriggerSpec {
 pub struct Trigger {
     /// Its id (`trg_...`).
     pub id: String,
+    /// What fires it and what it invokes (flattened into its JSON).
     #[serde(flatten)]
     pub spec: TriggerSpec,
     /// RFC 3339, UTC.

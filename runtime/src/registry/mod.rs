@@ -18,12 +18,12 @@ use crate::database::Database;
 use crate::model::{Trigger, TriggerSpec};
 
 /// Alias routing weights add up to this.
-pub const TOTAL_WEIGHT: u32 = 100;
+pub(crate) const TOTAL_WEIGHT: u32 = 100;
 
 /// The database or the artifact store failed.
 #[derive(Debug, thiserror::Error)]
 #[error("registry storage failed: {0:#}")]
-pub struct RegistryError(#[from] anyhow::Error);
+pub(crate) struct RegistryError(#[from] anyhow::Error);
 
 impl From<sqlx::Error> for RegistryError {
     fn from(error: sqlx::Error) -> Self {
@@ -33,80 +33,80 @@ impl From<sqlx::Error> for RegistryError {
 
 /// One immutable version of a function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Version {
+pub(crate) struct Version {
     /// The function's name.
-    pub function: String,
+    pub(crate) function: String,
     /// 1, 2, 3 ... per function.
-    pub version: u32,
+    pub(crate) version: u32,
     /// The component's sha256, hex.
-    pub sha256: String,
+    pub(crate) sha256: String,
     /// The component's size.
-    pub wasm_bytes: u64,
+    pub(crate) wasm_bytes: u64,
     /// The full configuration.
-    pub config: FunctionConfig,
+    pub(crate) config: FunctionConfig,
     /// RFC 3339, UTC.
-    pub created_at: String,
+    pub(crate) created_at: String,
 }
 
 /// One version an alias routes to, with its share of the traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct WeightedVersion {
+pub(crate) struct WeightedVersion {
     /// The version.
-    pub version: u32,
+    pub(crate) version: u32,
     /// Its share out of 100.
-    pub weight: u32,
+    pub(crate) weight: u32,
 }
 
 /// A movable name for one version, or two with weights.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Alias {
+pub(crate) struct Alias {
     /// The alias's name (`live`).
-    pub name: String,
+    pub(crate) name: String,
     /// One entry of weight 100, or two whose weights add up to 100.
-    pub versions: Vec<WeightedVersion>,
+    pub(crate) versions: Vec<WeightedVersion>,
     /// RFC 3339, UTC.
-    pub updated_at: String,
+    pub(crate) updated_at: String,
 }
 
 /// A function with everything the registry holds of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct FunctionRecord {
+pub(crate) struct FunctionRecord {
     /// The function's name.
-    pub name: String,
+    pub(crate) name: String,
     /// RFC 3339, UTC.
-    pub created_at: String,
+    pub(crate) created_at: String,
     /// Every version, oldest first.
-    pub versions: Vec<Version>,
+    pub(crate) versions: Vec<Version>,
     /// Its aliases, by name.
-    pub aliases: Vec<Alias>,
+    pub(crate) aliases: Vec<Alias>,
 }
 
 impl FunctionRecord {
     /// The newest version's number.
-    pub fn latest(&self) -> Option<u32> {
+    pub(crate) fn latest(&self) -> Option<u32> {
         self.versions.last().map(|version| version.version)
     }
 
     /// The numbered version.
-    pub fn version(&self, number: u32) -> Option<&Version> {
+    pub(crate) fn version(&self, number: u32) -> Option<&Version> {
         self.versions
             .iter()
             .find(|version| version.version == number)
     }
 
     /// The named alias.
-    pub fn alias(&self, name: &str) -> Option<&Alias> {
+    pub(crate) fn alias(&self, name: &str) -> Option<&Alias> {
         self.aliases.iter().find(|alias| alias.name == name)
     }
 }
 
 /// Everything in the registry, read at once.
 #[derive(Debug, Clone, Default)]
-pub struct RegistryState {
+pub(crate) struct RegistryState {
     /// Functions by name.
-    pub functions: BTreeMap<String, FunctionRecord>,
+    pub(crate) functions: BTreeMap<String, FunctionRecord>,
     /// Every trigger, oldest first.
-    pub triggers: Vec<Trigger>,
+    pub(crate) triggers: Vec<Trigger>,
 }
 
 fn now() -> String {
@@ -114,13 +114,13 @@ fn now() -> String {
 }
 
 /// The sha256 of a component, hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// The registry: a database and an artifact folder.
 #[derive(Clone)]
-pub struct Registry {
+pub(crate) struct Registry {
     database: Database,
     artifacts: PathBuf,
 }
@@ -132,7 +132,7 @@ impl Registry {
     /// # Errors
     ///
     /// Fails when the artifact folder cannot be created.
-    pub fn new(database: Database, data_dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn new(database: Database, data_dir: &Path) -> anyhow::Result<Self> {
         let artifacts = data_dir.join("artifacts");
         std::fs::create_dir_all(&artifacts)
             .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", artifacts.display()))?;
@@ -143,7 +143,7 @@ impl Registry {
     }
 
     /// Where a component with this sha256 is kept.
-    pub fn artifact_path(&self, sha256: &str) -> PathBuf {
+    pub(crate) fn artifact_path(&self, sha256: &str) -> PathBuf {
         self.artifacts.join(format!("{sha256}.wasm"))
     }
 
@@ -153,7 +153,11 @@ impl Registry {
     /// # Errors
     ///
     /// Fails when the file cannot be written.
-    pub async fn store_artifact(&self, sha256: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+    pub(crate) async fn store_artifact(
+        &self,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<(), RegistryError> {
         let path = self.artifact_path(sha256);
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Ok(());
@@ -181,7 +185,7 @@ impl Registry {
     /// # Errors
     ///
     /// Fails when the database cannot be read.
-    pub async fn load(&self) -> Result<RegistryState, RegistryError> {
+    pub(crate) async fn load(&self) -> Result<RegistryState, RegistryError> {
         let mut state = RegistryState::default();
         for row in sqlx::query("SELECT name, created_at FROM functions ORDER BY name")
             .fetch_all(&self.database)
@@ -274,7 +278,7 @@ impl Registry {
     /// # Errors
     ///
     /// The database fails.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &self,
         function: &str,
         sha256: &str,
@@ -352,7 +356,7 @@ impl Registry {
     /// # Errors
     ///
     /// The database fails.
-    pub async fn delete_function(
+    pub(crate) async fn delete_function(
         &self,
         name: &str,
         trigger_ids: &[&str],
@@ -377,7 +381,7 @@ impl Registry {
     /// # Errors
     ///
     /// The database fails.
-    pub async fn put_alias(
+    pub(crate) async fn put_alias(
         &self,
         function: &str,
         alias: &str,
@@ -407,7 +411,11 @@ impl Registry {
     /// # Errors
     ///
     /// The database fails.
-    pub async fn delete_alias(&self, function: &str, alias: &str) -> Result<(), RegistryError> {
+    pub(crate) async fn delete_alias(
+        &self,
+        function: &str,
+        alias: &str,
+    ) -> Result<(), RegistryError> {
         sqlx::query("DELETE FROM aliases WHERE function = $1 AND name = $2")
             .bind(function)
             .bind(alias)
@@ -422,7 +430,7 @@ impl Registry {
     /// # Errors
     ///
     /// The database fails; then nothing changed.
-    pub async fn replace_triggers(
+    pub(crate) async fn replace_triggers(
         &self,
         remove: &[&str],
         add: Vec<TriggerSpec>,

@@ -20,65 +20,67 @@ use crate::registry::Registry;
 
 /// How to run the service (`kumo up`, `kumo server`, `kumo dev`).
 #[derive(Debug, Clone)]
-pub struct ServerOptions {
+pub(crate) struct ServerOptions {
     /// The function gateway's address.
-    pub listen: String,
+    pub(crate) listen: String,
     /// The admin API's address.
-    pub admin_listen: String,
+    pub(crate) admin_listen: String,
     /// The admin token; read from or generated into the data directory
     /// when absent.
-    pub admin_token: Option<String>,
+    pub(crate) admin_token: Option<String>,
     /// Where Kumo keeps its state.
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// How long in-flight requests may run on after a stop signal.
-    pub shutdown_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
     /// Use the pooling allocator.
-    pub pooling: bool,
+    pub(crate) pooling: bool,
     /// Record every invocation (billing, REPORT lines).
-    pub metering: bool,
+    pub(crate) metering: bool,
     /// Also print each invocation's REPORT line on stderr.
-    pub report_lines: bool,
+    pub(crate) report_lines: bool,
     /// How long raw invocation records are kept before being rolled up
     /// into hourly aggregates.
-    pub metering_retention: Duration,
+    pub(crate) metering_retention: Duration,
     /// The prices billing reports apply.
-    pub prices: Prices,
+    pub(crate) prices: Prices,
     /// The S3 endpoint.
-    pub storage: StorageSettings,
+    pub(crate) storage: StorageSettings,
 }
 
 /// The S3 endpoint's settings.
 #[derive(Debug, Clone)]
-pub struct StorageSettings {
+pub(crate) struct StorageSettings {
     /// Its address.
-    pub listen: String,
+    pub(crate) listen: String,
     /// The access key; generated (with the secret) when absent.
-    pub access_key: Option<String>,
+    pub(crate) access_key: Option<String>,
     /// The secret key.
-    pub secret_key: Option<String>,
+    pub(crate) secret_key: Option<String>,
     /// The largest object accepted.
-    pub max_object_bytes: u64,
+    pub(crate) max_object_bytes: u64,
 }
 
 /// A server whose state is loaded and whose listeners are bound, not yet
 /// serving.
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// Every change to what is deployed goes through it.
-    pub control: Arc<Control>,
+    pub(crate) control: Arc<Control>,
     /// The data directory, absolute.
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     gateway: TcpListener,
     admin: TcpListener,
     token: Arc<str>,
     grace: Duration,
     started: Instant,
+    /// The manifest's `[app] name`, for the `ready` line.
+    pub(crate) app: Option<String>,
     pooling: bool,
     /// Flushed when serving ends.
     meter_task: Option<MeterTask>,
     /// Guest log lines per function, for the admin API.
-    pub guest_logs: GuestLogStore,
+    pub(crate) guest_logs: GuestLogStore,
     /// The Prometheus recorder, for `/metrics`.
-    pub metrics: MetricsHandle,
+    pub(crate) metrics: MetricsHandle,
     storage: TcpListener,
     storage_options: crate::storage::StorageOptions,
     events: Arc<crate::events::Events>,
@@ -88,7 +90,7 @@ pub struct Prepared {
 }
 
 /// The admin token's file in the data directory.
-pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+pub(crate) const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// Opens the data directory, the database and the registry, loads every
 /// live version (from the compile cache when it can), and binds both
@@ -98,7 +100,7 @@ pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 ///
 /// A data directory that cannot be created, a database that cannot be
 /// opened, a port in use.
-pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
+pub(crate) async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
     let started = Instant::now();
     std::fs::create_dir_all(&options.data_dir).with_context(|| {
         format!(
@@ -190,6 +192,7 @@ pub async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
         token: token.into(),
         grace: options.shutdown_timeout,
         started,
+        app: None,
         pooling,
         meter_task,
         guest_logs,
@@ -216,7 +219,7 @@ async fn bind(address: &str, flag: &str) -> anyhow::Result<TcpListener> {
 /// # Errors
 ///
 /// Fails when the token file cannot be read or written.
-pub fn admin_token(data_dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
+pub(crate) fn admin_token(data_dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
     if let Some(token) = given.filter(|token| !token.is_empty()) {
         return Ok(token.to_string());
     }
@@ -265,16 +268,6 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 impl Prepared {
-    /// The gateway's address.
-    pub fn gateway_address(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.gateway.local_addr()
-    }
-
-    /// The admin API's address.
-    pub fn admin_address(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.admin.local_addr()
-    }
-
     /// Prints the addresses and routes, then serves the gateway and the
     /// admin API until Ctrl-C or SIGTERM; pools drain, in-flight requests
     /// finish (up to the grace period).
@@ -283,10 +276,11 @@ impl Prepared {
     ///
     /// A listener failure, or requests cut off by the grace period or a
     /// second signal.
-    pub async fn serve(self) -> anyhow::Result<()> {
+    pub(crate) async fn serve(self) -> anyhow::Result<()> {
         let shutdown = shutdown_signal().context("cannot listen for SIGTERM and Ctrl-C")?;
         let snapshot = self.control.live().snapshot();
         tracing::info!(
+            app = self.app.as_deref().map(tracing::field::display),
             functions = snapshot.registry.functions.len(),
             pooling = self.pooling,
             "ready in {:.0} ms",
@@ -361,8 +355,11 @@ impl Prepared {
         );
         match storage.await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!("object storage stopped with an error: {error:#}"),
-            Err(error) => tracing::error!("object storage task failed: {error}"),
+            Ok(Err(error)) => tracing::error!(
+                error = format!("{error:#}"),
+                "object storage stopped with an error"
+            ),
+            Err(error) => tracing::error!(error = %error, "object storage task failed"),
         }
         // Deliveries in flight finish (or resume at the next start).
         if let Some(event_triggers) = self.control.detach_event_triggers().await {
@@ -393,7 +390,7 @@ impl Prepared {
 ///
 /// Fails when the listener fails, and when requests were still running
 /// after `grace` or a second signal (so the process exits non-zero).
-pub async fn serve(
+pub(crate) async fn serve(
     what: &'static str,
     listener: TcpListener,
     app: Router,
@@ -473,7 +470,7 @@ enum Forced {
 ///
 /// Fails when the signal handlers cannot be installed.
 #[cfg(unix)]
-pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+pub(crate) fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -491,7 +488,7 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 's
 ///
 /// Never, here.
 #[cfg(not(unix))]
-pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+pub(crate) fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -7,8 +7,8 @@
 //! - [`watch`]: files written into a watched host folder.
 //! - [`timer`]: cron schedules.
 
-pub mod timer;
-pub mod watch;
+pub(crate) mod timer;
+pub(crate) mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +20,10 @@ use crate::model::{StorageTrigger, TimerTrigger, WatchTrigger};
 /// The event side of a running Kumo: the queue's producers, its delivery,
 /// the watched folders and the timers. Which triggers run follows the
 /// registry: [`EventTriggers::apply`] is called after every reload.
-pub struct EventTriggers {
+pub(crate) struct EventTriggers {
     /// The queue's producers' side: object storage calls
     /// [`Events::on_object_change`] on it.
-    pub events: Arc<Events>,
+    pub(crate) events: Arc<Events>,
     delivery: Delivery,
     watchers: Option<(Vec<WatchTrigger>, watch::Watchers)>,
     timers: Option<(Vec<TimerTrigger>, timer::Timers)>,
@@ -36,7 +36,7 @@ pub struct EventTriggers {
 /// # Errors
 ///
 /// The database fails.
-pub async fn start_event_triggers(
+pub(crate) async fn start_event_triggers(
     database: Database,
     resolve: Resolver,
 ) -> anyhow::Result<EventTriggers> {
@@ -55,7 +55,7 @@ impl EventTriggers {
     /// Makes these the running triggers: storage matching switches at
     /// once; watchers and timers restart only when their set changed.
     /// A watcher or timer that cannot start is logged and left out.
-    pub fn apply(
+    pub(crate) fn apply(
         &mut self,
         storage: Vec<StorageTrigger>,
         watch: Vec<WatchTrigger>,
@@ -71,7 +71,7 @@ impl EventTriggers {
                 match watch::start_watchers(self.events.clone(), vec![trigger.clone()]) {
                     Ok(watchers) => started.push(watchers),
                     Err(error) => {
-                        tracing::error!(trigger = %trigger.name, "cannot start a watch trigger: {error:#}")
+                        tracing::error!(trigger = %trigger.name, error = format!("{error:#}"), "cannot start a watch trigger")
                     }
                 }
             }
@@ -86,7 +86,7 @@ impl EventTriggers {
                 .filter_map(|trigger| match trigger.validate() {
                     Ok(cron) => Some((trigger.clone(), cron)),
                     Err(error) => {
-                        tracing::error!(trigger = %trigger.name, "cannot start a timer: {error}");
+                        tracing::error!(trigger = %trigger.name, error = %error, "cannot start a timer");
                         None
                     }
                 })
@@ -97,7 +97,7 @@ impl EventTriggers {
 
     /// Stops the timers and watchers, then delivery (waiting up to `grace`
     /// for deliveries in flight; the rest resume at the next start).
-    pub async fn stop(self, grace: Duration) {
+    pub(crate) async fn stop(self, grace: Duration) {
         if let Some((_, timers)) = self.timers {
             timers.stop();
         }

@@ -19,13 +19,13 @@ use crate::model::TimerTrigger;
 
 /// When a schedule fires next, strictly after `after`; `None` when it
 /// never does again.
-pub fn next_fire_after(cron: &Cron, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(crate) fn next_fire_after(cron: &Cron, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     cron.find_next_occurrence(&after, false).ok()
 }
 
 /// A timer's schedule, advanced by an injected clock.
 #[derive(Debug, Clone)]
-pub struct TimerSchedule {
+pub(crate) struct TimerSchedule {
     cron: Cron,
     next: Option<DateTime<Utc>>,
 }
@@ -33,20 +33,20 @@ pub struct TimerSchedule {
 impl TimerSchedule {
     /// The schedule as of `now`: the first firing is the next one after
     /// `now`.
-    pub fn new(cron: Cron, now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(cron: Cron, now: DateTime<Utc>) -> Self {
         let next = next_fire_after(&cron, now);
         Self { cron, next }
     }
 
     /// When it fires next.
-    pub fn next_fire(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_fire(&self) -> Option<DateTime<Utc>> {
         self.next
     }
 
     /// At `now`: the scheduled time to fire for, if one has come, and the
     /// schedule moves past `now` (firings missed in between collapse into
     /// this one, the latest).
-    pub fn due(&mut self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn due(&mut self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let next = self.next?;
         if next > now {
             return None;
@@ -65,13 +65,13 @@ impl TimerSchedule {
 }
 
 /// The running timers.
-pub struct Timers {
+pub(crate) struct Timers {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Timers {
     /// Stops every timer.
-    pub fn stop(self) {
+    pub(crate) fn stop(self) {
         for task in self.tasks {
             task.abort();
         }
@@ -80,7 +80,7 @@ impl Timers {
 
 /// Starts one task per timer (each validated: its parsed schedule beside
 /// it).
-pub fn start_timers(events: Arc<Events>, timers: Vec<(TimerTrigger, Cron)>) -> Timers {
+pub(crate) fn start_timers(events: Arc<Events>, timers: Vec<(TimerTrigger, Cron)>) -> Timers {
     let tasks = timers
         .into_iter()
         .map(|(trigger, cron)| tokio::spawn(run_timer(events.clone(), trigger, cron)))

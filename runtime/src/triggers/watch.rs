@@ -30,18 +30,18 @@ use crate::model::WatchTrigger;
 
 /// How long a file's size and modification time must stay the same before
 /// it counts as written.
-pub const QUIET_PERIOD: Duration = Duration::from_millis(500);
+pub(crate) const QUIET_PERIOD: Duration = Duration::from_millis(500);
 
 /// How often files still being written are looked at.
 const POLL: Duration = Duration::from_millis(100);
 
 /// What is known of a file's metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStat {
+pub(crate) struct FileStat {
     /// Its size.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Its modification time.
-    pub modified: SystemTime,
+    pub(crate) modified: SystemTime,
 }
 
 #[derive(Debug)]
@@ -56,14 +56,14 @@ struct Settling {
 /// Files being written, until they are quiet: a pure state machine driven
 /// by observations and an injected clock.
 #[derive(Debug)]
-pub struct Debouncer {
+pub(crate) struct Debouncer {
     quiet: Duration,
     files: HashMap<PathBuf, Settling>,
 }
 
 impl Debouncer {
     /// Files count as written after `quiet` without a change.
-    pub fn new(quiet: Duration) -> Self {
+    pub(crate) fn new(quiet: Duration) -> Self {
         Self {
             quiet,
             files: HashMap::new(),
@@ -71,7 +71,7 @@ impl Debouncer {
     }
 
     /// `path` was seen with `stat` at `now` (an event, or a poll).
-    pub fn observe(&mut self, path: &Path, stat: FileStat, now: Instant) {
+    pub(crate) fn observe(&mut self, path: &Path, stat: FileStat, now: Instant) {
         match self.files.get_mut(path) {
             Some(settling) if settling.stat == stat => {}
             Some(settling) => {
@@ -92,7 +92,7 @@ impl Debouncer {
     }
 
     /// `path` was renamed into the folder with `stat`: complete.
-    pub fn renamed_in(&mut self, path: &Path, stat: FileStat, now: Instant) {
+    pub(crate) fn renamed_in(&mut self, path: &Path, stat: FileStat, now: Instant) {
         self.files.insert(
             path.to_path_buf(),
             Settling {
@@ -104,17 +104,17 @@ impl Debouncer {
     }
 
     /// `path` is gone.
-    pub fn forget(&mut self, path: &Path) {
+    pub(crate) fn forget(&mut self, path: &Path) {
         self.files.remove(path);
     }
 
     /// The files being watched, to poll their metadata.
-    pub fn pending(&self) -> Vec<PathBuf> {
+    pub(crate) fn pending(&self) -> Vec<PathBuf> {
         self.files.keys().cloned().collect()
     }
 
     /// Removes and returns the files that are complete at `now`.
-    pub fn take_ready(&mut self, now: Instant) -> Vec<(PathBuf, FileStat)> {
+    pub(crate) fn take_ready(&mut self, now: Instant) -> Vec<(PathBuf, FileStat)> {
         let quiet = self.quiet;
         let ready: Vec<PathBuf> = self
             .files
@@ -137,20 +137,20 @@ impl Debouncer {
 }
 
 /// The running watchers.
-pub struct Watchers {
+pub(crate) struct Watchers {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Watchers {
     /// One set of watchers out of several.
-    pub fn join(parts: Vec<Watchers>) -> Watchers {
+    pub(crate) fn join(parts: Vec<Watchers>) -> Watchers {
         Watchers {
             tasks: parts.into_iter().flat_map(|part| part.tasks).collect(),
         }
     }
 
     /// Stops every watcher.
-    pub fn stop(self) {
+    pub(crate) fn stop(self) {
         for task in self.tasks {
             task.abort();
         }
@@ -163,7 +163,7 @@ impl Watchers {
 /// # Errors
 ///
 /// A folder that cannot be created or watched, named.
-pub fn start_watchers(
+pub(crate) fn start_watchers(
     events: Arc<Events>,
     triggers: Vec<WatchTrigger>,
 ) -> anyhow::Result<Watchers> {

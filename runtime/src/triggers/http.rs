@@ -20,7 +20,7 @@ use crate::live::Live;
 use crate::metering::TriggerKind;
 
 /// The response header carrying the invocation's request id.
-pub const REQUEST_ID_HEADER: &str = "x-kumo-request-id";
+pub use kumo_protocol::header::REQUEST_ID as REQUEST_ID_HEADER;
 
 /// A parsed route.
 #[derive(Debug, Clone, PartialEq, Eq)]

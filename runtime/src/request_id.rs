@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The response header carrying the invocation's request id, on the
 /// gateway's and the admin API's answers.
-pub const REQUEST_ID_HEADER: &str = "x-kumo-request-id";
+pub use kumo_protocol::header::REQUEST_ID as REQUEST_ID_HEADER;
 
 /// The next request id of this process.
 pub fn next() -> Arc<str> {

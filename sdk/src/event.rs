@@ -7,48 +7,55 @@
 //! reads them; the raw [`Request`] stays reachable with [`Event::request`].
 //!
 //! ```
-//! use kumo_sdk::event::{Event, EventBody};
+//! use kumo_sdk::event::{Event, EventBody, EventError};
 //!
-//! fn handle(request: kumo_sdk::Request) -> kumo_sdk::Response {
-//!     let event = match Event::from_request(&request) {
-//!         Ok(event) => event,
-//!         Err(error) => return kumo_sdk::text_response(400, error.to_string()),
-//!     };
-//!     match event.body() {
-//!         Ok(EventBody::Objects(objects)) => {
+//! // An `EventError` answers 400: the request is not the event it should be.
+//! fn handle(request: kumo_sdk::Request) -> Result<&'static str, EventError> {
+//!     let event = Event::from_request(&request)?;
+//!     match event.body()? {
+//!         EventBody::Objects(objects) => {
 //!             for object in objects {
 //!                 kumo_sdk::info!("{} {}/{} ({} bytes)", object.event_name, object.bucket, object.key, object.size);
 //!             }
 //!         }
-//!         Ok(EventBody::Timer(timer)) => kumo_sdk::info!("timer {} at {}", timer.trigger_name, timer.trigger_time),
-//!         Ok(EventBody::File(file)) => kumo_sdk::info!("file {} in {}", file.path, file.folder),
-//!         Err(error) => return kumo_sdk::text_response(400, error.to_string()),
+//!         EventBody::Timer(timer) => kumo_sdk::info!("timer {} at {}", timer.trigger_name, timer.trigger_time),
+//!         EventBody::File(file) => kumo_sdk::info!("file {} in {}", file.path, file.folder),
 //!     }
-//!     kumo_sdk::text_response(200, "ok")
+//!     Ok("ok")
 //! }
+//! # use kumo_sdk::IntoResponse;
 //! # let request = kumo_sdk::http::Request::builder()
 //! #     .method("POST").uri("/")
 //! #     .header("ce-specversion", "1.0").header("ce-id", "1")
 //! #     .header("ce-source", "/kumo/timer/t").header("ce-type", "kumo.timer")
 //! #     .body(br#"{"triggerTime":"2026-01-01T00:00:00Z","triggerName":"t","payload":"p"}"#.to_vec())
 //! #     .unwrap();
-//! # assert_eq!(handle(request).status(), 200);
+//! # assert_eq!(handle(request).into_response().status(), 200);
+//! # let plain = kumo_sdk::http::Request::new(Vec::new());
+//! # assert_eq!(handle(plain).into_response().status(), 400);
 //! ```
 //!
 //! A 2xx answer acknowledges the event; any other answer, a trap or a
 //! timeout makes Kumo retry it (see `docs/triggers.md`).
 
-use serde::Deserialize;
+use kumo_protocol::event::{
+    FILE_CREATED_TYPE, OssDocument, S3Document, STORAGE_TYPE_PREFIX, StructuredCloudEvent,
+    TIMER_TYPE, s3_decode_key,
+};
+use kumo_protocol::header;
 
 use crate::Request;
 
-/// The header with the event's hop count (how many function writes led to
-/// it). Send it, unchanged, on an S3 request made while handling the
-/// event, so a loop of functions triggering each other stops.
-pub const HOPS_HEADER: &str = "kumo-event-hops";
-
+/// The event documents as Kumo writes them (the same types the runtime
+/// serializes), for a function that wants a format's every field.
+pub use kumo_protocol::event as document;
+pub use kumo_protocol::event::{FileEvent, TimerEvent};
 /// The header with the delivery attempt's number, 1 for the first.
-pub const ATTEMPT_HEADER: &str = "kumo-attempt";
+pub use kumo_protocol::header::ATTEMPT as ATTEMPT_HEADER;
+/// The header with the event's hop count. Send it, unchanged, on an S3
+/// request made while handling the event, so a loop of functions
+/// triggering each other stops.
+pub use kumo_protocol::header::HOPS as HOPS_HEADER;
 
 /// Why a request could not be read as an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,37 +138,6 @@ pub struct ObjectEvent {
     pub trigger_name: Option<String>,
 }
 
-/// A timer firing (Function Compute's timer event).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TimerEvent {
-    /// The scheduled time, RFC 3339.
-    pub trigger_time: String,
-    /// The trigger's name.
-    pub trigger_name: String,
-    /// The configured payload.
-    #[serde(default)]
-    pub payload: String,
-}
-
-/// A file completely written into a watched folder.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FileEvent {
-    /// The trigger's name.
-    pub trigger_name: String,
-    /// The watched folder on the host.
-    pub folder: String,
-    /// The file's path relative to the folder.
-    pub path: String,
-    /// Its size in bytes.
-    pub size: u64,
-    /// Its modification time, RFC 3339.
-    pub modified_time: String,
-    /// When Kumo saw it complete, RFC 3339.
-    pub event_time: String,
-}
-
 /// An event's document, by kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventBody {
@@ -173,7 +149,7 @@ pub enum EventBody {
     File(FileEvent),
 }
 
-fn header(request: &Request, name: &str) -> Option<String> {
+fn header_value(request: &Request, name: &str) -> Option<String> {
     request
         .headers()
         .get(name)
@@ -189,15 +165,15 @@ impl<'a> Event<'a> {
     /// [`EventError::NotAnEvent`] when a required `ce-*` header is missing.
     pub fn from_request(request: &'a Request) -> Result<Self, EventError> {
         let required =
-            |name: &'static str| header(request, name).ok_or(EventError::NotAnEvent(name));
+            |name: &'static str| header_value(request, name).ok_or(EventError::NotAnEvent(name));
         let attributes = CloudEventAttributes {
-            spec_version: required("ce-specversion")?,
-            id: required("ce-id")?,
-            source: required("ce-source")?,
-            event_type: required("ce-type")?,
-            time: header(request, "ce-time"),
-            subject: header(request, "ce-subject").map(|s| percent_decode(&s, false)),
-            data_content_type: header(request, "content-type"),
+            spec_version: required(header::CE_SPECVERSION)?,
+            id: required(header::CE_ID)?,
+            source: required(header::CE_SOURCE)?,
+            event_type: required(header::CE_TYPE)?,
+            time: header_value(request, header::CE_TIME),
+            subject: header_value(request, header::CE_SUBJECT).map(|s| header::decode_value(&s)),
+            data_content_type: header_value(request, "content-type"),
         };
         Ok(Self {
             request,
@@ -217,12 +193,12 @@ impl<'a> Event<'a> {
 
     /// The delivery attempt's number (1 for the first), when sent.
     pub fn attempt(&self) -> Option<u32> {
-        header(self.request, ATTEMPT_HEADER)?.parse().ok()
+        header_value(self.request, ATTEMPT_HEADER)?.parse().ok()
     }
 
     /// The event's hop count (0 unless a function's write caused it).
     pub fn hops(&self) -> u32 {
-        header(self.request, HOPS_HEADER)
+        header_value(self.request, HOPS_HEADER)
             .and_then(|value| value.parse().ok())
             .unwrap_or(0)
     }
@@ -235,11 +211,11 @@ impl<'a> Event<'a> {
     pub fn body(&self) -> Result<EventBody, EventError> {
         let event_type = self.attributes.event_type.as_str();
         let body = self.request.body();
-        if event_type.starts_with("kumo.storage.") {
+        if event_type.starts_with(STORAGE_TYPE_PREFIX) {
             parse_object_events(body).map(EventBody::Objects)
-        } else if event_type == "kumo.timer" {
+        } else if event_type == TIMER_TYPE {
             parse_json(body).map(EventBody::Timer)
-        } else if event_type == "kumo.file.created" {
+        } else if event_type == FILE_CREATED_TYPE {
             parse_json(body).map(EventBody::File)
         } else {
             Err(EventError::UnknownType(event_type.to_owned()))
@@ -278,84 +254,6 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, EventErr
     serde_json::from_slice(body).map_err(|error| EventError::BadDocument(error.to_string()))
 }
 
-#[derive(Deserialize)]
-struct OssDocument {
-    events: Vec<OssRecord>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OssRecord {
-    event_name: String,
-    event_time: String,
-    oss: OssEntity,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OssEntity {
-    bucket: NamedBucket,
-    object: OssObject,
-    #[serde(default)]
-    rule_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct NamedBucket {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct OssObject {
-    key: String,
-    #[serde(default)]
-    size: u64,
-    #[serde(default, rename = "eTag")]
-    etag: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct S3Document {
-    records: Vec<S3Record>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct S3Record {
-    event_name: String,
-    event_time: String,
-    s3: S3Entity,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct S3Entity {
-    bucket: NamedBucket,
-    object: OssObject,
-    #[serde(default)]
-    configuration_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct StructuredCloudEvent {
-    #[serde(default)]
-    time: String,
-    data: CloudEventObject,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CloudEventObject {
-    bucket: String,
-    key: String,
-    #[serde(default)]
-    size: u64,
-    #[serde(default, rename = "eTag")]
-    etag: String,
-    event_name: String,
-}
-
 /// Parses an object event document in any of the three formats: OSS
 /// (`{"events":[...]}`), S3 (`{"Records":[...]}`, keys URL-decoded) or a
 /// structured CloudEvent (`{"specversion":..., "data":{...}}`).
@@ -390,9 +288,9 @@ pub fn parse_object_events(body: &[u8]) -> Result<Vec<ObjectEvent>, EventError> 
             .map(|record| ObjectEvent {
                 event_name: record.event_name,
                 bucket: record.s3.bucket.name,
-                key: percent_decode(&record.s3.object.key, true),
-                size: record.s3.object.size,
-                etag: record.s3.object.etag,
+                key: s3_decode_key(&record.s3.object.key),
+                size: record.s3.object.size.unwrap_or(0),
+                etag: record.s3.object.etag.unwrap_or_default(),
                 event_time: record.event_time,
                 trigger_name: record.s3.configuration_id,
             })
@@ -414,36 +312,6 @@ pub fn parse_object_events(body: &[u8]) -> Result<Vec<ObjectEvent>, EventError> 
         "neither an OSS (`events`), an S3 (`Records`) nor a CloudEvents (`specversion`) document"
             .to_owned(),
     ))
-}
-
-/// Decodes `%XX` escapes (and `+` as a space when `plus_is_space`); an
-/// invalid escape or byte sequence is kept as it is.
-fn percent_decode(text: &str, plus_is_space: bool) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let byte = bytes[index];
-        let hex = |offset: usize| {
-            bytes
-                .get(index + offset)
-                .and_then(|&b| (b as char).to_digit(16))
-        };
-        match byte {
-            b'%' => match (hex(1), hex(2)) {
-                (Some(high), Some(low)) => {
-                    decoded.push((high * 16 + low) as u8);
-                    index += 3;
-                    continue;
-                }
-                _ => decoded.push(byte),
-            },
-            b'+' if plus_is_space => decoded.push(b' '),
-            _ => decoded.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8(decoded).unwrap_or_else(|_| text.to_owned())
 }
 
 #[cfg(test)]
@@ -611,21 +479,5 @@ mod tests {
             Event::from_request(&odd).unwrap().body().unwrap_err(),
             EventError::UnknownType("com.example".into())
         );
-    }
-
-    #[test]
-    fn percent_decoding() {
-        let cases = [
-            ("a+b", true, "a b"),
-            ("a+b", false, "a+b"),
-            ("%41%2f", false, "A/"),
-            ("100%", false, "100%"),
-            ("%zz", false, "%zz"),
-            ("%C3%A9", false, "é"),
-            ("%FF", false, "%FF"),
-        ];
-        for (text, plus, expected) in cases {
-            assert_eq!(percent_decode(text, plus), expected, "{text}");
-        }
     }
 }

@@ -2,16 +2,42 @@
 //!
 //! A Kumo function is a WebAssembly component for the `wasi:http/proxy` world,
 //! built for the `wasm32-wasip2` target. With this crate a function is one
-//! plain Rust function from [`Request`] to [`Response`] (the [`http`] crate's
-//! types with the whole body as bytes) and one line that exports it:
+//! plain Rust function from [`Request`] (the [`http`] crate's request with
+//! the whole body as bytes) to anything [`IntoResponse`], and one line that
+//! exports it:
 //!
 //! ```no_run
-//! use kumo_sdk::{Request, Response};
+//! use kumo_sdk::{Request, StatusCode};
 //!
-//! fn handle(request: Request) -> Response {
+//! fn handle(request: Request) -> (StatusCode, String) {
 //!     kumo_sdk::info!("{} {}", request.method(), request.uri());
 //!     let greeting = kumo_sdk::env::var("GREETING").unwrap_or_else(|| "hello".to_owned());
-//!     kumo_sdk::text_response(200, format!("{greeting} from {}", request.uri().path()))
+//!     (StatusCode::OK, format!("{greeting} from {}", request.uri().path()))
+//! }
+//!
+//! kumo_sdk::http_handler!(handle);
+//! ```
+//!
+//! A handler answers with a [`Response`], text (`&'static str`, `String`),
+//! bytes (`Vec<u8>`), [`Json`] of any `Serialize` value, a [`StatusCode`],
+//! a `(StatusCode, T)` pair, or a `Result` of those: an `Err` answers a
+//! 500 with the error's message (an [`Error`] its own status) and is
+//! logged, so `?` works in handlers:
+//!
+//! ```no_run
+//! use kumo_sdk::{Json, Request};
+//!
+//! #[derive(serde::Serialize)]
+//! struct Listing {
+//!     names: Vec<String>,
+//! }
+//!
+//! fn handle(_request: Request) -> Result<Json<Listing>, std::io::Error> {
+//!     let mut names = Vec::new();
+//!     for entry in std::fs::read_dir("/data")? {
+//!         names.push(entry?.file_name().to_string_lossy().into_owned());
+//!     }
+//!     Ok(Json(Listing { names }))
 //! }
 //!
 //! kumo_sdk::http_handler!(handle);
@@ -51,14 +77,20 @@
 //! [`log`] writes level-tagged lines to standard error for the host to pick
 //! up, [`env`](mod@env) reads the variables the host configured, and [`wasip2`] is
 //! re-exported for the WASI interfaces this crate does not wrap (outgoing
-//! HTTP, random numbers, clocks, streaming bodies).
+//! HTTP, random numbers, clocks, streaming bodies). [`protocol`] is the wire
+//! vocabulary shared with the Kumo runtime (event documents, header names,
+//! log levels).
 
 pub mod env;
 pub mod event;
 pub mod log;
+mod response;
 mod serve;
 
 pub use http;
+pub use http::StatusCode;
+pub use kumo_protocol as protocol;
+pub use response::{Error, IntoResponse, Json};
 pub use wasip2;
 
 /// An HTTP request with its whole body.
@@ -66,30 +98,6 @@ pub type Request = http::Request<Vec<u8>>;
 
 /// An HTTP response with its whole body.
 pub type Response = http::Response<Vec<u8>>;
-
-/// Builds a response with a UTF-8 text body and
-/// `content-type: text/plain; charset=utf-8`.
-///
-/// # Panics
-///
-/// Panics when `status` is not a valid HTTP status code (100 to 999).
-pub fn text_response(status: u16, body: impl Into<String>) -> Response {
-    response_with_content_type(
-        status,
-        "text/plain; charset=utf-8",
-        body.into().into_bytes(),
-    )
-}
-
-/// Builds a response with a JSON body (already serialized) and
-/// `content-type: application/json`.
-///
-/// # Panics
-///
-/// Panics when `status` is not a valid HTTP status code (100 to 999).
-pub fn json_response(status: u16, body: impl Into<String>) -> Response {
-    response_with_content_type(status, "application/json", body.into().into_bytes())
-}
 
 /// The value of the first query parameter called `name`, decoded
 /// (`%xx` escapes and `+` for space, as browsers send forms), or `None`
@@ -111,28 +119,15 @@ pub fn query_param(request: &Request, name: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-/// Builds a response with the given status, `content-type` and body.
-fn response_with_content_type(status: u16, content_type: &'static str, body: Vec<u8>) -> Response {
-    let status = http::StatusCode::from_u16(status)
-        .unwrap_or_else(|_| panic!("invalid http status code {status}"));
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
-    response
-}
-
 /// Exports a handler function as the component's `wasi:http/incoming-handler`.
 ///
-/// The argument is a function (or any expression callable once) of type
-/// `fn(kumo_sdk::Request) -> kumo_sdk::Response`. Use it once per crate, at
-/// module level:
+/// The argument is a function (or any expression callable once) from
+/// [`Request`] to any [`IntoResponse`]. Use it once per crate, at module
+/// level:
 ///
 /// ```no_run
-/// fn handle(_request: kumo_sdk::Request) -> kumo_sdk::Response {
-///     kumo_sdk::text_response(200, "Hello from Kumo")
+/// fn handle(_request: kumo_sdk::Request) -> &'static str {
+///     "Hello from Kumo"
 /// }
 ///
 /// kumo_sdk::http_handler!(handle);
@@ -164,37 +159,4 @@ pub mod __private {
     pub use wasip2;
     pub use wasip2::exports::http::incoming_handler::Guest as IncomingHandlerGuest;
     pub use wasip2::http::types::{IncomingRequest, ResponseOutparam};
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_response_sets_status_content_type_and_body() {
-        let response = text_response(404, "not found");
-        assert_eq!(response.status(), http::StatusCode::NOT_FOUND);
-        assert_eq!(
-            response.headers()[http::header::CONTENT_TYPE],
-            "text/plain; charset=utf-8"
-        );
-        assert_eq!(response.body(), b"not found");
-    }
-
-    #[test]
-    fn json_response_sets_status_content_type_and_body() {
-        let response = json_response(201, r#"{"ok":true}"#);
-        assert_eq!(response.status(), http::StatusCode::CREATED);
-        assert_eq!(
-            response.headers()[http::header::CONTENT_TYPE],
-            "application/json"
-        );
-        assert_eq!(response.body(), br#"{"ok":true}"#);
-    }
-
-    #[test]
-    #[should_panic(expected = "invalid http status code 42")]
-    fn response_helpers_reject_invalid_status_codes() {
-        let _ = text_response(42, "");
-    }
 }

@@ -21,46 +21,35 @@
 
 use std::io::Write as _;
 
+pub use kumo_protocol::log::LogLevel;
+
 /// Writes `message` to standard error at the `debug` level.
 pub fn debug(message: &str) {
-    write_log_line("debug", message);
+    log(LogLevel::Debug, message);
 }
 
 /// Writes `message` to standard error at the `info` level.
 pub fn info(message: &str) {
-    write_log_line("info", message);
+    log(LogLevel::Info, message);
 }
 
 /// Writes `message` to standard error at the `warn` level.
 pub fn warn(message: &str) {
-    write_log_line("warn", message);
+    log(LogLevel::Warn, message);
 }
 
 /// Writes `message` to standard error at the `error` level.
 pub fn error(message: &str) {
-    write_log_line("error", message);
+    log(LogLevel::Error, message);
 }
 
-/// Writes one formatted log line to standard error in a single write.
+/// Writes `message` to standard error at `level`, as one line in a single
+/// write ([`LogLevel::format_line`]).
 ///
 /// Failures are ignored: there is nowhere left to report them.
-fn write_log_line(level: &str, message: &str) {
-    let line = format_log_line(level, message);
+pub fn log(level: LogLevel, message: &str) {
+    let line = level.format_line(message);
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
-}
-
-/// Formats `"<level> <message>\n"`, replacing line breaks (`\n` and `\r`)
-/// inside the message with spaces.
-pub(crate) fn format_log_line(level: &str, message: &str) -> String {
-    let mut line = String::with_capacity(level.len() + message.len() + 2);
-    line.push_str(level);
-    line.push(' ');
-    line.extend(message.chars().map(|character| match character {
-        '\n' | '\r' => ' ',
-        other => other,
-    }));
-    line.push('\n');
-    line
 }
 
 /// Logs a `format!`-style message at the `debug` level, see [`log::debug`](crate::log::debug).
@@ -93,30 +82,4 @@ macro_rules! error {
     ($($argument:tt)+) => {
         $crate::log::error(&::std::format!($($argument)+))
     };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_log_line;
-
-    #[test]
-    fn formats_level_message_and_newline() {
-        assert_eq!(
-            format_log_line("info", "server ready"),
-            "info server ready\n"
-        );
-    }
-
-    #[test]
-    fn replaces_line_breaks_inside_the_message() {
-        assert_eq!(
-            format_log_line("error", "first\nsecond\r\nthird"),
-            "error first second  third\n"
-        );
-    }
-
-    #[test]
-    fn keeps_an_empty_message_on_one_line() {
-        assert_eq!(format_log_line("warn", ""), "warn \n");
-    }
 }

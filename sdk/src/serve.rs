@@ -1,7 +1,8 @@
 //! Bridges a typed handler to the raw `wasi:http/incoming-handler` export.
 //!
 //! [`serve`] reads the whole incoming request into a [`Request`], calls the
-//! handler and writes the returned [`Response`] back through the host's
+//! handler and writes the [`Response`] it answers (anything
+//! [`IntoResponse`]) back through the host's
 //! `response-outparam`. The [`http_handler!`](crate::http_handler) macro
 //! generates the export that calls it.
 
@@ -13,7 +14,7 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::StreamError;
 
-use crate::{Request, Response, log};
+use crate::{IntoResponse, Request, Response, log};
 
 /// The most bytes asked of the request body stream in one read.
 const REQUEST_BODY_READ_SIZE: u64 = 64 * 1024;
@@ -40,15 +41,15 @@ const CONNECTION_HEADER_NAMES: [&str; 7] = [
 /// body cannot be read is answered with a `wasi:http` error code, which the
 /// host turns into an error response; the handler is not called. A panic in
 /// the handler is not caught: the instance traps.
-pub fn serve(
+pub fn serve<R: IntoResponse>(
     request: IncomingRequest,
     response_out: ResponseOutparam,
-    handler: impl FnOnce(Request) -> Response,
+    handler: impl FnOnce(Request) -> R,
 ) {
     match read_request(&request) {
         Ok(typed_request) => {
             drop(request);
-            send_response(response_out, handler(typed_request));
+            send_response(response_out, handler(typed_request).into_response());
         }
         Err(error_code) => {
             log::error(&format!("kumo-sdk: cannot read request: {error_code:?}"));
@@ -97,7 +98,6 @@ fn read_request(request: &IncomingRequest) -> Result<Request, ErrorCode> {
     Ok(typed_request)
 }
 
-/// Reads the request body stream until the host closes it.
 /// Whether the request certainly has no body, so reading it can be skipped:
 /// a GET, HEAD or OPTIONS with no `content-length` and no
 /// `transfer-encoding` carries none (RFC 9110 §8.6, RFC 9112 §6.3). Reading
@@ -111,6 +111,7 @@ fn has_no_body(method: &Method, headers: &HeaderMap) -> bool {
     declared_empty || (!framed && matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS))
 }
 
+/// Reads the request body stream until the host closes it.
 fn read_request_body(request: &IncomingRequest) -> Result<Vec<u8>, ErrorCode> {
     let body = request
         .consume()

@@ -3,20 +3,19 @@
 //! `POST /echo/x?a=1&b=2` with a 123-byte body answers
 //! `{"method":"POST","path":"/echo/x","query":"a=1&b=2","headers":{...},"body_length":123}`.
 
-use kumo_sdk::{Request, Response};
+use kumo_sdk::{Json, Request};
 use serde_json::{Map, Value, json};
 
 /// Answers `200` with the request's method, path, query, headers and body
 /// length as a JSON object.
-fn handle(request: Request) -> Response {
-    let description = json!({
+fn handle(request: Request) -> Json<Value> {
+    Json(json!({
         "method": request.method().as_str(),
         "path": request.uri().path(),
         "query": request.uri().query().unwrap_or(""),
         "headers": header_object(request.headers()),
         "body_length": request.body().len(),
-    });
-    kumo_sdk::json_response(200, description.to_string())
+    }))
 }
 
 /// Maps each lowercase header name to its values, repeated values joined

@@ -12,45 +12,23 @@
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
-use kumo_sdk::{Request, Response};
-use serde::Deserialize;
+use kumo_sdk::event::document::OssDocument;
+use kumo_sdk::{Error, Json, Request, StatusCode};
+use serde_json::{Value, json};
 
 /// The width of every thumbnail, in pixels.
 const THUMBNAIL_WIDTH: u32 = 128;
 
-/// The parts of an OSS event document this example reads.
-#[derive(Deserialize)]
-struct OssEvent {
-    events: Vec<OssRecord>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OssRecord {
-    event_name: String,
-    oss: OssDetail,
-}
-
-#[derive(Deserialize)]
-struct OssDetail {
-    object: OssObject,
-}
-
-#[derive(Deserialize)]
-struct OssObject {
-    key: String,
-}
-
-fn handle(request: Request) -> Response {
-    let event: OssEvent = match serde_json::from_slice(request.body()) {
-        Ok(event) => event,
-        Err(error) => {
-            return kumo_sdk::text_response(
-                400,
-                format!("expected an OSS object event as JSON: {error}"),
-            );
-        }
-    };
+/// Answers `{"thumbnails":[{"key","width","height"}, ...]}`; a 400 for a
+/// body that is no OSS document or a key that climbs out of the mount, a
+/// 500 (which Kumo retries) when a thumbnail cannot be made.
+fn handle(request: Request) -> Result<Json<Value>, Error> {
+    let event: OssDocument = serde_json::from_slice(request.body()).map_err(|error| {
+        Error::new(
+            StatusCode::BAD_REQUEST,
+            format!("expected an OSS object event as JSON: {error}"),
+        )
+    })?;
     let input = PathBuf::from(kumo_sdk::env::var("INPUT_DIR").unwrap_or_else(|| "/in".into()));
     let output = PathBuf::from(kumo_sdk::env::var("OUTPUT_DIR").unwrap_or_else(|| "/out".into()));
     let mut written = Vec::new();
@@ -64,29 +42,24 @@ fn handle(request: Request) -> Response {
             .split('/')
             .any(|segment| segment == ".." || segment.is_empty())
         {
-            return kumo_sdk::text_response(400, format!("refusing the key {key}"));
+            return Err(Error::new(
+                StatusCode::BAD_REQUEST,
+                format!("refusing the key {key}"),
+            ));
         }
         let thumbnail_key = format!("thumbs/{key}");
-        match make_thumbnail(&input.join(key), &output.join(&thumbnail_key)) {
-            Ok((width, height)) => {
-                kumo_sdk::info!("{key} -> {thumbnail_key} ({width}x{height})");
-                written.push(
-                    serde_json::json!({"key": thumbnail_key, "width": width, "height": height}),
-                );
-            }
-            Err(error) => {
-                kumo_sdk::error!("{key}: {error}");
-                return kumo_sdk::text_response(
-                    500,
+        // The error answer is logged, with the key.
+        let (width, height) = make_thumbnail(&input.join(key), &output.join(&thumbnail_key))
+            .map_err(|error| {
+                Error::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
                     format!("cannot make a thumbnail of {key}: {error}"),
-                );
-            }
-        }
+                )
+            })?;
+        kumo_sdk::info!("{key} -> {thumbnail_key} ({width}x{height})");
+        written.push(json!({"key": thumbnail_key, "width": width, "height": height}));
     }
-    kumo_sdk::json_response(
-        200,
-        serde_json::json!({ "thumbnails": written }).to_string(),
-    )
+    Ok(Json(json!({ "thumbnails": written })))
 }
 
 /// Whether the key names an image this example handles.

@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 
 use kumo_sdk::event::Event;
-use kumo_sdk::{Request, Response};
+use kumo_sdk::{Error, Json, Request, StatusCode};
+use serde_json::{Value, json};
 
 /// How many of the most frequent words the counts list.
 const TOP_WORDS: usize = 10;
@@ -54,53 +55,52 @@ pub fn count(text: &str) -> Counts {
 }
 
 /// The counts as the JSON document written to the bucket.
-pub fn counts_json(path: &str, counts: &Counts) -> String {
-    let top: Vec<serde_json::Value> = counts
+pub fn counts_json(path: &str, counts: &Counts) -> Value {
+    let top: Vec<Value> = counts
         .top
         .iter()
-        .map(|(word, count)| serde_json::json!({"word": word, "count": count}))
+        .map(|(word, count)| json!({"word": word, "count": count}))
         .collect();
-    serde_json::json!({
+    json!({
         "file": path,
         "lines": counts.lines,
         "words": counts.words,
         "characters": counts.characters,
         "top": top,
     })
-    .to_string()
 }
 
-/// Handles one file event.
-fn handle(request: Request) -> Response {
-    let file = match Event::from_request(&request).and_then(|event| event.file()) {
-        Ok(file) => file,
-        Err(error) => return kumo_sdk::text_response(400, error.to_string()),
-    };
+fn server_error(message: String) -> Error {
+    Error::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+}
+
+/// Handles one file event: a request that is no file event is a 400, a
+/// file that cannot be read or counts that cannot be written a 500 (Kumo
+/// retries: the mount may not be there yet).
+fn handle(request: Request) -> Result<Json<Value>, Error> {
+    let file = Event::from_request(&request).and_then(|event| event.file())?;
     if file.path.contains("..") || file.path.starts_with('/') {
-        return kumo_sdk::text_response(400, format!("refusing the path `{}`", file.path));
+        return Err(Error::new(
+            StatusCode::BAD_REQUEST,
+            format!("refusing the path `{}`", file.path),
+        ));
     }
     let inbox = kumo_sdk::env::var("INBOX_DIR").unwrap_or_else(|| "/inbox".to_owned());
     let counts_dir = kumo_sdk::env::var("COUNTS_DIR").unwrap_or_else(|| "/counts".to_owned());
-    let text = match std::fs::read(format!("{inbox}/{}", file.path)) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        // A 500 makes Kumo retry: the mount may not be there yet.
-        Err(error) => {
-            return kumo_sdk::text_response(500, format!("cannot read {}: {error}", file.path));
-        }
-    };
-    let counts = count(&text);
+    let bytes = std::fs::read(format!("{inbox}/{}", file.path))
+        .map_err(|error| server_error(format!("cannot read {}: {error}", file.path)))?;
+    let counts = count(&String::from_utf8_lossy(&bytes));
     let document = counts_json(&file.path, &counts);
     let target = format!("{counts_dir}/{}.json", file.path);
-    if let Err(error) = std::fs::write(&target, &document) {
-        return kumo_sdk::text_response(500, format!("cannot write {target}: {error}"));
-    }
+    std::fs::write(&target, document.to_string())
+        .map_err(|error| server_error(format!("cannot write {target}: {error}")))?;
     kumo_sdk::info!(
         "wordcount {}: {} words, {} lines",
         file.path,
         counts.words,
         counts.lines
     );
-    kumo_sdk::json_response(200, document)
+    Ok(Json(document))
 }
 
 kumo_sdk::http_handler!(handle);
@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(counts.top.len(), TOP_WORDS);
         assert_eq!(counts.top[0], ("w14".to_owned(), 15));
         assert_eq!(counts.top[9], ("w05".to_owned(), 6));
-        let json: serde_json::Value = serde_json::from_str(&counts_json("a.txt", &counts)).unwrap();
+        let json = counts_json("a.txt", &counts);
         assert_eq!(json["file"], "a.txt");
         assert_eq!(json["words"], 120);
         assert_eq!(json["top"][0]["word"], "w14");

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use kumo_protocol::log::LogLevel;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
@@ -318,13 +319,14 @@ impl GuestLogWriter {
 /// A line that starts with a level word (`debug`, `info`, `warn`, `error`,
 /// as the Rust SDK writes them) is logged at that level without the word.
 pub(super) fn split_log_level(line: &str) -> (tracing::Level, &str) {
-    let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
-    let level = match word {
-        "debug" | "DEBUG" => tracing::Level::DEBUG,
-        "info" | "INFO" => tracing::Level::INFO,
-        "warn" | "WARN" => tracing::Level::WARN,
-        "error" | "ERROR" => tracing::Level::ERROR,
-        _ => return (tracing::Level::INFO, line),
+    let Some((level, rest)) = LogLevel::split_line(line) else {
+        return (tracing::Level::INFO, line);
+    };
+    let level = match level {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error => tracing::Level::ERROR,
     };
     (level, rest)
 }

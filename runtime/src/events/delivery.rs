@@ -2,20 +2,19 @@
 //! to its function's pool as an HTTP `POST /` with CloudEvents binary-mode
 //! headers, then records how it went.
 //!
-//! - A 2xx answer (body read to its end) acknowledges the event: `done`.
-//! - An error, trap, timeout, or any other status is a failed attempt: the
-//!   event is retried after [`retry::backoff`](super::retry::backoff), or
-//!   goes dead after `max_retries + 1` failed attempts or when the next try
-//!   would pass `max_event_age_s`.
+//! - A 2xx answer (body read to its end) acknowledges the event.
+//! - An error, trap, timeout, or any other status is a failed attempt.
 //! - Backpressure from the pool (`429`: every instance busy and the queue
-//!   full, or no capacity to start one) is not the event's fault: it is
-//!   tried again after the pool's `Retry-After` without spending an attempt
-//!   (the age limit still applies).
+//!   full, or no capacity to start one) is a throttled attempt, with the
+//!   pool's `Retry-After`.
 //! - An event whose function no longer resolves goes dead with that reason.
 //!
-//! The request carries `ce-specversion`, `ce-id`, `ce-source`, `ce-type`,
-//! `ce-time`, `ce-subject`, `content-type`, [`HOPS_HEADER`] and
-//! [`ATTEMPT_HEADER`].
+//! What follows an attempt (done, a retry and when, or dead) is decided in
+//! `retry.rs` ([`RetryPolicy::after_attempt`](super::trigger::RetryPolicy)).
+//!
+//! The request carries the CloudEvents headers (`ce-specversion`, `ce-id`,
+//! `ce-source`, `ce-type`, `ce-time`, `ce-subject`), `content-type`, and
+//! Kumo's hop and attempt headers (`kumo_protocol::header`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,40 +24,32 @@ use http_body_util::{BodyExt, Full};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use kumo_protocol::event::SPEC_VERSION;
+use kumo_protocol::header;
+
 use super::Events;
 use super::queue::{self, Attempt, AttemptOutcome, ClaimedEvent, NextState};
-use super::retry::{self, AfterFailure};
+use super::retry::Attempted;
 use crate::engine::InvokeError;
+use crate::model::Target;
 use crate::pool::Pool;
 
 /// Finds a function target's pool: `name`, `name:3` or `name:alias`.
-pub type Resolver = Arc<dyn Fn(&str) -> Option<Arc<Pool>> + Send + Sync>;
-
-/// The header carrying the event's hop count: how many function writes
-/// led to it (0 for a client's upload, a file or a timer). A function that
-/// writes to a bucket while handling an event sends it on with the same
-/// value, and the resulting event has one hop more.
-pub const HOPS_HEADER: &str = "kumo-event-hops";
-
-/// The header carrying the attempt number, 1 for the first delivery.
-/// Attempts refused by backpressure do not count; an attempt cut short by
-/// a crash of the host is not recorded, so its retry carries the same
-/// number again.
-pub const ATTEMPT_HEADER: &str = "kumo-attempt";
+pub(crate) type Resolver = Arc<dyn Fn(&Target) -> Option<Arc<Pool>> + Send + Sync>;
 
 /// How delivery runs.
 #[derive(Debug, Clone)]
-pub struct DeliverySettings {
+pub(crate) struct DeliverySettings {
     /// The most deliveries in flight at once, over all functions (each
     /// pool still applies its own `max_instances` and queue).
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// How long a claim holds an event; past it, another worker may take
     /// it. Longer than the longest invocation (15 minutes) plus its wait
     /// in the pool's queue.
-    pub lease: Duration,
+    pub(crate) lease: Duration,
     /// The longest the task sleeps without looking at the queue (it is
     /// also woken by every enqueue).
-    pub poll: Duration,
+    pub(crate) poll: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -72,7 +63,7 @@ impl Default for DeliverySettings {
 }
 
 /// The running delivery task.
-pub struct Delivery {
+pub(crate) struct Delivery {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -88,7 +79,7 @@ fn now_ms() -> i64 {
 /// # Errors
 ///
 /// A database error while releasing the leases.
-pub async fn start_delivery(
+pub(crate) async fn start_delivery(
     events: Arc<Events>,
     resolve: Resolver,
     settings: DeliverySettings,
@@ -109,7 +100,7 @@ impl Delivery {
     /// Stops claiming events and waits up to `grace` for deliveries in
     /// flight; those still running keep their lease and are delivered
     /// again after a restart.
-    pub async fn stop(self, grace: Duration) {
+    pub(crate) async fn stop(self, grace: Duration) {
         let _ = self.stop.send(true);
         let mut task = self.task;
         if tokio::time::timeout(grace, &mut task).await.is_err() {
@@ -199,12 +190,7 @@ enum Delivered {
 async fn deliver(events: &Events, resolve: &Resolver, event: ClaimedEvent) {
     let database = events.database();
     let started = now_ms();
-    let max_age_end = event.first_seen_ms.saturating_add(event.max_age_ms);
-    if started > max_age_end {
-        let reason = format!(
-            "the event is older than its max_event_age_s ({} s) and was not delivered; hint: replay it, or raise max_event_age_s",
-            event.max_age_ms / 1000
-        );
+    if let Some(reason) = event.retry.expired(event.first_seen_ms, started) {
         if let Err(error) = queue::mark_dead(database, &event.id, &reason, started).await {
             tracing::error!(%error, event = %event.id, "cannot record a dead event");
         }
@@ -221,58 +207,41 @@ async fn deliver(events: &Events, resolve: &Resolver, event: ClaimedEvent) {
         }
         return;
     };
-    let attempt_number = event.attempts + 1;
+    let attempt_number = event.attempts.saturating_add(1);
     let request_id: Arc<str> = crate::request_id::next();
-    let hops = u32::try_from(event.hops).unwrap_or(u32::MAX);
-    events.register_in_flight(&request_id, hops);
     let delivered = invoke(&pool, &event, attempt_number, request_id.clone()).await;
-    events.unregister_in_flight(&request_id);
     let finished = now_ms();
 
-    let (outcome, status, error, counted) = match &delivered {
-        Delivered::Acknowledged(status) => (AttemptOutcome::Ok, Some(*status), None, true),
-        Delivered::Failed(status, error) => {
-            (AttemptOutcome::Failed, *status, Some(error.clone()), true)
-        }
-        Delivered::Throttled(_, error) => {
-            (AttemptOutcome::Throttled, None, Some(error.clone()), false)
-        }
+    let (outcome, status, error, attempted) = match &delivered {
+        Delivered::Acknowledged(status) => (
+            AttemptOutcome::Ok,
+            Some(*status),
+            None,
+            Attempted::Acknowledged,
+        ),
+        Delivered::Failed(status, error) => (
+            AttemptOutcome::Failed,
+            *status,
+            Some(error.clone()),
+            Attempted::Failed { error },
+        ),
+        Delivered::Throttled(retry_after, error) => (
+            AttemptOutcome::Throttled,
+            None,
+            Some(error.clone()),
+            Attempted::Throttled {
+                retry_after: *retry_after,
+                error,
+            },
+        ),
     };
-    let next = match &delivered {
-        Delivered::Acknowledged(_) => NextState::Done,
-        Delivered::Throttled(retry_after, _) => {
-            let at = finished.saturating_add(i64::try_from(retry_after.as_millis()).unwrap_or(0));
-            if at > max_age_end {
-                NextState::Dead(format!(
-                    "the function stayed overloaded until the event passed its max_event_age_s; last error: {}",
-                    error.as_deref().unwrap_or_default()
-                ))
-            } else {
-                NextState::RetryAt(at)
-            }
-        }
-        Delivered::Failed(_, message) => {
-            let failed_attempts = u32::try_from(attempt_number).unwrap_or(u32::MAX);
-            match retry::after_failure(
-                failed_attempts,
-                u32::try_from(event.max_retries).unwrap_or(0),
-                Duration::from_millis(u64::try_from(event.retry_base_ms).unwrap_or(0)),
-                Duration::from_millis(u64::try_from(event.max_age_ms).unwrap_or(0)),
-                event.first_seen_ms,
-                finished,
-                fastrand::f64(),
-            ) {
-                AfterFailure::RetryAt(at) => NextState::RetryAt(at),
-                AfterFailure::DeadNoAttemptsLeft => NextState::Dead(format!(
-                    "failed {failed_attempts} attempts (max_retries = {}); last error: {message}",
-                    event.max_retries
-                )),
-                AfterFailure::DeadTooOld => NextState::Dead(format!(
-                    "the next retry would pass the event's max_event_age_s; last error: {message}"
-                )),
-            }
-        }
-    };
+    let next = event.retry.after_attempt(
+        attempt_number,
+        attempted,
+        event.first_seen_ms,
+        finished,
+        fastrand::f64(),
+    );
     match &next {
         NextState::Done => {
             tracing::debug!(event = %event.id, function = %event.target, attempt = attempt_number, "event delivered");
@@ -291,6 +260,8 @@ async fn deliver(events: &Events, resolve: &Resolver, event: ClaimedEvent) {
             tracing::warn!(event = %event.id, function = %event.target, "event is dead: {reason}");
         }
     }
+    // A throttled attempt does not count against the retry budget.
+    let counted = outcome != AttemptOutcome::Throttled;
     let attempt = Attempt {
         started_ms: started,
         finished_ms: finished,
@@ -312,46 +283,31 @@ async fn deliver(events: &Events, resolve: &Resolver, event: ClaimedEvent) {
     }
 }
 
-/// The HTTP request for an event.
-pub fn event_request(
+/// The HTTP request for an event's attempt number `attempt_number`.
+fn event_request(
     event: &ClaimedEvent,
-    attempt_number: i64,
+    attempt_number: u32,
 ) -> Result<http::Request<Full<Bytes>>, http::Error> {
     http::Request::builder()
         .method(http::Method::POST)
         .uri("/")
         .header(http::header::HOST, "localhost")
         .header(http::header::CONTENT_TYPE, &event.content_type)
-        .header("ce-specversion", "1.0")
-        .header("ce-id", &event.id)
-        .header("ce-source", &event.ce_source)
-        .header("ce-type", &event.ce_type)
-        .header("ce-time", &event.ce_time)
-        .header("ce-subject", encode_header_value(&event.ce_subject))
-        .header(HOPS_HEADER, event.hops)
-        .header(ATTEMPT_HEADER, attempt_number)
+        .header(header::CE_SPECVERSION, SPEC_VERSION)
+        .header(header::CE_ID, &event.id)
+        .header(header::CE_SOURCE, &event.ce_source)
+        .header(header::CE_TYPE, &event.ce_type)
+        .header(header::CE_TIME, &event.ce_time)
+        .header(header::CE_SUBJECT, header::encode_value(&event.ce_subject))
+        .header(header::HOPS, event.hops)
+        .header(header::ATTEMPT, attempt_number)
         .body(Full::new(Bytes::from(event.body.clone())))
-}
-
-/// A header value for a subject that may hold any character (an object
-/// key): printable ASCII stays, every other byte and `%` is `%XX`
-/// (CloudEvents' HTTP binding encodes attribute values this way).
-pub fn encode_header_value(value: &str) -> String {
-    let mut encoded = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if (0x20..0x7f).contains(&byte) && byte != b'%' && byte != b'"' {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
 }
 
 async fn invoke(
     pool: &Arc<Pool>,
     event: &ClaimedEvent,
-    attempt_number: i64,
+    attempt_number: u32,
     request_id: Arc<str>,
 ) -> Delivered {
     let request = match event_request(event, attempt_number) {
@@ -395,27 +351,13 @@ async fn invoke(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn header_values_keep_printable_ascii_and_escape_the_rest() {
-        let cases = [
-            ("in/a.png", "in/a.png"),
-            ("a b", "a b"),
-            ("100%", "100%25"),
-            ("é", "%C3%A9"),
-            ("a\nb", "a%0Ab"),
-            ("\"q\"", "%22q%22"),
-        ];
-        for (value, expected) in cases {
-            assert_eq!(encode_header_value(value), expected);
-        }
-    }
+    use crate::model::RetryPolicy;
 
     #[test]
     fn event_requests_carry_cloudevents_headers() {
         let event = ClaimedEvent {
             id: "ev-1".into(),
-            target: "f".into(),
+            target: Target::latest("f"),
             ce_source: "/kumo/storage/photos".into(),
             ce_type: "kumo.storage.ObjectCreated:PutObject".into(),
             ce_subject: "in/ä.png".into(),
@@ -423,9 +365,7 @@ mod tests {
             content_type: "application/json".into(),
             body: b"{}".to_vec(),
             attempts: 2,
-            max_retries: 3,
-            retry_base_ms: 1000,
-            max_age_ms: 1000,
+            retry: RetryPolicy::default(),
             hops: 4,
             first_seen_ms: 0,
         };
@@ -441,8 +381,8 @@ mod tests {
             ("ce-time", "2026-11-23T06:45:43.120Z"),
             ("ce-subject", "in/%C3%A4.png"),
             ("content-type", "application/json"),
-            (HOPS_HEADER, "4"),
-            (ATTEMPT_HEADER, "3"),
+            ("kumo-event-hops", "4"),
+            ("kumo-attempt", "3"),
         ];
         for (name, value) in expected {
             assert_eq!(headers[name], value, "{name}");

@@ -4,21 +4,24 @@
 //! - [`document`]: the event documents (OSS, S3, CloudEvents, timer, file).
 //! - [`queue`]: the durable queue in SQLite, with its dead-letter list and
 //!   replay.
-//! - [`retry`]: exponential backoff with jitter, and when to give up.
+//! - [`retry`]: where a retry is decided: after each attempt, done, retried
+//!   when (exponential backoff with jitter), or dead.
 //! - [`delivery`]: the task that delivers due events through the
 //!   functions' pools.
+//!
+//! The document types and header names are the wire protocol shared with
+//! the SDK, in the `kumo-protocol` crate.
 //!
 //! [`Events`] ties them together for the producers: storage calls
 //! [`Events::on_object_change`] before answering an S3 call, and the
 //! watchers and timers of `triggers` enqueue through it too.
 
-pub mod delivery;
-pub mod document;
-pub mod queue;
-pub mod retry;
+pub(crate) mod delivery;
+pub(crate) mod document;
+pub(crate) mod queue;
+pub(crate) mod retry;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use chrono::Utc;
@@ -28,17 +31,14 @@ use crate::database::Database;
 use crate::model::StorageTrigger;
 use queue::{EventKind, NewEvent};
 
-pub use delivery::{
-    ATTEMPT_HEADER, Delivery, DeliverySettings, HOPS_HEADER, Resolver, start_delivery,
-};
-pub use queue::{
-    AttemptRecord, EventState, EventSummary, ReplayError, get_event, list_attempts, list_events,
-};
+pub(crate) use delivery::{Delivery, DeliverySettings, Resolver, start_delivery};
+pub(crate) use queue::ReplayError;
+pub use queue::{AttemptRecord, EventState, EventSummary, list_attempts, list_events};
 
 /// The hop count at which an event is not delivered: a chain of functions
 /// writing into buckets that trigger them stops here. The event is stored
 /// dead, with the reason, so it can be inspected and replayed.
-pub const MAX_HOPS: u32 = 8;
+const MAX_HOPS: u32 = 8;
 
 pub use crate::model::ObjectChange;
 
@@ -49,9 +49,6 @@ pub struct Events {
     storage_triggers: RwLock<Arc<[StorageTrigger]>>,
     /// Woken on every enqueue, so delivery does not wait for its poll.
     wake: Notify,
-    /// The hop count of each event being delivered, by invocation request
-    /// id, so a write made by that invocation can be traced to it.
-    in_flight_hops: Mutex<HashMap<Arc<str>, u32>>,
 }
 
 impl Events {
@@ -62,17 +59,16 @@ impl Events {
             database,
             storage_triggers: RwLock::new(storage_triggers.into()),
             wake: Notify::new(),
-            in_flight_hops: Mutex::new(HashMap::new()),
         })
     }
 
     /// The database holding the queue.
-    pub fn database(&self) -> &Database {
+    pub(crate) fn database(&self) -> &Database {
         &self.database
     }
 
     /// Replaces the storage triggers (when the registry changes them).
-    pub fn set_storage_triggers(&self, triggers: Vec<StorageTrigger>) {
+    pub(crate) fn set_storage_triggers(&self, triggers: Vec<StorageTrigger>) {
         *self
             .storage_triggers
             .write()
@@ -101,16 +97,15 @@ impl Events {
     }
 
     /// As [`Events::on_object_change`], for a change made while handling
-    /// an event with hop count `cause_hops` (the [`HOPS_HEADER`] the
-    /// writer sent, or [`Events::hops_of_request`] of the invocation that
-    /// wrote): the new events have one hop more, and at [`MAX_HOPS`] they
+    /// an event with hop count `cause_hops` (the hops header the writer
+    /// sent): the new events have one hop more, and at [`MAX_HOPS`] they
     /// are stored dead instead of delivered. Returns how many events were
     /// stored.
     ///
     /// # Errors
     ///
     /// As [`Events::on_object_change`].
-    pub async fn on_object_change_caused_by(
+    pub(crate) async fn on_object_change_caused_by(
         &self,
         change: ObjectChange,
         cause_hops: Option<u32>,
@@ -153,30 +148,6 @@ impl Events {
         Ok(events.len())
     }
 
-    /// The hop count of the event an invocation is handling, by the
-    /// invocation's request id, while it runs.
-    pub fn hops_of_request(&self, request_id: &str) -> Option<u32> {
-        self.in_flight_hops
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .get(request_id)
-            .copied()
-    }
-
-    fn register_in_flight(&self, request_id: &Arc<str>, hops: u32) {
-        self.in_flight_hops
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .insert(request_id.clone(), hops);
-    }
-
-    fn unregister_in_flight(&self, request_id: &str) {
-        self.in_flight_hops
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .remove(request_id);
-    }
-
     /// Moves a dead event back to pending and wakes delivery, so it goes
     /// out at once (the API's replay; [`replay`] does the same without the
     /// wake-up, and delivery finds it within a second).
@@ -184,14 +155,14 @@ impl Events {
     /// # Errors
     ///
     /// [`ReplayError`].
-    pub async fn replay(&self, event_id: &str) -> Result<EventSummary, ReplayError> {
+    pub(crate) async fn replay(&self, event_id: &str) -> Result<EventSummary, ReplayError> {
         let event = replay(&self.database, event_id).await?;
         self.wake.notify_one();
         Ok(event)
     }
 
     /// Tells the delivery task that an event was enqueued.
-    pub fn wake_delivery(&self) {
+    pub(crate) fn wake_delivery(&self) {
         self.wake.notify_one();
     }
 }
@@ -211,7 +182,7 @@ fn hop_limit_reason(hops: u32) -> Option<String> {
 /// # Errors
 ///
 /// A database error.
-pub async fn list(
+pub(crate) async fn list(
     database: &Database,
     state: Option<EventState>,
     limit: u32,
@@ -224,7 +195,10 @@ pub async fn list(
 /// # Errors
 ///
 /// [`ReplayError`].
-pub async fn replay(database: &Database, event_id: &str) -> Result<EventSummary, ReplayError> {
+pub(crate) async fn replay(
+    database: &Database,
+    event_id: &str,
+) -> Result<EventSummary, ReplayError> {
     queue::replay(database, event_id, Utc::now().timestamp_millis()).await
 }
 

@@ -19,15 +19,14 @@ use sqlx::{FromRow, Sqlite, Transaction};
 
 use super::document::EventDocument;
 use crate::database::Database;
-use crate::model::RetryPolicy;
+use crate::model::{RetryPolicy, Target};
 
 /// How long acknowledged events stay in the table.
-pub const DONE_RETENTION: Duration = Duration::from_secs(3600);
+pub(crate) const DONE_RETENTION: Duration = Duration::from_secs(3600);
 
 /// What produced an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventKind {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventKind {
     /// An object created or removed in a bucket.
     Storage,
     /// A file written into a watched folder.
@@ -38,7 +37,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// The name stored in the database.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             EventKind::Storage => "storage",
             EventKind::Watch => "watch",
@@ -63,7 +62,7 @@ pub enum EventState {
 
 impl EventState {
     /// The name stored in the database.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             EventState::Pending => "pending",
             EventState::Retrying => "retrying",
@@ -77,7 +76,7 @@ impl EventState {
     /// # Errors
     ///
     /// Names the value and the accepted ones.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         match text {
             "pending" => Ok(EventState::Pending),
             "retrying" => Ok(EventState::Retrying),
@@ -92,32 +91,30 @@ impl EventState {
 
 /// An event to store.
 #[derive(Debug, Clone)]
-pub struct NewEvent {
-    /// Its id (the CloudEvent's `id`).
-    pub id: String,
+pub(crate) struct NewEvent {
+    /// The CloudEvent's `id`.
+    pub(crate) id: String,
     /// `<kind>:<trigger name>`.
-    pub trigger_id: String,
+    pub(crate) trigger_id: String,
     /// The function target.
-    pub target: String,
-    /// What produced it.
-    pub kind: EventKind,
+    pub(crate) target: String,
+    pub(crate) kind: EventKind,
     /// Its document and CloudEvents attributes.
-    pub document: EventDocument,
-    /// The trigger's retry policy.
-    pub retry: RetryPolicy,
+    pub(crate) document: EventDocument,
+    pub(crate) retry: RetryPolicy,
     /// Function writes that led to it.
-    pub hops: u32,
+    pub(crate) hops: u32,
     /// Stored dead right away with this reason (the hop limit).
-    pub dead_reason: Option<String>,
+    pub(crate) dead_reason: Option<String>,
 }
 
 /// A new event id: a random UUID, as 32 hex digits.
-pub fn new_event_id() -> String {
+pub(crate) fn new_event_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// The trigger id stored with events: `<kind>:<trigger name>`.
-pub fn trigger_id(kind: EventKind, trigger_name: &str) -> String {
+pub(crate) fn trigger_id(kind: EventKind, trigger_name: &str) -> String {
     format!("{}:{trigger_name}", kind.as_str())
 }
 
@@ -126,18 +123,65 @@ fn millis(duration: Duration) -> i64 {
 }
 
 /// Milliseconds since the epoch as a UTC time.
-pub fn time_of_millis(ms: i64) -> DateTime<Utc> {
+fn time_of_millis(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms)
         .single()
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// A [`RetryPolicy`] as the `events` table keeps it: the columns
+/// `max_retries`, `retry_base_ms` and `max_age_ms`. The policy is
+/// converted to and from them here and nowhere else; a value that does not
+/// fit is an error, never a zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RetryColumns {
+    max_retries: i64,
+    retry_base_ms: i64,
+    max_age_ms: i64,
+}
+
+impl TryFrom<RetryPolicy> for RetryColumns {
+    type Error = String;
+
+    fn try_from(policy: RetryPolicy) -> Result<Self, String> {
+        let ms = |name: &str, duration: Duration| {
+            i64::try_from(duration.as_millis())
+                .map_err(|_| format!("{name} of {duration:?} does not fit the events table"))
+        };
+        Ok(Self {
+            max_retries: i64::from(policy.max_retries),
+            retry_base_ms: ms("retry_base", policy.retry_base)?,
+            max_age_ms: ms("max_event_age", policy.max_event_age)?,
+        })
+    }
+}
+
+impl TryFrom<RetryColumns> for RetryPolicy {
+    type Error = String;
+
+    fn try_from(columns: RetryColumns) -> Result<Self, String> {
+        let out_of_range =
+            |name: &str, value: i64| format!("the stored {name} {value} is out of range");
+        let ms = |name: &str, value: i64| {
+            u64::try_from(value)
+                .map(Duration::from_millis)
+                .map_err(|_| out_of_range(name, value))
+        };
+        Ok(Self {
+            max_retries: u32::try_from(columns.max_retries)
+                .map_err(|_| out_of_range("max_retries", columns.max_retries))?,
+            retry_base: ms("retry_base_ms", columns.retry_base_ms)?,
+            max_event_age: ms("max_age_ms", columns.max_age_ms)?,
+        })
+    }
 }
 
 /// Inserts one event inside `transaction`.
 ///
 /// # Errors
 ///
-/// A database error.
-pub async fn insert_event(
+/// A database error, or a retry policy that does not fit the table.
+async fn insert_event(
     transaction: &mut Transaction<'_, Sqlite>,
     event: &NewEvent,
     now_ms: i64,
@@ -147,6 +191,8 @@ pub async fn insert_event(
     } else {
         EventState::Pending
     };
+    let retry =
+        RetryColumns::try_from(event.retry).map_err(|error| sqlx::Error::Encode(error.into()))?;
     sqlx::query(
         "INSERT INTO events (id, trigger_id, target, kind, ce_source, ce_type, ce_subject, ce_time,
              content_type, body, state, attempts, max_retries, retry_base_ms, max_age_ms, hops,
@@ -169,9 +215,9 @@ pub async fn insert_event(
     .bind(event.document.content_type)
     .bind(&event.document.body)
     .bind(state.as_str())
-    .bind(i64::from(event.retry.max_retries))
-    .bind(i64::try_from(event.retry.retry_base_ms).unwrap_or(i64::MAX))
-    .bind(millis(event.retry.max_event_age()))
+    .bind(retry.max_retries)
+    .bind(retry.retry_base_ms)
+    .bind(retry.max_age_ms)
     .bind(i64::from(event.hops))
     .bind(now_ms)
     .bind(now_ms)
@@ -187,7 +233,7 @@ pub async fn insert_event(
 /// # Errors
 ///
 /// A database error; then none is stored.
-pub async fn insert_events(
+pub(crate) async fn insert_events(
     database: &Database,
     events: &[NewEvent],
     now_ms: i64,
@@ -205,7 +251,7 @@ pub async fn insert_events(
 /// # Errors
 ///
 /// A database error.
-pub async fn insert_event_unless_outstanding(
+pub(crate) async fn insert_event_unless_outstanding(
     database: &Database,
     event: &NewEvent,
     now_ms: i64,
@@ -227,13 +273,12 @@ pub async fn insert_event_unless_outstanding(
 
 /// A file version of a watched folder: it becomes an event once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileVersion {
+pub(crate) struct FileVersion {
     /// The path relative to the folder.
-    pub path: String,
-    /// Its size.
-    pub size: u64,
+    pub(crate) path: String,
+    pub(crate) size: u64,
     /// Its modification time in nanoseconds since the epoch.
-    pub mtime_ns: i64,
+    pub(crate) mtime_ns: i64,
 }
 
 /// Stores a watched file's event unless this version of the file (path,
@@ -243,7 +288,7 @@ pub struct FileVersion {
 /// # Errors
 ///
 /// A database error.
-pub async fn insert_file_event_once(
+pub(crate) async fn insert_file_event_once(
     database: &Database,
     event: &NewEvent,
     file: &FileVersion,
@@ -270,59 +315,74 @@ pub async fn insert_file_event_once(
     Ok(true)
 }
 
-/// Whether a watched file version already became an event.
-///
-/// # Errors
-///
-/// A database error.
-pub async fn file_seen(
-    database: &Database,
-    trigger_id: &str,
-    file: &FileVersion,
-) -> Result<bool, sqlx::Error> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM watched_files WHERE trigger_id = ? AND path = ? AND size = ? AND mtime_ns = ?",
-    )
-    .bind(trigger_id)
-    .bind(&file.path)
-    .bind(i64::try_from(file.size).unwrap_or(i64::MAX))
-    .bind(file.mtime_ns)
-    .fetch_one(database)
-    .await?;
-    Ok(count > 0)
+/// An event claimed for delivery.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimedEvent {
+    pub(crate) id: String,
+    pub(crate) target: Target,
+    pub(crate) ce_source: String,
+    pub(crate) ce_type: String,
+    pub(crate) ce_subject: String,
+    pub(crate) ce_time: String,
+    pub(crate) content_type: String,
+    pub(crate) body: Vec<u8>,
+    /// Attempts so far, not counting this one (throttled ones not counted).
+    pub(crate) attempts: u32,
+    /// The trigger's, as it was when the event was stored.
+    pub(crate) retry: RetryPolicy,
+    /// Function writes that led to it.
+    pub(crate) hops: u32,
+    /// When it was stored (or replayed), ms since the epoch.
+    pub(crate) first_seen_ms: i64,
 }
 
-/// An event claimed for delivery.
-#[derive(Debug, Clone, FromRow)]
-pub struct ClaimedEvent {
-    /// Its id.
-    pub id: String,
-    /// The function target.
-    pub target: String,
-    /// `ce-source`.
-    pub ce_source: String,
-    /// `ce-type`.
-    pub ce_type: String,
-    /// `ce-subject`.
-    pub ce_subject: String,
-    /// `ce-time`.
-    pub ce_time: String,
-    /// The body's content type.
-    pub content_type: String,
-    /// The body.
-    pub body: Vec<u8>,
-    /// Attempts so far (not counting this one).
-    pub attempts: i64,
-    /// The retry policy.
-    pub max_retries: i64,
-    /// The retry policy.
-    pub retry_base_ms: i64,
-    /// The retry policy.
-    pub max_age_ms: i64,
-    /// Function writes that led to it.
-    pub hops: i64,
-    /// When it was stored (or replayed).
-    pub first_seen_ms: i64,
+/// A claimed row as stored.
+#[derive(FromRow)]
+struct ClaimedRow {
+    id: String,
+    target: String,
+    ce_source: String,
+    ce_type: String,
+    ce_subject: String,
+    ce_time: String,
+    content_type: String,
+    body: Vec<u8>,
+    attempts: i64,
+    max_retries: i64,
+    retry_base_ms: i64,
+    max_age_ms: i64,
+    hops: i64,
+    first_seen_ms: i64,
+}
+
+impl TryFrom<ClaimedRow> for ClaimedEvent {
+    type Error = String;
+
+    fn try_from(row: ClaimedRow) -> Result<Self, String> {
+        let count = |name: &str, value: i64| {
+            u32::try_from(value).map_err(|_| format!("the stored {name} {value} is out of range"))
+        };
+        Ok(Self {
+            attempts: count("attempts", row.attempts)?,
+            hops: count("hops", row.hops)?,
+            retry: RetryPolicy::try_from(RetryColumns {
+                max_retries: row.max_retries,
+                retry_base_ms: row.retry_base_ms,
+                max_age_ms: row.max_age_ms,
+            })?,
+            target: Target::parse(&row.target).map_err(|error| {
+                format!("the stored target `{}` does not parse: {error}", row.target)
+            })?,
+            id: row.id,
+            ce_source: row.ce_source,
+            ce_type: row.ce_type,
+            ce_subject: row.ce_subject,
+            ce_time: row.ce_time,
+            content_type: row.content_type,
+            body: row.body,
+            first_seen_ms: row.first_seen_ms,
+        })
+    }
 }
 
 /// Releases every lease: run once at start, when no worker of this data
@@ -331,7 +391,7 @@ pub struct ClaimedEvent {
 /// # Errors
 ///
 /// A database error.
-pub async fn release_all_leases(database: &Database) -> Result<u64, sqlx::Error> {
+pub(crate) async fn release_all_leases(database: &Database) -> Result<u64, sqlx::Error> {
     Ok(
         sqlx::query("UPDATE events SET lease_until_ms = NULL WHERE lease_until_ms IS NOT NULL")
             .execute(database)
@@ -342,18 +402,20 @@ pub async fn release_all_leases(database: &Database) -> Result<u64, sqlx::Error>
 
 /// Claims up to `limit` due events (pending or retrying, due by `now_ms`,
 /// not leased or with an expired lease), oldest due first, leasing them
-/// until `now_ms + lease`.
+/// until `now_ms + lease`. A claimed row whose stored values do not read
+/// back (its retry policy, attempts or hops out of range) is not delivered
+/// with made-up values: it goes dead, saying why.
 ///
 /// # Errors
 ///
 /// A database error.
-pub async fn claim_due(
+pub(crate) async fn claim_due(
     database: &Database,
     now_ms: i64,
     lease: Duration,
     limit: u32,
 ) -> Result<Vec<ClaimedEvent>, sqlx::Error> {
-    sqlx::query_as(
+    let rows: Vec<ClaimedRow> = sqlx::query_as(
         "UPDATE events SET lease_until_ms = ?1
          WHERE id IN (
              SELECT id FROM events
@@ -367,7 +429,22 @@ pub async fn claim_due(
     .bind(now_ms)
     .bind(i64::from(limit))
     .fetch_all(database)
-    .await
+    .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = row.id.clone();
+        match ClaimedEvent::try_from(row) {
+            Ok(event) => claimed.push(event),
+            Err(why) => {
+                let reason = format!(
+                    "the stored event does not read back: {why}; hint: the database was changed by hand or by another program"
+                );
+                tracing::error!(event = %id, "{reason}");
+                mark_dead(database, &id, &reason, now_ms).await?;
+            }
+        }
+    }
+    Ok(claimed)
 }
 
 /// When the next pending or retrying event not held by a lease is due, if
@@ -376,7 +453,7 @@ pub async fn claim_due(
 /// # Errors
 ///
 /// A database error.
-pub async fn next_due_ms(database: &Database) -> Result<Option<i64>, sqlx::Error> {
+pub(crate) async fn next_due_ms(database: &Database) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT MIN(next_attempt_ms) FROM events
          WHERE state IN ('pending', 'retrying') AND lease_until_ms IS NULL",
@@ -387,7 +464,7 @@ pub async fn next_due_ms(database: &Database) -> Result<Option<i64>, sqlx::Error
 
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptOutcome {
+pub(crate) enum AttemptOutcome {
     /// The function answered 2xx.
     Ok,
     /// An error, trap, timeout or non-2xx answer.
@@ -408,24 +485,21 @@ impl AttemptOutcome {
 
 /// One delivery attempt, as recorded.
 #[derive(Debug, Clone)]
-pub struct Attempt {
-    /// When it started.
-    pub started_ms: i64,
-    /// When it ended.
-    pub finished_ms: i64,
-    /// How.
-    pub outcome: AttemptOutcome,
+pub(crate) struct Attempt {
+    pub(crate) started_ms: i64,
+    pub(crate) finished_ms: i64,
+    pub(crate) outcome: AttemptOutcome,
     /// The function's HTTP status, when it answered.
-    pub status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// What went wrong.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The invocation's request id.
-    pub request_id: String,
+    pub(crate) request_id: String,
 }
 
-/// Where the event goes after an attempt.
+/// Where the event goes after an attempt (decided in `retry.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NextState {
+pub(crate) enum NextState {
     /// Acknowledged.
     Done,
     /// Try again at this time.
@@ -441,7 +515,7 @@ pub enum NextState {
 /// # Errors
 ///
 /// A database error.
-pub async fn finish_attempt(
+pub(crate) async fn finish_attempt(
     database: &Database,
     event_id: &str,
     attempt: &Attempt,
@@ -498,7 +572,7 @@ pub async fn finish_attempt(
 /// # Errors
 ///
 /// A database error.
-pub async fn mark_dead(
+pub(crate) async fn mark_dead(
     database: &Database,
     event_id: &str,
     reason: &str,
@@ -522,7 +596,7 @@ pub async fn mark_dead(
 /// # Errors
 ///
 /// A database error.
-pub async fn purge_done(database: &Database, before_ms: i64) -> Result<u64, sqlx::Error> {
+pub(crate) async fn purge_done(database: &Database, before_ms: i64) -> Result<u64, sqlx::Error> {
     Ok(
         sqlx::query("DELETE FROM events WHERE state = 'done' AND updated_ms < ?")
             .bind(before_ms)
@@ -535,7 +609,7 @@ pub async fn purge_done(database: &Database, before_ms: i64) -> Result<u64, sqlx
 /// An event as the API and CLI show it (the body is left out).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct EventSummary {
-    /// Its id.
+    /// The event's id, sent as `ce-id`.
     pub id: String,
     /// `<kind>:<trigger name>`.
     pub trigger: String,
@@ -641,7 +715,7 @@ pub async fn list_events(
 /// # Errors
 ///
 /// A database error.
-pub async fn get_event(
+pub(crate) async fn get_event(
     database: &Database,
     event_id: &str,
 ) -> Result<Option<EventSummary>, sqlx::Error> {
@@ -691,18 +765,13 @@ pub async fn list_attempts(
 
 /// Why an event cannot be replayed.
 #[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
+pub(crate) enum ReplayError {
     /// No such event.
     #[error("no event `{0}`; hint: `kumo events list --state dead` lists the dead ones")]
     NotFound(String),
     /// Only dead events are replayed.
     #[error("event `{id}` is {state}, not dead; hint: only dead events can be replayed")]
-    NotDead {
-        /// The event.
-        id: String,
-        /// Its state.
-        state: String,
-    },
+    NotDead { id: String, state: String },
     /// The database failed.
     #[error("the event queue failed: {0}")]
     Database(#[from] sqlx::Error),
@@ -715,7 +784,7 @@ pub enum ReplayError {
 ///
 /// [`ReplayError::NotFound`], [`ReplayError::NotDead`], or a database
 /// error.
-pub async fn replay(
+pub(crate) async fn replay(
     database: &Database,
     event_id: &str,
     now_ms: i64,
@@ -740,15 +809,4 @@ pub async fn replay(
         });
     }
     Ok(event)
-}
-
-/// How many events are in each state.
-///
-/// # Errors
-///
-/// A database error.
-pub async fn count_by_state(database: &Database) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT state, COUNT(*) FROM events GROUP BY state ORDER BY state")
-        .fetch_all(database)
-        .await
 }

@@ -1,19 +1,25 @@
-//! What happens after a delivery attempt: the backoff before the next one
-//! (exponential, with equal jitter), and when an event gives up. Pure
-//! functions of the attempt count, the policy, a random number and the
-//! clock, so they are tested with tables.
+//! Where an event retry is decided. After every delivery attempt (and
+//! before one, for an event already too old), [`RetryPolicy::after_attempt`]
+//! and [`RetryPolicy::expired`] say where the event goes: done, retried at
+//! a time (exponential backoff with equal jitter), or dead, with the
+//! reason. Delivery (`delivery.rs`) only carries the answer out. Pure
+//! functions of the policy, the attempt, a random number and the clock, so
+//! they are tested with tables.
 
 use std::time::Duration;
 
+use super::queue::NextState;
+use crate::model::RetryPolicy;
+
 /// The longest delay between two attempts, whatever the count.
-pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(3600);
 
 /// The delay before the next attempt after `failed_attempts` failed ones
 /// (1 after the first failure): `base × 2^(failed_attempts - 1)`, capped at
 /// [`MAX_DELAY`], with equal jitter: half of it fixed, the other half
 /// scaled by `unit_random` (in `[0, 1)`). So the delays grow: the n-th
 /// retry waits between `base × 2^(n-2)` and `base × 2^(n-1)`.
-pub fn backoff(failed_attempts: u32, base: Duration, unit_random: f64) -> Duration {
+pub(crate) fn backoff(failed_attempts: u32, base: Duration, unit_random: f64) -> Duration {
     let exponent = failed_attempts.saturating_sub(1).min(30);
     let full = base
         .checked_mul(1u32 << exponent)
@@ -23,37 +29,84 @@ pub fn backoff(failed_attempts: u32, base: Duration, unit_random: f64) -> Durati
     half + half.mul_f64(unit_random.clamp(0.0, 1.0))
 }
 
-/// What to do with an event after a failed attempt.
+/// How a delivery attempt ended, as far as retrying goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterFailure {
-    /// Try again at this time (milliseconds since the epoch).
-    RetryAt(i64),
-    /// Give up: every attempt is spent.
-    DeadNoAttemptsLeft,
-    /// Give up: the next attempt would come after `max_event_age_s`.
-    DeadTooOld,
+pub(crate) enum Attempted<'a> {
+    /// The function answered 2xx.
+    Acknowledged,
+    /// An error, trap, timeout or other status: it counts against
+    /// `max_retries`.
+    Failed { error: &'a str },
+    /// The function's pool pushed back (429, or no capacity): not the
+    /// event's fault, so it is tried again after `retry_after` without
+    /// spending an attempt; the age limit still applies.
+    Throttled {
+        retry_after: Duration,
+        error: &'a str,
+    },
 }
 
-/// After `failed_attempts` (counting the one that just failed) at `now_ms`,
-/// for an event first seen at `first_seen_ms`: retry (when) or give up.
-pub fn after_failure(
-    failed_attempts: u32,
-    max_retries: u32,
-    base: Duration,
-    max_age: Duration,
-    first_seen_ms: i64,
-    now_ms: i64,
-    unit_random: f64,
-) -> AfterFailure {
-    if failed_attempts > max_retries {
-        return AfterFailure::DeadNoAttemptsLeft;
+impl RetryPolicy {
+    /// Why an event first seen at `first_seen_ms` is not attempted at all
+    /// at `now_ms` (it is older than `max_event_age_s`), or `None`.
+    pub(crate) fn expired(&self, first_seen_ms: i64, now_ms: i64) -> Option<String> {
+        (now_ms > self.age_limit_ms(first_seen_ms)).then(|| {
+            format!(
+                "the event is older than its max_event_age_s ({} s) and was not delivered; hint: replay it, or raise max_event_age_s",
+                self.max_event_age.as_secs()
+            )
+        })
     }
-    let delay = backoff(failed_attempts, base, unit_random);
-    let next = now_ms.saturating_add(millis(delay));
-    if next > first_seen_ms.saturating_add(millis(max_age)) {
-        AfterFailure::DeadTooOld
-    } else {
-        AfterFailure::RetryAt(next)
+
+    /// Where an event first seen at `first_seen_ms` goes after its attempt
+    /// number `attempt` (1 for the first) ended at `now_ms` as
+    /// `attempted`: done; retried at a time; or dead when `max_retries + 1`
+    /// attempts failed or the next one would come after `max_event_age_s`.
+    /// `unit_random` (in `[0, 1)`) is the backoff's jitter.
+    pub(crate) fn after_attempt(
+        &self,
+        attempt: u32,
+        attempted: Attempted<'_>,
+        first_seen_ms: i64,
+        now_ms: i64,
+        unit_random: f64,
+    ) -> NextState {
+        let age_limit = self.age_limit_ms(first_seen_ms);
+        match attempted {
+            Attempted::Acknowledged => NextState::Done,
+            Attempted::Throttled { retry_after, error } => {
+                let at = now_ms.saturating_add(millis(retry_after));
+                if at > age_limit {
+                    NextState::Dead(format!(
+                        "the function stayed overloaded until the event passed its max_event_age_s; last error: {error}"
+                    ))
+                } else {
+                    NextState::RetryAt(at)
+                }
+            }
+            Attempted::Failed { error } => {
+                if attempt > self.max_retries {
+                    return NextState::Dead(format!(
+                        "failed {attempt} attempts (max_retries = {}); last error: {error}",
+                        self.max_retries
+                    ));
+                }
+                let at =
+                    now_ms.saturating_add(millis(backoff(attempt, self.retry_base, unit_random)));
+                if at > age_limit {
+                    NextState::Dead(format!(
+                        "the next retry would pass the event's max_event_age_s; last error: {error}"
+                    ))
+                } else {
+                    NextState::RetryAt(at)
+                }
+            }
+        }
+    }
+
+    /// The last moment an attempt may start, in ms since the epoch.
+    fn age_limit_ms(&self, first_seen_ms: i64) -> i64 {
+        first_seen_ms.saturating_add(millis(self.max_event_age))
     }
 }
 
@@ -112,39 +165,113 @@ mod tests {
         }
     }
 
+    fn policy(max_retries: u32, max_event_age: Duration) -> RetryPolicy {
+        RetryPolicy {
+            max_retries,
+            retry_base: S,
+            max_event_age,
+        }
+    }
+
+    /// The kind of a next state, and its time or the start of its reason.
+    fn summary(next: &NextState) -> String {
+        match next {
+            NextState::Done => "done".to_owned(),
+            NextState::RetryAt(at) => format!("retry at {at}"),
+            NextState::Dead(reason) => format!("dead: {reason}"),
+        }
+    }
+
     #[test]
     fn events_retry_until_attempts_or_age_run_out() {
         let day = Duration::from_secs(86_400);
-        // (failed, max_retries, max_age, first_seen, now, expected)
+        let ten_s = Duration::from_secs(10);
+        let failed = Attempted::Failed { error: "boom" };
+        let throttled = |ms| Attempted::Throttled {
+            retry_after: Duration::from_millis(ms),
+            error: "busy",
+        };
+        // (attempt, how it ended, max_retries, max_age, first_seen, now, expected)
         let cases = [
-            (1, 3, day, 0, 10_000, AfterFailure::RetryAt(10_500)),
-            (3, 3, day, 0, 10_000, AfterFailure::RetryAt(12_000)),
-            (4, 3, day, 0, 10_000, AfterFailure::DeadNoAttemptsLeft),
-            (1, 0, day, 0, 10_000, AfterFailure::DeadNoAttemptsLeft),
+            (1, Attempted::Acknowledged, 3, day, 0, 10_000, "done".to_owned()),
+            (4, Attempted::Acknowledged, 3, day, 0, 10_000, "done".to_owned()),
+            (1, failed, 3, day, 0, 10_000, "retry at 10500".to_owned()),
+            (3, failed, 3, day, 0, 10_000, "retry at 12000".to_owned()),
+            (
+                4,
+                failed,
+                3,
+                day,
+                0,
+                10_000,
+                "dead: failed 4 attempts (max_retries = 3); last error: boom".to_owned(),
+            ),
+            (
+                1,
+                failed,
+                0,
+                day,
+                0,
+                10_000,
+                "dead: failed 1 attempts (max_retries = 0); last error: boom".to_owned(),
+            ),
             // the retry would land past the age limit
             (
                 1,
+                failed,
                 3,
-                Duration::from_secs(10),
+                ten_s,
                 0,
                 9_600,
-                AfterFailure::DeadTooOld,
+                "dead: the next retry would pass the event's max_event_age_s; last error: boom"
+                    .to_owned(),
             ),
+            (1, failed, 3, ten_s, 0, 9_500, "retry at 10000".to_owned()),
+            // backpressure spends no attempt, only time
+            (9, throttled(1000), 3, day, 0, 10_000, "retry at 11000".to_owned()),
+            (1, throttled(500), 3, ten_s, 0, 9_500, "retry at 10000".to_owned()),
             (
                 1,
+                throttled(501),
                 3,
-                Duration::from_secs(10),
+                ten_s,
                 0,
                 9_500,
-                AfterFailure::RetryAt(10_000),
+                "dead: the function stayed overloaded until the event passed its max_event_age_s; last error: busy"
+                    .to_owned(),
             ),
         ];
-        for (failed, max_retries, max_age, first_seen, now, expected) in cases {
+        for (attempt, attempted, max_retries, max_age, first_seen, now, expected) in cases {
+            let next = policy(max_retries, max_age)
+                .after_attempt(attempt, attempted, first_seen, now, 0.0);
             assert_eq!(
-                after_failure(failed, max_retries, S, max_age, first_seen, now, 0.0),
+                summary(&next),
                 expected,
-                "failed {failed}, max_retries {max_retries}, now {now}"
+                "attempt {attempt} {attempted:?}, max_retries {max_retries}, now {now}"
             );
+        }
+    }
+
+    #[test]
+    fn events_too_old_are_not_attempted() {
+        let policy = policy(3, Duration::from_secs(10));
+        // (first seen, now, expired)
+        let cases = [
+            (0, 0, false),
+            (0, 10_000, false),
+            (0, 10_001, true),
+            (5_000, 15_001, true),
+        ];
+        for (first_seen, now, expired) in cases {
+            let reason = policy.expired(first_seen, now);
+            assert_eq!(
+                reason.is_some(),
+                expired,
+                "first seen {first_seen}, now {now}"
+            );
+            if let Some(reason) = reason {
+                assert!(reason.contains("max_event_age_s (10 s)"), "{reason}");
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::queue::{
-    Attempt, AttemptOutcome, FileVersion, NextState, claim_due, finish_attempt,
+    Attempt, AttemptOutcome, FileVersion, NextState, claim_due, finish_attempt, get_event,
     insert_event_unless_outstanding, insert_file_event_once, mark_dead, next_due_ms,
     release_all_leases,
 };
@@ -117,7 +117,7 @@ async fn an_object_change_becomes_one_event_per_matching_trigger() {
         .unwrap();
     let inbox = claimed
         .iter()
-        .find(|e| e.target == "fn-inbox")
+        .find(|e| e.target.to_string() == "fn-inbox")
         .expect("the inbox event is due");
     let body: serde_json::Value = serde_json::from_slice(&inbox.body).unwrap();
     assert_eq!(body["Records"][0]["s3"]["object"]["key"], "in/a.png");
@@ -402,13 +402,11 @@ async fn a_watched_file_version_becomes_one_event() {
         size: 3,
         mtime_ns: 42,
     };
-    assert!(!queue::file_seen(&database, "watch:w", &file).await.unwrap());
     assert!(
         insert_file_event_once(&database, &event(), &file, 0)
             .await
             .unwrap()
     );
-    assert!(queue::file_seen(&database, "watch:w", &file).await.unwrap());
     assert!(
         !insert_file_event_once(&database, &event(), &file, 1)
             .await
@@ -425,4 +423,86 @@ async fn a_watched_file_version_becomes_one_event() {
             .unwrap()
     );
     assert_eq!(list(&database, None, 10).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn the_retry_policy_comes_back_from_the_queue_as_it_went_in() {
+    let (_dir, database) = database().await;
+    let policy = RetryPolicy {
+        max_retries: 7,
+        retry_base: Duration::from_millis(250),
+        max_event_age: Duration::from_secs(90),
+    };
+    let event = NewEvent {
+        retry: policy,
+        ..timer_event("t")
+    };
+    queue::insert_events(&database, std::slice::from_ref(&event), 0)
+        .await
+        .unwrap();
+    let claimed = claim_due(&database, 0, Duration::from_secs(60), 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].retry, policy);
+}
+
+#[tokio::test]
+async fn a_stored_event_that_does_not_read_back_goes_dead_instead_of_out() {
+    let (_dir, database) = database().await;
+    // (column, a value out of range, words in the reason)
+    let cases = [
+        ("max_retries", -1, "max_retries -1"),
+        (
+            "max_retries",
+            i64::from(u32::MAX) + 1,
+            "max_retries 4294967296",
+        ),
+        ("retry_base_ms", -5, "retry_base_ms -5"),
+        ("max_age_ms", -1, "max_age_ms -1"),
+        ("attempts", -2, "attempts -2"),
+        ("hops", -3, "hops -3"),
+    ];
+    for (column, value, words) in cases {
+        let event = timer_event(column);
+        queue::insert_events(&database, std::slice::from_ref(&event), 0)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE events SET {column} = ? WHERE id = ?"
+        )))
+        .bind(value)
+        .bind(&event.id)
+        .execute(&database)
+        .await
+        .unwrap();
+        let claimed = claim_due(&database, 0, Duration::from_secs(60), 10)
+            .await
+            .unwrap();
+        assert!(claimed.is_empty(), "{column} = {value} was delivered");
+        let dead = get_event(&database, &event.id).await.unwrap().unwrap();
+        assert_eq!(dead.state, "dead", "{column} = {value}");
+        let reason = dead.last_error.unwrap();
+        assert!(reason.contains(words), "{column} = {value}: {reason}");
+    }
+    // The target is parsed once, when claimed.
+    let event = timer_event("target");
+    queue::insert_events(&database, std::slice::from_ref(&event), 0)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE events SET target = 'Fn:0' WHERE id = ?")
+        .bind(&event.id)
+        .execute(&database)
+        .await
+        .unwrap();
+    let claimed = claim_due(&database, 0, Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert!(claimed.is_empty(), "a bad target was delivered");
+    let dead = get_event(&database, &event.id).await.unwrap().unwrap();
+    let reason = dead.last_error.unwrap();
+    assert!(
+        reason.contains("the stored target `Fn:0` does not parse"),
+        "{reason}"
+    );
 }

@@ -48,19 +48,20 @@ impl TriggerError {
     }
 }
 
-/// How often and how long an event is retried (every trigger kind has
-/// these three keys in its table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How often and how long an event is retried: the three retry keys every
+/// trigger table has, typed. One value from the trigger to the queue and
+/// back to delivery; `events::retry` decides with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt; the event is dead after
     /// `max_retries + 1` failed attempts.
     pub max_retries: u32,
-    /// The first retry's delay in milliseconds; each further retry doubles
-    /// it (then jitter).
-    pub retry_base_ms: u64,
-    /// An event older than this many seconds is not retried again: it
-    /// goes dead.
-    pub max_event_age_s: u64,
+    /// The first retry's delay (`retry_base_ms`); each further retry
+    /// doubles it (then jitter).
+    pub retry_base: Duration,
+    /// An event older than this (`max_event_age_s`) is not retried again:
+    /// it goes dead.
+    pub max_event_age: Duration,
 }
 
 fn default_max_retries() -> u32 {
@@ -77,8 +78,8 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             max_retries: defaults::MAX_RETRIES,
-            retry_base_ms: defaults::RETRY_BASE_MS,
-            max_event_age_s: defaults::MAX_EVENT_AGE_S,
+            retry_base: Duration::from_millis(defaults::RETRY_BASE_MS),
+            max_event_age: Duration::from_secs(defaults::MAX_EVENT_AGE_S),
         }
     }
 }
@@ -101,31 +102,23 @@ impl RetryPolicy {
                 "a few retries with exponential backoff cover hours; use max_event_age_s for longer",
             ));
         }
-        if !(1..=3_600_000).contains(&self.retry_base_ms) {
+        let retry_base_ms = self.retry_base.as_millis();
+        if !(1..=3_600_000).contains(&retry_base_ms) {
             return Err(TriggerError::new(
                 "retry_base_ms",
-                format!("{} is outside 1..=3600000", self.retry_base_ms),
+                format!("{retry_base_ms} is outside 1..=3600000"),
                 "the default is 1000 (one second)",
             ));
         }
-        if !(1..=30 * 86_400).contains(&self.max_event_age_s) {
+        let max_event_age_s = self.max_event_age.as_secs();
+        if !(1..=30 * 86_400).contains(&max_event_age_s) {
             return Err(TriggerError::new(
                 "max_event_age_s",
-                format!("{} is outside 1..=2592000 (30 days)", self.max_event_age_s),
+                format!("{max_event_age_s} is outside 1..=2592000 (30 days)"),
                 "the default is 86400 (one day)",
             ));
         }
         Ok(())
-    }
-
-    /// `retry_base_ms` as a duration.
-    pub fn retry_base(&self) -> Duration {
-        Duration::from_millis(self.retry_base_ms)
-    }
-
-    /// `max_event_age_s` as a duration.
-    pub fn max_event_age(&self) -> Duration {
-        Duration::from_secs(self.max_event_age_s)
     }
 }
 
@@ -300,8 +293,8 @@ macro_rules! retry_policy_of {
             pub fn retry(&self) -> RetryPolicy {
                 RetryPolicy {
                     max_retries: self.max_retries,
-                    retry_base_ms: self.retry_base_ms,
-                    max_event_age_s: self.max_event_age_s,
+                    retry_base: Duration::from_millis(self.retry_base_ms),
+                    max_event_age: Duration::from_secs(self.max_event_age_s),
                 }
             }
         }

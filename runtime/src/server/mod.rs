@@ -153,10 +153,8 @@ pub(crate) async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared>
     .await
     .context("cannot load the registry")?;
     let weak_live = Arc::downgrade(control.live());
-    let resolve: crate::events::Resolver = Arc::new(move |target: &str| {
-        let target = crate::model::Target::parse(target).ok()?;
-        weak_live.upgrade()?.resolve_now(&target)
-    });
+    let resolve: crate::events::Resolver =
+        Arc::new(move |target| weak_live.upgrade()?.resolve_now(target));
     let event_triggers = crate::triggers::start_event_triggers(database_for_events, resolve)
         .await
         .context("cannot start event delivery")?;

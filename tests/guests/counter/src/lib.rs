@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kumo_sdk::wasip2::random::random::get_random_u64;
-use kumo_sdk::{Request, Response};
+use kumo_sdk::{Json, Request};
+use serde::Serialize;
 
 /// Requests this instance has handled.
 static REQUEST_COUNT: AtomicU64 = AtomicU64::new(0);
@@ -19,8 +20,17 @@ static REQUEST_COUNT: AtomicU64 = AtomicU64::new(0);
 /// This instance's random id, drawn on the first request.
 static INSTANCE_ID: OnceLock<u64> = OnceLock::new();
 
+/// The answer.
+#[derive(Serialize)]
+struct Counted {
+    /// The instance's id as 16 hex digits.
+    instance: String,
+    /// Requests this instance has handled, this one included.
+    count: u64,
+}
+
 /// Counts the request and answers the instance id and count.
-fn handle(request: Request) -> Response {
+fn handle(request: Request) -> Json<Counted> {
     let instance_id = *INSTANCE_ID.get_or_init(get_random_u64);
     let count = REQUEST_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
     if kumo_sdk::query_param(&request, "trap").as_deref() == Some("1") {
@@ -31,10 +41,10 @@ fn handle(request: Request) -> Response {
     {
         std::thread::sleep(Duration::from_millis(milliseconds));
     }
-    kumo_sdk::json_response(
-        200,
-        format!(r#"{{"instance":"{instance_id:016x}","count":{count}}}"#),
-    )
+    Json(Counted {
+        instance: format!("{instance_id:016x}"),
+        count,
+    })
 }
 
 kumo_sdk::http_handler!(handle);

@@ -9,15 +9,13 @@
 //! instances are reused. `SLEEP_MS` makes each delivery take that long
 //! (before logging), for tests that stop the host mid-delivery.
 
-use kumo_sdk::event::{Event, EventBody};
-use kumo_sdk::{Request, Response};
+use kumo_sdk::event::{Event, EventBody, EventError};
+use kumo_sdk::{Request, StatusCode};
 
-/// Logs the event and answers 500 or 200 as configured.
-fn handle(request: Request) -> Response {
-    let event = match Event::from_request(&request) {
-        Ok(event) => event,
-        Err(error) => return kumo_sdk::text_response(400, error.to_string()),
-    };
+/// Logs the event and answers 500 or 200 as configured (400 when the
+/// request is no event).
+fn handle(request: Request) -> Result<(StatusCode, String), EventError> {
+    let event = Event::from_request(&request)?;
     let attempt = event.attempt().unwrap_or(0);
     if let Some(milliseconds) = kumo_sdk::env::var("SLEEP_MS").and_then(|v| v.parse().ok()) {
         std::thread::sleep(std::time::Duration::from_millis(milliseconds));
@@ -55,14 +53,14 @@ fn handle(request: Request) -> Response {
         "all" => true,
         number => attempt <= number.parse::<u32>().unwrap_or(0),
     };
-    if fails {
-        kumo_sdk::text_response(
-            500,
+    Ok(if fails {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
             format!("eventsink: failing attempt {attempt} on purpose"),
         )
     } else {
-        kumo_sdk::text_response(200, "ok")
-    }
+        (StatusCode::OK, "ok".to_owned())
+    })
 }
 
 kumo_sdk::http_handler!(handle);

@@ -3,44 +3,41 @@
 //! the names in folder `D`, one a line. A failing file call is a 500 whose
 //! body is the error.
 
-use kumo_sdk::{Request, Response};
+use kumo_sdk::{Error, IntoResponse, Request, Response, StatusCode};
 
-fn handle(request: Request) -> Response {
+fn failed(message: String) -> Error {
+    Error::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+}
+
+fn handle(request: Request) -> Result<Response, Error> {
     if let Some(dir) = kumo_sdk::query_param(&request, "list") {
-        return match std::fs::read_dir(&dir) {
-            Ok(entries) => {
-                let mut names: Vec<String> = entries
-                    .filter_map(|entry| entry.ok())
-                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                    .collect();
-                names.sort();
-                kumo_sdk::text_response(200, names.join("\n"))
-            }
-            Err(error) => kumo_sdk::text_response(500, format!("cannot list {dir}: {error}")),
-        };
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|error| failed(format!("cannot list {dir}: {error}")))?;
+        let mut names: Vec<String> = entries
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        return Ok(names.join("\n").into_response());
     }
     let Some(path) = kumo_sdk::query_param(&request, "path") else {
-        return kumo_sdk::text_response(400, "pass ?path= or ?list=");
+        return Err(Error::new(StatusCode::BAD_REQUEST, "pass ?path= or ?list="));
     };
     if request.method() == "PUT" {
         if let Some(parent) = std::path::Path::new(&path).parent()
             && !parent.exists()
-            && let Err(error) = std::fs::create_dir_all(parent)
         {
-            return kumo_sdk::text_response(
-                500,
-                format!("cannot create {}: {error}", parent.display()),
-            );
+            std::fs::create_dir_all(parent)
+                .map_err(|error| failed(format!("cannot create {}: {error}", parent.display())))?;
         }
-        match std::fs::write(&path, request.body()) {
-            Ok(()) => kumo_sdk::text_response(200, "written"),
-            Err(error) => kumo_sdk::text_response(500, format!("cannot write {path}: {error}")),
-        }
+        std::fs::write(&path, request.body())
+            .map_err(|error| failed(format!("cannot write {path}: {error}")))?;
+        Ok("written".into_response())
     } else {
-        match std::fs::read(&path) {
-            Ok(bytes) => Response::new(bytes),
-            Err(error) => kumo_sdk::text_response(500, format!("cannot read {path}: {error}")),
-        }
+        let bytes =
+            std::fs::read(&path).map_err(|error| failed(format!("cannot read {path}: {error}")))?;
+        // The file's bytes as they are, with no content-type.
+        Ok(Response::new(bytes))
     }
 }
 

@@ -3,11 +3,11 @@
 
 use std::hint::black_box;
 
-use kumo_sdk::{Request, Response};
+use kumo_sdk::Request;
 
 /// Spins forever; the counter goes through `black_box` each iteration so the
 /// optimizer cannot delete the loop.
-fn handle(_request: Request) -> Response {
+fn handle(_request: Request) -> &'static str {
     kumo_sdk::info!("forever: spinning");
     let mut counter: u64 = 0;
     loop {

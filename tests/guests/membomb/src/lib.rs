@@ -3,14 +3,14 @@
 
 use std::hint::black_box;
 
-use kumo_sdk::{Request, Response};
+use kumo_sdk::Request;
 
 /// Size of each allocation: 1 MiB.
 const CHUNK_SIZE: usize = 1024 * 1024;
 
 /// Keeps 1 MiB buffers, each filled so its pages are touched, until
 /// allocation fails (which aborts the instance).
-fn handle(_request: Request) -> Response {
+fn handle(_request: Request) -> &'static str {
     let mut hoard: Vec<Vec<u8>> = Vec::new();
     loop {
         hoard.push(vec![0xa5; CHUNK_SIZE]);

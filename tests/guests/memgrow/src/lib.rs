@@ -5,22 +5,33 @@
 
 use core::arch::wasm32::{memory_grow, memory_size};
 
-use kumo_sdk::{Request, Response};
+use kumo_sdk::{Json, Request};
+use serde::Serialize;
 
-/// Grows memory 0 by the requested pages and reports its size.
-fn handle(request: Request) -> Response {
+/// The answer: the memory's size in pages.
+#[derive(Serialize)]
+struct Pages {
+    /// Before growing.
+    before_pages: usize,
+    /// After growing.
+    after_pages: usize,
+}
+
+/// Grows memory 0 by the requested pages and reports its size; a 500 when
+/// it cannot grow.
+fn handle(request: Request) -> Result<Json<Pages>, &'static str> {
     let pages: usize = kumo_sdk::query_param(&request, "pages")
         .and_then(|value| value.parse().ok())
         .unwrap_or(0);
     let before = memory_size::<0>();
     if memory_grow::<0>(pages) == usize::MAX {
-        return kumo_sdk::text_response(500, "memory.grow failed");
+        return Err("memory.grow failed");
     }
     let after = memory_size::<0>();
-    kumo_sdk::json_response(
-        200,
-        format!(r#"{{"before_pages":{before},"after_pages":{after}}}"#),
-    )
+    Ok(Json(Pages {
+        before_pages: before,
+        after_pages: after,
+    }))
 }
 
 kumo_sdk::http_handler!(handle);

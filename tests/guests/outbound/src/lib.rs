@@ -14,20 +14,26 @@ use kumo_sdk::wasip2::http::types::{
     Scheme, http_error_code,
 };
 use kumo_sdk::wasip2::io::streams::StreamError;
-use kumo_sdk::{Request, Response};
+use kumo_sdk::{Error, Request, Response, StatusCode};
 
 /// The most bytes asked of the upstream body stream in one read.
 const READ_SIZE: u64 = 64 * 1024;
 
-/// Fetches the URL from the query and answers its body, or the error.
-fn handle(request: Request) -> Response {
-    let Some(url) = request.uri().query().and_then(url_from_query) else {
-        return kumo_sdk::text_response(400, "missing url query parameter");
-    };
-    match fetch(&url) {
-        Ok(body) => Response::new(body),
-        Err(message) => kumo_sdk::text_response(502, format!("outbound error: {message}")),
-    }
+/// Fetches the URL from the query and answers its body (as it is, with no
+/// content-type), or the error.
+fn handle(request: Request) -> Result<Response, Error> {
+    let url = request
+        .uri()
+        .query()
+        .and_then(url_from_query)
+        .ok_or_else(|| Error::new(StatusCode::BAD_REQUEST, "missing url query parameter"))?;
+    let body = fetch(&url).map_err(|message| {
+        Error::new(
+            StatusCode::BAD_GATEWAY,
+            format!("outbound error: {message}"),
+        )
+    })?;
+    Ok(Response::new(body))
 }
 
 /// Returns the percent-decoded text after `url=` in `query`.

@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use kumo_sdk::{Request, Response};
+use kumo_sdk::Request;
 
 /// Recurses (not a tail call) with a 256-byte stack buffer per frame. The
 /// exit condition hides behind `black_box`, so it is never taken but the
@@ -17,9 +17,9 @@ fn deep(depth: u64) -> u64 {
 }
 
 /// Never answers: the recursion overflows the stack first.
-fn handle(_request: Request) -> Response {
+fn handle(_request: Request) -> String {
     let depth = deep(0);
-    kumo_sdk::text_response(200, format!("recursion returned at depth {depth}"))
+    format!("recursion returned at depth {depth}")
 }
 
 kumo_sdk::http_handler!(handle);

@@ -3,19 +3,19 @@
 
 use std::time::Duration;
 
-use kumo_sdk::{Request, Response};
+use kumo_sdk::Request;
 
 /// Sleep used when the query has no valid `ms`.
 const DEFAULT_SLEEP_MILLISECONDS: u64 = 100;
 
 /// Sleeps for the requested time, then answers how long it slept.
-fn handle(request: Request) -> Response {
+fn handle(request: Request) -> String {
     let milliseconds = kumo_sdk::query_param(&request, "ms")
         .and_then(|value| value.parse::<u64>().ok())
         .unwrap_or(DEFAULT_SLEEP_MILLISECONDS);
     kumo_sdk::info!("sleeping {milliseconds} ms");
     std::thread::sleep(Duration::from_millis(milliseconds));
-    kumo_sdk::text_response(200, format!("slept {milliseconds}"))
+    format!("slept {milliseconds}")
 }
 
 kumo_sdk::http_handler!(handle);

@@ -1,9 +1,9 @@
 //! Test guest that panics on every request, so the instance traps.
 
-use kumo_sdk::{Request, Response};
+use kumo_sdk::Request;
 
 /// Panics; never answers.
-fn handle(_request: Request) -> Response {
+fn handle(_request: Request) -> &'static str {
     panic!("trap guest: deliberate panic")
 }
 

@@ -1,12 +1,14 @@
 //! Kumo: a serverless runtime for WebAssembly functions.
 //!
-//! The flow of one request: [`triggers::http`] matches a route and hands the
-//! request to the function's [`pool::Pool`], which finds it a warm instance
-//! (or creates one, or queues it, or pushes back with 429), and the
-//! [`engine`] runs it under the function's limits. [`manifest`] reads
-//! `kumo.toml`, [`server`] wires a running process together, and [`cli`] is
-//! the `kumo` command. [`metering`] records every invocation for billing,
-//! logs and metrics. See `ARCHITECTURE.md` for the map.
+//! The flow of one request: `gateway` matches a route to a target, `live`
+//! resolves it to the pool of one version, the pool finds it a warm instance
+//! (or creates one, or queues it, or pushes back with 429), the [`engine`]
+//! runs it under the function's limits, and [`metering`] records it. Every
+//! change to what is deployed goes through `control`. The modules form
+//! layers that only point down; `ARCHITECTURE.md` draws them.
+//!
+//! The public surface is what the `kumo` binary ([`cli::run`]) and the
+//! integration tests use; everything else is crate-private.
 
 pub(crate) mod api;
 pub mod cli;

@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::config::{ConfigError, FunctionConfig};
 use crate::engine::{CompileError, CompileReport, ComponentSource, Engine, Function};
-use crate::live::{Live, Snapshot, VersionKey};
+use crate::live::{Live, ResolveError, Snapshot, VersionKey};
 use crate::manifest::Manifest;
 use crate::metering::Meter;
 use crate::model::{Invalid, Qualifier, Target, Trigger, TriggerSpec};
@@ -353,16 +353,15 @@ impl Control {
     ///
     /// # Errors
     ///
-    /// [`ControlError::NotFound`] when the target does not exist;
-    /// [`crate::live::ResolveError::Unavailable`] as a `Storage` error when
-    /// it cannot load.
+    /// [`ResolveError::NotFound`] when the target does not exist,
+    /// [`ResolveError::Unavailable`] when its version cannot be loaded.
     pub(crate) async fn pool_for_invoke(
         &self,
         target: &Target,
-    ) -> Result<Arc<Pool>, crate::live::ResolveError> {
+    ) -> Result<Arc<Pool>, ResolveError> {
         let snapshot = self.live.snapshot();
         match snapshot.resolve(target) {
-            Err(crate::live::ResolveError::Unavailable(_)) => {
+            Err(ResolveError::Unavailable(_)) => {
                 let Qualifier::Version(number) = target.qualifier else {
                     return snapshot.resolve(target);
                 };
@@ -373,7 +372,7 @@ impl Control {
                 let pool = self
                     .start_pool(&snapshot.registry, &key, None)
                     .await
-                    .ok_or_else(|| crate::live::ResolveError::Unavailable(target.to_string()))?;
+                    .ok_or_else(|| ResolveError::Unavailable(target.to_string()))?;
                 Ok(self.on_demand().entry(key).or_insert(pool).clone())
             }
             other => other,

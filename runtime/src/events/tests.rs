@@ -450,18 +450,16 @@ async fn the_retry_policy_comes_back_from_the_queue_as_it_went_in() {
 #[tokio::test]
 async fn a_stored_event_that_does_not_read_back_goes_dead_instead_of_out() {
     let (_dir, database) = database().await;
-    // (column, a value out of range, words in the reason)
+    // (column, a stored value that does not read back, words in the reason)
     let cases = [
-        ("max_retries", -1, "max_retries -1"),
-        (
-            "max_retries",
-            i64::from(u32::MAX) + 1,
-            "max_retries 4294967296",
-        ),
-        ("retry_base_ms", -5, "retry_base_ms -5"),
-        ("max_age_ms", -1, "max_age_ms -1"),
-        ("attempts", -2, "attempts -2"),
-        ("hops", -3, "hops -3"),
+        ("max_retries", "-1", "max_retries -1"),
+        ("max_retries", "4294967296", "max_retries 4294967296"),
+        ("retry_base_ms", "-5", "retry_base_ms -5"),
+        ("max_age_ms", "-1", "max_age_ms -1"),
+        ("attempts", "-2", "attempts -2"),
+        ("hops", "-3", "hops -3"),
+        // The target is parsed once, when claimed.
+        ("target", "'Fn:0'", "the stored target `Fn:0` does not parse"),
     ];
     for (column, value, words) in cases {
         let event = timer_event(column);
@@ -469,9 +467,8 @@ async fn a_stored_event_that_does_not_read_back_goes_dead_instead_of_out() {
             .await
             .unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE events SET {column} = ? WHERE id = ?"
+            "UPDATE events SET {column} = {value} WHERE id = ?"
         )))
-        .bind(value)
         .bind(&event.id)
         .execute(&database)
         .await
@@ -485,24 +482,4 @@ async fn a_stored_event_that_does_not_read_back_goes_dead_instead_of_out() {
         let reason = dead.last_error.unwrap();
         assert!(reason.contains(words), "{column} = {value}: {reason}");
     }
-    // The target is parsed once, when claimed.
-    let event = timer_event("target");
-    queue::insert_events(&database, std::slice::from_ref(&event), 0)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE events SET target = 'Fn:0' WHERE id = ?")
-        .bind(&event.id)
-        .execute(&database)
-        .await
-        .unwrap();
-    let claimed = claim_due(&database, 0, Duration::from_secs(60), 10)
-        .await
-        .unwrap();
-    assert!(claimed.is_empty(), "a bad target was delivered");
-    let dead = get_event(&database, &event.id).await.unwrap().unwrap();
-    let reason = dead.last_error.unwrap();
-    assert!(
-        reason.contains("the stored target `Fn:0` does not parse"),
-        "{reason}"
-    );
 }

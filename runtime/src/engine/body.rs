@@ -154,8 +154,9 @@ pub struct ResponseBody {
     finished: Option<oneshot::Receiver<bool>>,
     remaining: u64,
     limit: u64,
-    function: Arc<str>,
-    request_id: Arc<str>,
+    /// The invocation's span, entered while the body is polled (by the
+    /// server's connection task, outside the invocation's own future).
+    span: tracing::Span,
     /// Stops the guest if it is still writing when the body is cut off.
     guest: Option<tokio::task::AbortHandle>,
     /// Body bytes handed to the caller so far.
@@ -188,8 +189,7 @@ impl ResponseBody {
         body: HyperOutgoingBody,
         finished: oneshot::Receiver<bool>,
         limit: u64,
-        function: Arc<str>,
-        request_id: Arc<str>,
+        span: tracing::Span,
         guest: Option<tokio::task::AbortHandle>,
     ) -> Self {
         let mut body = Self {
@@ -198,8 +198,7 @@ impl ResponseBody {
             finished: Some(finished),
             remaining: limit,
             limit,
-            function,
-            request_id,
+            span,
             guest,
             sent: 0,
             on_done: None,
@@ -271,8 +270,6 @@ impl ResponseBody {
                     guest.abort();
                 }
                 tracing::warn!(
-                    function = %self.function,
-                    request_id = %self.request_id,
                     limit = self.limit,
                     "response body passed max_response_bytes; stream cut off"
                 );
@@ -310,6 +307,7 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
         let this = &mut *self;
+        let _entered = this.span.clone().entered();
         if let Some(frame) = this.ready.pop_front() {
             this.count_sent(&frame);
             return Poll::Ready(Some(frame));

@@ -28,7 +28,7 @@ use wasmtime::{Cache, CacheConfig, Config, InstanceAllocationStrategy, PoolingAl
 
 pub use body::{ResponseBody, ResponseBodyError};
 pub use compile::{CompileError, CompileReport, ComponentSource};
-pub use instance::{GuestLogLine, GuestLogSink, GuestStream, InstanceState};
+pub use instance::{GuestLogSink, GuestStream, InstanceState};
 pub use invoke::{DirMount, Instance, InvocationEnd, InvokeError};
 pub use outbound::{OutboundRule, OutboundRuleError};
 
@@ -99,7 +99,7 @@ impl Engine {
                 Ok(engine) => (engine, true),
                 Err(error) => {
                     tracing::warn!(
-                        %error,
+                        error = %format!("{error:#}"),
                         "cannot reserve virtual memory for the pooling allocator; \
                          falling back to on-demand allocation (slower instantiation). \
                          hint: raise `ulimit -v` or the vm.overcommit settings"

@@ -28,8 +28,7 @@ use tokio::task::JoinSet;
 use super::Events;
 use super::queue::{self, Attempt, AttemptOutcome, ClaimedEvent, NextState};
 use super::retry::{self, AfterFailure};
-use crate::engine::InvokeError;
-use crate::pool::Pool;
+use crate::pool::{Pool, PoolError};
 
 /// Finds a function target's pool: `name`, `name:3` or `name:alias`.
 pub type Resolver = Arc<dyn Fn(&str) -> Option<Arc<Pool>> + Send + Sync>;
@@ -382,10 +381,10 @@ async fn invoke(
                 ),
             }
         }
-        Err(error @ InvokeError::Overloaded { retry_after, .. }) => {
+        Err(error @ PoolError::Overloaded { retry_after, .. }) => {
             Delivered::Throttled(retry_after, error.to_string())
         }
-        Err(error @ InvokeError::NoCapacity) => {
+        Err(error @ PoolError::NoCapacity) => {
             Delivered::Throttled(Duration::from_secs(1), error.to_string())
         }
         Err(error) => Delivered::Failed(None, error.to_string()),

@@ -16,6 +16,7 @@ pub mod events;
 pub mod live;
 pub mod manifest;
 pub mod metering;
+pub mod observability;
 pub mod pool;
 pub mod registry;
 pub mod request_id;

@@ -40,9 +40,9 @@ pub struct AdminState {
     /// The database holding the invocation records.
     pub database: crate::database::Database,
     /// The guests' output lines.
-    pub guest_logs: crate::metering::GuestLogStore,
+    pub guest_logs: crate::observability::GuestLogStore,
     /// The Prometheus recorder's handle.
-    pub metrics: crate::metering::metrics::MetricsHandle,
+    pub metrics: crate::observability::metrics::MetricsHandle,
     /// The prices billing reports apply.
     pub prices: crate::metering::Prices,
     /// Turns true when the server begins to stop: followed logs end then.

@@ -8,7 +8,6 @@
 //! Query parameters are read as text and parsed here, so that a bad one is
 //! answered `400 invalid_request` with its name, its value and a hint.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 
 use axum::Json;
@@ -20,16 +19,17 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
 use super::admin::{AdminState, query_error, unknown_function};
-use crate::metering::logs::{REPORT_STREAM, report_log_line};
 use crate::metering::{
-    BillingQuery, BillingReport, GroupBy, InvocationRecord, LogLine, billing_report,
-    recent_invocations,
+    BillingQuery, BillingReport, GroupBy, InvocationRecord, billing_report, recent_invocations,
+    report_log_line,
 };
+use crate::observability::LogLine;
+use crate::observability::logs::{Followed, Follower, LINES_PER_FUNCTION};
 
 /// Records `GET /v1/invocations` answers when no `limit` is given.
 pub const DEFAULT_INVOCATION_LIMIT: u32 = 100;
@@ -87,42 +87,13 @@ pub struct InvocationList {
     pub invocations: Vec<InvocationRecord>,
 }
 
-/// One line of a function's log: written by an instance on stdout or
-/// stderr, or the `REPORT` line Kumo adds after each invocation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct FunctionLogLine {
-    /// When the host received it.
-    #[schema(value_type = String, format = DateTime)]
-    pub time: DateTime<Utc>,
-    /// The request the instance was serving (empty during a pre-warm).
-    pub request_id: String,
-    /// `stdout`, `stderr`, or `report` for a `REPORT` line.
-    pub stream: String,
-    /// `debug`, `info`, `warn` or `error` (`info` for a `REPORT` line).
-    pub level: String,
-    /// The text, without its level word and newline.
-    pub text: String,
-}
-
-impl From<LogLine> for FunctionLogLine {
-    fn from(line: LogLine) -> Self {
-        Self {
-            time: line.time,
-            request_id: line.request_id,
-            stream: line.stream.to_string(),
-            level: line.level.to_string(),
-            text: line.text,
-        }
-    }
-}
-
 /// `GET /v1/functions/{name}/logs` without `follow`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LogList {
     /// The function.
     pub function: String,
     /// Oldest first.
-    pub lines: Vec<FunctionLogLine>,
+    pub lines: Vec<LogLine>,
 }
 
 /// A line of a followed log stream: a log line, or how many lines this
@@ -130,8 +101,8 @@ pub struct LogList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum FollowedLine {
-    /// A guest output line.
-    Line(FunctionLogLine),
+    /// A guest output line, or a `REPORT` line.
+    Line(LogLine),
     /// Lines skipped: the follower read too slowly.
     Missed {
         /// How many.
@@ -302,7 +273,7 @@ pub(super) async fn invocations(
 #[utoipa::path(get, path = "/v1/functions/{name}/logs", tag = "metering",
     params(("name" = String, Path, description = "The function"), LogsParams),
     responses(
-        (status = 200, description = "The stored lines, oldest first; with `follow=true`, newline-delimited JSON (`application/x-ndjson`): one `FunctionLogLine` per line, the stored ones first, then new ones as they arrive, or `{\"missed\": N}` when the reader fell behind; an empty line every 30 s while nothing happens", body = LogList),
+        (status = 200, description = "The stored lines, oldest first; with `follow=true`, newline-delimited JSON (`application/x-ndjson`): one `LogLine` per line, the stored ones first, then new ones as they arrive, or `{\"missed\": N}` when the reader fell behind; an empty line every 30 s while nothing happens", body = LogList),
         (status = 400, description = "A bad `since`, `limit` or `follow`", body = super::ErrorBody),
         (status = 404, description = "No such function", body = super::ErrorBody)))]
 pub(super) async fn function_logs(
@@ -330,7 +301,7 @@ pub(super) async fn function_logs(
     let limit = parse_limit(
         params.limit.as_deref(),
         DEFAULT_LOG_LIMIT,
-        crate::metering::logs::LINES_PER_FUNCTION,
+        LINES_PER_FUNCTION,
         0,
     )?;
     let follow = match params.follow.as_deref() {
@@ -346,17 +317,25 @@ pub(super) async fn function_logs(
     let Some(receiver) = receiver else {
         return Ok(Json(LogList {
             function: name,
-            lines: history.into_iter().map(FunctionLogLine::from).collect(),
+            lines: history,
         })
         .into_response());
     };
-    let follower = Follower::start(receiver, history, state.stopping.clone());
-    let stream = futures_util::stream::unfold(follower, |mut follower| async move {
-        follower
-            .next()
-            .await
-            .map(|bytes| (Ok::<_, Infallible>(bytes), follower))
+    let stored: Vec<Bytes> = history
+        .iter()
+        .map(|line| ndjson(&FollowedLine::Line(line.clone())))
+        .collect();
+    let live = FollowStream {
+        follower: Follower::new(receiver, history),
+        stopping: state.stopping.clone(),
+    };
+    let live = futures_util::stream::unfold(live, |mut live| async move {
+        live.next().await.map(|bytes| (bytes, live))
     });
+    let stream = futures_util::StreamExt::map(
+        futures_util::StreamExt::chain(futures_util::stream::iter(stored), live),
+        Ok::<_, Infallible>,
+    );
     let mut response = Body::from_stream(stream).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -401,72 +380,26 @@ fn newest_of_both(guest: Vec<LogLine>, reports: Vec<LogLine>, limit: usize) -> V
     lines.split_off(skip)
 }
 
-/// A followed log: the stored lines first, then live ones until the
+/// The live part of a followed log: the follower's lines as NDJSON, an
+/// empty line when nothing happened for [`FOLLOW_HEARTBEAT`], until the
 /// server stops.
-struct Follower {
-    pending: VecDeque<Bytes>,
-    /// The stored lines sent first: a live line equal to one of them was
-    /// pushed between subscribing and reading, and is skipped.
-    history: Vec<LogLine>,
-    /// Whether live guest lines, and live `REPORT` lines, may still repeat
-    /// stored ones (only a prefix of the live lines of each kind can).
-    deduplicating: [bool; 2],
-    receiver: broadcast::Receiver<LogLine>,
+struct FollowStream {
+    follower: Follower,
     stopping: watch::Receiver<bool>,
 }
 
-impl Follower {
-    /// Follows a log from `receiver` (subscribed before `history` was
-    /// read), starting with `history`.
-    fn start(
-        receiver: broadcast::Receiver<LogLine>,
-        history: Vec<LogLine>,
-        stopping: watch::Receiver<bool>,
-    ) -> Self {
-        Self {
-            pending: history.iter().cloned().map(ndjson_line).collect(),
-            history,
-            deduplicating: [true, true],
-            receiver,
-            stopping,
-        }
-    }
-
+impl FollowStream {
     async fn next(&mut self) -> Option<Bytes> {
-        if let Some(bytes) = self.pending.pop_front() {
-            return Some(bytes);
-        }
-        loop {
-            let received = tokio::select! {
-                _ = self.stopping.wait_for(|stopping| *stopping) => return None,
-                () = tokio::time::sleep(FOLLOW_HEARTBEAT) => return Some(Bytes::from_static(b"\n")),
-                received = self.receiver.recv() => received,
-            };
-            match received {
-                Ok(line) => {
-                    let kind = usize::from(line.stream == REPORT_STREAM);
-                    if self.deduplicating[kind] && self.history.contains(&line) {
-                        continue;
-                    }
-                    self.deduplicating[kind] = false;
-                    if self.deduplicating == [false, false] {
-                        self.history = Vec::new();
-                    }
-                    return Some(ndjson_line(line));
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    self.deduplicating = [false, false];
-                    self.history = Vec::new();
-                    return Some(ndjson(&FollowedLine::Missed { missed }));
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+        let followed = tokio::select! {
+            _ = self.stopping.wait_for(|stopping| *stopping) => return None,
+            () = tokio::time::sleep(FOLLOW_HEARTBEAT) => return Some(Bytes::from_static(b"\n")),
+            followed = self.follower.next() => followed?,
+        };
+        Some(ndjson(&match followed {
+            Followed::Line(line) => FollowedLine::Line(line),
+            Followed::Missed(missed) => FollowedLine::Missed { missed },
+        }))
     }
-}
-
-fn ndjson_line(line: LogLine) -> Bytes {
-    ndjson(&FollowedLine::Line(line.into()))
 }
 
 fn ndjson(line: &FollowedLine) -> Bytes {
@@ -493,7 +426,7 @@ pub(super) async fn metrics(State(state): State<AdminState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metering::GuestLogStore;
+    use crate::observability::{GuestLogStore, LogLevel, LogStream};
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
@@ -591,80 +524,34 @@ mod tests {
             time: DateTime::from_timestamp(seconds, 0).unwrap(),
             function: "f".into(),
             request_id: format!("r{seconds}"),
-            stream: "stdout",
-            level: "info",
+            stream: LogStream::Stdout,
+            level: LogLevel::Info,
             text: text.into(),
         }
     }
 
-    fn text_of(bytes: Option<Bytes>) -> Option<String> {
-        let bytes = bytes?;
-        match serde_json::from_slice::<FollowedLine>(&bytes).unwrap() {
-            FollowedLine::Line(line) => Some(line.text),
-            FollowedLine::Missed { missed } => Some(format!("missed {missed}")),
-        }
-    }
-
     #[tokio::test]
-    async fn a_follower_sends_the_history_then_new_lines_once_and_ends_when_the_server_stops() {
+    async fn a_followed_log_sends_new_lines_then_ends_when_the_server_stops() {
         let store = GuestLogStore::new();
-        store.push(line(1, "old"));
         let (stop, stopping) = watch::channel(false);
-        let receiver = store.follow("f");
-        // A line pushed between subscribing and reading the history reaches
-        // the follower twice; it is sent once.
-        store.push(line(2, "racing"));
-        // So does a REPORT line of a batch stored then (read back from the
-        // records, and published by the writer).
-        let racing_report = LogLine {
-            stream: REPORT_STREAM,
-            ..line(2, "REPORT RequestId: r2")
+        let mut live = FollowStream {
+            follower: Follower::new(store.follow("f"), Vec::new()),
+            stopping,
         };
-        store.publish(racing_report.clone());
-        let history = newest_of_both(store.since("f", None, 100), vec![racing_report], 100);
-        let mut follower = Follower::start(receiver, history, stopping);
-        // A new REPORT line before a new guest line: each kind stops
-        // deduplicating at its own first new line.
-        store.publish(LogLine {
-            stream: REPORT_STREAM,
-            ..line(3, "REPORT RequestId: r3")
-        });
         store.push(line(4, "new"));
-        let mut texts = Vec::new();
-        for _ in 0..5 {
-            texts.push(text_of(follower.next().await).unwrap());
+        let bytes = live.next().await.unwrap();
+        match serde_json::from_slice::<FollowedLine>(&bytes).unwrap() {
+            FollowedLine::Line(line) => assert_eq!(line.text, "new"),
+            FollowedLine::Missed { missed } => panic!("missed {missed}"),
         }
-        assert_eq!(
-            texts,
-            [
-                "old",
-                "racing",
-                "REPORT RequestId: r2",
-                "REPORT RequestId: r3",
-                "new"
-            ]
-        );
         stop.send(true).unwrap();
-        assert_eq!(follower.next().await, None);
-    }
-
-    #[tokio::test]
-    async fn a_follower_that_fell_behind_is_told_how_many_lines_it_missed() {
-        let store = GuestLogStore::new();
-        let (_stop, stopping) = watch::channel(false);
-        let mut follower = Follower::start(store.follow("f"), Vec::new(), stopping);
-        let behind = crate::metering::logs::FOLLOW_BUFFER + 5;
-        for second in 0..behind {
-            store.push(line(second as i64, &format!("l{second}")));
-        }
-        assert_eq!(text_of(follower.next().await).unwrap(), "missed 5");
-        assert_eq!(text_of(follower.next().await).unwrap(), "l5");
+        assert_eq!(live.next().await, None);
     }
 
     #[test]
     fn a_log_read_keeps_the_newest_lines_of_both_kinds_in_time_order() {
         let report = |second: i64| LogLine {
-            stream: REPORT_STREAM,
+            stream: LogStream::Report,
             ..line(second, &format!("report {second}"))
         };
         let guest = vec![line(1, "g1"), line(3, "g3"), line(5, "g5")];

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -83,9 +83,7 @@ struct DurationHistogram {
 /// Adds a batch's durations of `function`: (count, Σ µs) per bucket of
 /// [`DURATION_BUCKETS_US`], plus `+Inf`.
 pub fn add_durations(function: &str, buckets: &[(u64, u64); DURATION_BUCKETS_US.len() + 1]) {
-    let mut histograms = DURATIONS
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
+    let mut histograms = DURATIONS.lock().unwrap_or_else(PoisonError::into_inner);
     let histogram = match histograms.get_mut(function) {
         Some(histogram) => histogram,
         None => histograms.entry(function.to_string()).or_default(),
@@ -99,9 +97,7 @@ pub fn add_durations(function: &str, buckets: &[(u64, u64); DURATION_BUCKETS_US.
 /// Appends the duration histograms in Prometheus text format.
 fn render_durations(out: &mut String) {
     use std::fmt::Write;
-    let histograms = DURATIONS
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
+    let histograms = DURATIONS.lock().unwrap_or_else(PoisonError::into_inner);
     if histograms.is_empty() {
         return;
     }

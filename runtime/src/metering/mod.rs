@@ -27,10 +27,10 @@
 pub mod billing;
 mod recorder;
 pub mod report;
-pub mod rollup;
-pub mod store;
+pub(crate) mod rollup;
+pub(crate) mod store;
 mod upgrade;
-pub mod writer;
+pub(crate) mod writer;
 
 use std::sync::Arc;
 

@@ -375,12 +375,17 @@ async fn insert_row(connection: &mut sqlx::SqliteConnection, batch: &Batch) -> a
     Ok(())
 }
 
-/// Stores `records` in one transaction (a row per [`RECORDS_PER_ROW`]).
+/// Stores `records` in one transaction (a row per [`RECORDS_PER_ROW`]):
+/// how tests put records in a database.
 ///
 /// # Errors
 ///
 /// The database's error; nothing of the slice is stored then.
-pub async fn write_batch(database: &Database, records: &[InvocationRecord]) -> anyhow::Result<()> {
+#[cfg(test)]
+pub(crate) async fn write_batch(
+    database: &Database,
+    records: &[InvocationRecord],
+) -> anyhow::Result<()> {
     let mut transaction = crate::database::begin_write(database).await?;
     insert_records(&mut transaction, records).await?;
     transaction.commit().await?;

@@ -7,10 +7,11 @@
 //! (to send `REPORT` lines to followers and to feed the metrics), never the
 //! other way round.
 
-pub mod logs;
-pub mod metrics;
+pub(crate) mod logs;
+pub(crate) mod metrics;
 
 pub use logs::{GuestLogStore, LogLevel, LogLine, LogStream};
+pub use metrics::MetricsHandle;
 
 /// The span one invocation runs in, from the pool's acquire to the end of
 /// its response body: guest output and host events inside it carry its

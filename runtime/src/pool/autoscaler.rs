@@ -218,6 +218,7 @@ impl Autoscaler {
     }
 
     /// The settings in effect, after unusable values were replaced.
+    #[cfg(test)]
     pub fn settings(&self) -> &AutoscalerSettings {
         &self.settings
     }

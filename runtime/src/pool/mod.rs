@@ -12,7 +12,7 @@
 //! is rising, and releases instances idle past `idle_timeout`, never below
 //! `min_instances`; at `min_instances = 0` an idle pool holds nothing.
 
-pub mod autoscaler;
+pub(crate) mod autoscaler;
 pub(crate) mod defaults;
 mod slots;
 

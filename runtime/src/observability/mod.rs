@@ -25,5 +25,11 @@ pub(crate) fn invocation_span(
     request_id: &str,
     trigger: &'static str,
 ) -> tracing::Span {
-    tracing::info_span!("invocation", function, version, request_id, trigger)
+    tracing::info_span!(
+        "invocation",
+        function = %function,
+        version,
+        request_id = %request_id,
+        trigger = %trigger
+    )
 }

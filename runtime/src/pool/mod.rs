@@ -235,7 +235,7 @@ impl Pool {
     async fn start_one(&self) -> Result<(), PoolError> {
         let span = tracing::info_span!(
             "prewarm",
-            function = self.function.name(),
+            function = %self.function.name(),
             version = self.version
         );
         let (instance, result) = match self.function.prewarm().instrument(span).await {

@@ -211,7 +211,7 @@ impl ResponseBody {
     /// (the server, which writes them to the client), when the body is
     /// finished or dropped: complete, cut off, or abandoned by a client
     /// that went away. A second call replaces the first callback.
-    pub fn when_done(&mut self, done: impl FnOnce(u64) + Send + Sync + 'static) {
+    pub(crate) fn when_done(&mut self, done: impl FnOnce(u64) + Send + Sync + 'static) {
         self.on_done = Some(Box::new(done));
     }
 

@@ -163,7 +163,7 @@ pub enum GuestStream {
 
 impl GuestStream {
     /// `stdout` or `stderr`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             GuestStream::Stdout => "stdout",
             GuestStream::Stderr => "stderr",
@@ -186,14 +186,13 @@ type SinkFn = dyn Fn(&Arc<str>, &Arc<str>, GuestStream, tracing::Level, &str) + 
 
 impl GuestLogSink {
     /// A sink calling `sink` with each line.
-    pub fn new(
+    pub(crate) fn new(
         sink: impl Fn(&Arc<str>, &Arc<str>, GuestStream, tracing::Level, &str) + Send + Sync + 'static,
     ) -> Self {
         Self(Arc::new(sink))
     }
 
-    /// Hands one line to the sink.
-    pub fn call(
+    pub(crate) fn call(
         &self,
         function: &Arc<str>,
         request_id: &Arc<str>,

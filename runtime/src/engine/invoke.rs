@@ -77,7 +77,7 @@ pub struct Instance {
 
 impl Instance {
     /// Whether the component has been instantiated (a warm instance).
-    pub fn is_instantiated(&self) -> bool {
+    pub(crate) fn is_instantiated(&self) -> bool {
         self.proxy.is_some()
     }
 }
@@ -239,24 +239,22 @@ impl Function {
         }
     }
 
-    /// The function's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// The function's name, shared (for records that outlive a request).
-    pub fn shared_name(&self) -> &Arc<str> {
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
         &self.name
     }
 
-    /// Its limits and environment.
-    pub fn settings(&self) -> &FunctionSettings {
+    pub(crate) fn settings(&self) -> &FunctionSettings {
         &self.settings
     }
 
     /// A new instance: its `Store` is ready; the component itself is
     /// instantiated by the first request (that request is a cold start).
-    pub fn new_instance(&self) -> Instance {
+    pub(crate) fn new_instance(&self) -> Instance {
         let current_request = CurrentRequest::new();
         let mut wasi = WasiCtx::builder();
         wasi.envs(&self.settings.env)
@@ -322,7 +320,7 @@ impl Function {
     /// [`InvokeError::OutOfMemory`] when the component's initial memory is
     /// over `memory_mb`, [`InvokeError::InstanceUnavailable`] when the host
     /// cannot create an instance, [`InvokeError::Trap`] when its start traps.
-    pub async fn prewarm(&self) -> Result<Instance, InvokeError> {
+    pub(crate) async fn prewarm(&self) -> Result<Instance, InvokeError> {
         let mut instance = self.new_instance();
         instance.store.set_epoch_deadline(1);
         let deadline = Instant::now() + self.settings.timeout;
@@ -356,7 +354,7 @@ impl Function {
     /// An [`InvokeError`] when the request is too large, or the guest traps,
     /// times out, runs out of memory, declares a too-large response, fails,
     /// or never answers.
-    pub async fn invoke<B>(
+    pub(crate) async fn invoke<B>(
         &self,
         mut instance: Instance,
         request: http::Request<B>,

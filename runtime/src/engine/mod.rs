@@ -82,7 +82,7 @@ impl Engine {
     ///
     /// Fails when wasmtime rejects the configuration or the cache directory
     /// cannot be created.
-    pub fn new(options: &EngineOptions) -> anyhow::Result<Self> {
+    pub(crate) fn new(options: &EngineOptions) -> anyhow::Result<Self> {
         let dir = &options.cache_dir;
         std::fs::create_dir_all(dir).map_err(|error| {
             anyhow::anyhow!(
@@ -138,8 +138,7 @@ impl Engine {
         })
     }
 
-    /// Whether instances come from the pooling allocator.
-    pub fn uses_pooling_allocator(&self) -> bool {
+    pub(crate) fn uses_pooling_allocator(&self) -> bool {
         self.inner.pooling
     }
 

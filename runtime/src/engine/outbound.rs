@@ -39,7 +39,7 @@ impl OutboundRule {
     ///
     /// Fails with a message naming the entry when the scheme is missing or
     /// unknown, the host is empty, or the port is not a number or `*`.
-    pub fn parse(entry: &str) -> Result<Self, OutboundRuleError> {
+    pub(crate) fn parse(entry: &str) -> Result<Self, OutboundRuleError> {
         let fail = |reason| OutboundRuleError {
             entry: entry.to_string(),
             reason,

@@ -67,7 +67,7 @@ impl TriggerKind {
     pub const ALL: [TriggerKind; 3] = [TriggerKind::Http, TriggerKind::Event, TriggerKind::Invoke];
 
     /// The kind's position in [`TriggerKind::ALL`].
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         Self::ALL
             .iter()
             .position(|&kind| kind == self)
@@ -75,7 +75,7 @@ impl TriggerKind {
     }
 
     /// The stored name: `http`, `event` or `invoke`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TriggerKind::Http => "http",
             TriggerKind::Event => "event",
@@ -84,7 +84,7 @@ impl TriggerKind {
     }
 
     /// The kind a stored name stands for.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
@@ -150,7 +150,7 @@ impl Outcome {
     ];
 
     /// The outcome's position in [`Outcome::ALL`].
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         Self::ALL
             .iter()
             .position(|&outcome| outcome == self)
@@ -159,7 +159,7 @@ impl Outcome {
 
     /// The stored name: `ok`, `error`, `trap`, `timeout`, `out_of_memory`,
     /// `rejected`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Error => "error",
@@ -171,14 +171,14 @@ impl Outcome {
     }
 
     /// The outcome a stored name stands for.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|outcome| outcome.as_str() == text)
     }
 
     /// The outcome of an engine error, by the table above.
-    pub fn of_error(error: &InvokeError) -> Self {
+    pub(crate) fn of_error(error: &InvokeError) -> Self {
         match error {
             InvokeError::Trap { .. } => Outcome::Trap,
             InvokeError::Timeout { .. } => Outcome::Timeout,
@@ -263,7 +263,7 @@ pub struct InvocationRecord {
 
 impl InvocationRecord {
     /// The peak memory in MiB, rounded up (the `Max Memory Used` figure).
-    pub fn peak_memory_mb(&self) -> u64 {
+    pub(crate) fn peak_memory_mb(&self) -> u64 {
         self.peak_memory_bytes.div_ceil(1 << 20)
     }
 
@@ -271,7 +271,7 @@ impl InvocationRecord {
     /// `REPORT RequestId: <id>\tDuration: 3.21 ms\tBilled Duration: 4 ms\t
     /// Memory Size: 128 MB\tMax Memory Used: 18 MB` and, on a cold start,
     /// `\tInit Duration: 1.02 ms`.
-    pub fn report_line(&self) -> String {
+    pub(crate) fn report_line(&self) -> String {
         let mut line = String::with_capacity(160);
         self.push_report_line(&mut line);
         line
@@ -279,7 +279,7 @@ impl InvocationRecord {
 
     /// Appends [`InvocationRecord::report_line`] to `out`. It runs once
     /// per invocation, so it formats with `itoa` rather than `fmt`.
-    pub fn push_report_line(&self, out: &mut String) {
+    pub(crate) fn push_report_line(&self, out: &mut String) {
         let mut number = itoa::Buffer::new();
         // "12.34" for a µs figure, in ms to two decimals (truncated).
         let mut push_ms = |out: &mut String, us: u64| {

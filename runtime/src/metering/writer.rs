@@ -170,18 +170,17 @@ pub struct WriterStats {
 
 impl Meter {
     /// A meter that records nothing (`kumo up --no-metering`, tests).
-    pub fn disabled() -> Self {
+    pub(crate) fn disabled() -> Self {
         Self { shared: None }
     }
 
-    /// Whether records are kept.
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.shared.is_some()
     }
 
     /// Starts the writer task on `database` (opened with
     /// [`crate::database::open`]). Call inside the tokio runtime.
-    pub fn start(database: Database, options: MeterOptions) -> (Meter, MeterTask) {
+    pub(crate) fn start(database: Database, options: MeterOptions) -> (Meter, MeterTask) {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             capacity: options.queue_capacity.max(1),
@@ -209,7 +208,7 @@ impl Meter {
     /// Adds `record` to the pending batch, without waiting on the writer.
     /// When the batch is full (or the writer stopped) the record is
     /// dropped and counted.
-    pub fn record(&self, record: &InvocationRecord) {
+    pub(crate) fn record(&self, record: &InvocationRecord) {
         let Some(shared) = &self.shared else { return };
         let accepted = {
             let mut pending = shared.pending();
@@ -237,7 +236,7 @@ impl Meter {
     }
 
     /// Records dropped so far because the pending batch was full.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.shared
             .as_ref()
             .map_or(0, |shared| shared.dropped.load(Ordering::Relaxed))
@@ -281,7 +280,7 @@ impl Shared {
 impl MeterTask {
     /// Stops the writer after it stored every record queued so far (call
     /// it once the server stopped serving), and says what it did.
-    pub async fn shutdown(self) -> WriterStats {
+    pub(crate) async fn shutdown(self) -> WriterStats {
         let _ = self.stop.send(());
         let mut stats = match self.task.await {
             Ok(stats) => stats,

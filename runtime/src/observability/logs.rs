@@ -69,7 +69,7 @@ pub enum LogStream {
 
 impl LogStream {
     /// `stdout`, `stderr` or `report`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LogStream::Stdout => "stdout",
             LogStream::Stderr => "stderr",
@@ -142,12 +142,13 @@ impl FunctionLines {
 
 impl GuestLogStore {
     /// An empty store keeping [`LINES_PER_FUNCTION`] lines per function.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// An empty store keeping `capacity` lines per function (tests).
-    pub fn with_capacity(capacity: usize) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             capacity: Some(capacity),
             ..Self::default()
@@ -163,7 +164,7 @@ impl GuestLogStore {
     }
 
     /// The engine sink that feeds this store.
-    pub fn sink(&self) -> GuestLogSink {
+    pub(crate) fn sink(&self) -> GuestLogSink {
         let store = self.clone();
         GuestLogSink::new(move |function, request_id, stream, level, text| {
             store.push(LogLine {
@@ -179,7 +180,7 @@ impl GuestLogStore {
 
     /// Adds a line, dropping the function's oldest past the capacity, and
     /// sends it to the function's followers.
-    pub fn push(&self, line: LogLine) {
+    pub(crate) fn push(&self, line: LogLine) {
         let capacity = self.capacity();
         let mut functions = self.lock();
         let lines = functions
@@ -195,7 +196,7 @@ impl GuestLogStore {
 
     /// The function's stored lines at or after `since` (all when `None`),
     /// oldest first, at most the last `limit`.
-    pub fn since(
+    pub(crate) fn since(
         &self,
         function: &str,
         since: Option<DateTime<Utc>>,
@@ -216,7 +217,7 @@ impl GuestLogStore {
 
     /// Sends `line` to its function's followers without storing it (a
     /// `REPORT` line, which is read back from the invocation records).
-    pub fn publish(&self, line: LogLine) {
+    pub(crate) fn publish(&self, line: LogLine) {
         if let Some(lines) = self.lock().get(&line.function) {
             // No follower is not an error.
             let _ = lines.followers.send(line);
@@ -224,7 +225,7 @@ impl GuestLogStore {
     }
 
     /// Whether anyone follows `function`'s log right now.
-    pub fn is_followed(&self, function: &str) -> bool {
+    pub(crate) fn is_followed(&self, function: &str) -> bool {
         self.lock()
             .get(function)
             .is_some_and(|lines| lines.followers.receiver_count() > 0)
@@ -235,7 +236,7 @@ impl GuestLogStore {
     /// come twice: compare times and request ids).
     ///
     /// [`since`]: GuestLogStore::since
-    pub fn follow(&self, function: &str) -> broadcast::Receiver<LogLine> {
+    pub(crate) fn follow(&self, function: &str) -> broadcast::Receiver<LogLine> {
         self.lock()
             .entry(function.to_string())
             .or_insert_with(FunctionLines::new)

@@ -116,7 +116,7 @@ impl From<InvokeError> for PoolError {
 
 impl PoolError {
     /// The metering outcome of an invocation answered with this error.
-    pub fn outcome(&self) -> Outcome {
+    pub(crate) fn outcome(&self) -> Outcome {
         match self {
             PoolError::Overloaded { .. } | PoolError::NoCapacity => Outcome::Rejected,
             PoolError::Invoke(error) => Outcome::of_error(error),
@@ -149,7 +149,7 @@ impl Pool {
     /// the pool is dropped). Call [`Pool::prewarm_min`] to create the
     /// `min_instances` before serving. Every invocation is recorded on
     /// `meter` as of function `version`.
-    pub fn start(
+    pub(crate) fn start(
         function: Arc<Function>,
         version: u32,
         settings: PoolSettings,
@@ -210,7 +210,7 @@ impl Pool {
     ///
     /// The first instance that cannot be created says why (its start
     /// traps, its initial memory is over `memory_mb`, no capacity).
-    pub async fn prewarm_min(self: &Arc<Self>) -> Result<(), PoolError> {
+    pub(crate) async fn prewarm_min(self: &Arc<Self>) -> Result<(), PoolError> {
         let missing = {
             let mut inner = self.lock();
             let missing = self
@@ -258,7 +258,7 @@ impl Pool {
     /// [`PoolError::Overloaded`] when the queue is full or the wait passes
     /// `queue_timeout`, [`PoolError::NoCapacity`] when no instance can be
     /// created; otherwise whatever the invocation itself fails with.
-    pub async fn invoke<B>(
+    pub(crate) async fn invoke<B>(
         self: &Arc<Self>,
         request: http::Request<B>,
         request_id: Arc<str>,
@@ -387,18 +387,13 @@ impl Pool {
     }
 
     /// How many instances are idle, busy and starting, and requests queued.
-    pub fn counts(&self) -> SlotCounts {
+    pub(crate) fn counts(&self) -> SlotCounts {
         self.lock().slots.counts()
-    }
-
-    /// The function version this pool runs.
-    pub fn version(&self) -> u32 {
-        self.version
     }
 
     /// Stops keeping instances: idle ones are released now, busy ones when
     /// they finish; queued requests are still served.
-    pub fn drain(&self) {
+    pub(crate) fn drain(&self) {
         let idle = {
             let mut inner = self.lock();
             inner.draining = true;

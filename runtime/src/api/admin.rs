@@ -1,6 +1,7 @@
 //! The admin API: deploy versions, move aliases, manage triggers, invoke
 //! for a test, read billing, records, guest logs and metrics (handlers in
-//! [`super::metering`]), on its own listener and behind a bearer token.
+//! [`super::billing`], [`super::logs`], [`super::metrics`]), on its own
+//! listener and behind a bearer token.
 //!
 //! JSON in and out; every error is `{"error":{"code","message"}}`. The
 //! OpenAPI document (`GET /v1/openapi.json`) is generated from these
@@ -20,7 +21,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::{ApiError, metering};
+use super::ApiError;
 use crate::live::Live;
 use crate::registry::{
     Alias, FunctionConfig, Target, Trigger, TriggerSpec, Version, WeightedVersion,
@@ -73,10 +74,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/triggers/{id}", delete(delete_trigger))
         .route("/v1/openapi.json", get(openapi_document))
         .merge(super::events::routes())
-        .route("/v1/billing", get(metering::billing))
-        .route("/v1/invocations", get(metering::invocations))
-        .route("/v1/functions/{name}/logs", get(metering::function_logs))
-        .route("/metrics", get(metering::metrics))
+        .merge(super::billing::routes())
+        .merge(super::logs::routes())
+        .merge(super::metrics::routes())
         .fallback(unknown_path)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -655,6 +655,9 @@ async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = AdminApiDoc::openapi();
     document.merge(super::events::EventsApiDoc::openapi());
+    document.merge(super::billing::BillingApiDoc::openapi());
+    document.merge(super::logs::LogsApiDoc::openapi());
+    document.merge(super::metrics::MetricsApiDoc::openapi());
     document
 }
 
@@ -662,8 +665,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[openapi(
     info(title = "Kumo admin API", description = "Deploy functions, move aliases, manage triggers, read billing, invocation records, guest logs and metrics. Every call but `/healthz` needs `Authorization: Bearer <token>`."),
     paths(healthz, list_functions, show_function, deploy_version, delete_function, set_alias,
-        delete_alias, list_triggers, create_trigger, delete_trigger, invoke, openapi_document,
-        metering::billing, metering::invocations, metering::function_logs, metering::metrics),
+        delete_alias, list_triggers, create_trigger, delete_trigger, invoke, openapi_document),
     modifiers(&BearerToken),
     security(("bearer" = []))
 )]

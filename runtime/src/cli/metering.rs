@@ -8,7 +8,7 @@ use reqwest::Method;
 
 use super::client::{Client, print_table};
 use super::{BillArgs, ClientArgs, LogsArgs};
-use crate::api::metering::{FollowedLine, LogList};
+use crate::api::logs::{FollowedLine, LogList};
 use crate::metering::{BillingReport, BillingRow, GroupBy};
 use crate::observability::LogLine;
 

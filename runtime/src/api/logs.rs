@@ -1,71 +1,36 @@
-//! The admin API's metering endpoints: billing reports
-//! (`GET /v1/billing`), recent invocation records (`GET /v1/invocations`),
-//! a function's log (`GET /v1/functions/{name}/logs`: its guest output and
-//! the `REPORT` line of each invocation, optionally followed as
-//! newline-delimited JSON) and the Prometheus metrics
-//! (`GET /metrics`). The router and the token check are in [`super::admin`].
-//!
-//! Query parameters are read as text and parsed here, so that a bad one is
-//! answered `400 invalid_request` with its name, its value and a hint.
+//! The admin API's function log: `GET /v1/functions/{name}/logs`, the
+//! guest's output and the `REPORT` line of each invocation, optionally
+//! followed as newline-delimited JSON.
 
 use std::convert::Infallible;
 
 use axum::Json;
+use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::ApiError;
 use super::admin::{AdminState, query_error, unknown_function};
-use crate::metering::{
-    BillingQuery, BillingReport, GroupBy, InvocationRecord, billing_report, recent_invocations,
-    report_log_line,
-};
+use super::billing::{bad_parameter, parse_limit};
+use crate::metering::report_log_line;
 use crate::observability::LogLine;
 use crate::observability::logs::{Followed, Follower, LINES_PER_FUNCTION};
 
-/// Records `GET /v1/invocations` answers when no `limit` is given.
-pub const DEFAULT_INVOCATION_LIMIT: u32 = 100;
-/// The most records one `GET /v1/invocations` answers.
-pub const MAX_INVOCATION_LIMIT: u32 = 10_000;
 /// Lines `GET /v1/functions/{name}/logs` answers when no `limit` is given.
 pub const DEFAULT_LOG_LIMIT: usize = 1_000;
 /// A followed log with nothing to send sends an empty line this often:
 /// proxies keep the connection, and a reader that went away is noticed
 /// (the write fails and the follower is dropped).
 pub const FOLLOW_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Query of `GET /v1/billing`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-pub struct BillingParams {
-    /// Invocations that started at or after this time (RFC 3339, such as
-    /// `2026-11-01T00:00:00Z`); from the beginning when absent.
-    pub from: Option<String>,
-    /// Invocations that started before this time (RFC 3339); until now when
-    /// absent.
-    pub to: Option<String>,
-    /// Only this function.
-    pub function: Option<String>,
-    /// `function` (default), `version` or `hour`.
-    pub group_by: Option<String>,
-}
-
-/// Query of `GET /v1/invocations`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-pub struct InvocationsParams {
-    /// Only this function.
-    pub function: Option<String>,
-    /// At most this many records, newest first (default 100, at most
-    /// 10,000).
-    pub limit: Option<String>,
-}
 
 /// Query of `GET /v1/functions/{name}/logs`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -78,13 +43,6 @@ pub struct LogsParams {
     /// `true`: keep the answer open and send new lines as they arrive, as
     /// newline-delimited JSON.
     pub follow: Option<String>,
-}
-
-/// `GET /v1/invocations`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct InvocationList {
-    /// Newest first.
-    pub invocations: Vec<InvocationRecord>,
 }
 
 /// `GET /v1/functions/{name}/logs` without `follow`.
@@ -110,71 +68,14 @@ pub enum FollowedLine {
     },
 }
 
-fn bad_parameter(name: &str, value: &str, hint: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        format!("bad query parameter `{name}={value}`; hint: {hint}"),
-    )
+/// The log route, merged into the admin router (behind its token).
+pub(crate) fn routes() -> Router<AdminState> {
+    Router::new().route("/v1/functions/{name}/logs", get(function_logs))
 }
 
-fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|time| time.with_timezone(&Utc))
-        .map_err(|error| {
-            bad_parameter(
-                name,
-                value,
-                &format!(
-                    "{error}; give an RFC 3339 time such as `2026-11-01T00:00:00Z` or `2026-11-01T09:00:00+09:00`"
-                ),
-            )
-        })
-}
-
-/// The billing query a `GET /v1/billing` asks for.
-///
-/// # Errors
-///
-/// A `400` naming the parameter that is not an RFC 3339 time or a known
-/// grouping, or `from` after `to`.
-pub fn billing_query(params: BillingParams) -> Result<BillingQuery, ApiError> {
-    let from = params
-        .from
-        .as_deref()
-        .map(|value| parse_time("from", value))
-        .transpose()?;
-    let to = params
-        .to
-        .as_deref()
-        .map(|value| parse_time("to", value))
-        .transpose()?;
-    if let (Some(from), Some(to)) = (from, to)
-        && from > to
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!(
-                "bad time range: `from` ({}) is after `to` ({}); hint: the range is [from, to)",
-                from.to_rfc3339(),
-                to.to_rfc3339()
-            ),
-        ));
-    }
-    let group_by = match params.group_by.as_deref() {
-        None | Some("") => GroupBy::default(),
-        Some(value) => value
-            .parse::<GroupBy>()
-            .map_err(|_| bad_parameter("group_by", value, "use function, version or hour"))?,
-    };
-    Ok(BillingQuery {
-        from,
-        to,
-        function: params.function.filter(|name| !name.is_empty()),
-        group_by,
-    })
-}
+#[derive(OpenApi)]
+#[openapi(paths(function_logs))]
+pub(crate) struct LogsApiDoc;
 
 /// The start of a `since` window: `now` minus a duration (`30s`, `10m`,
 /// `2h`, `1d`, a bare number is seconds) or an RFC 3339 time.
@@ -207,76 +108,13 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
         .ok_or_else(|| format!("`{text}` is out of range; {hint}"))
 }
 
-fn parse_limit<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
-    value: Option<&str>,
-    default: T,
-    max: T,
-    min: T,
-) -> Result<T, ApiError> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    match value.parse::<T>() {
-        Ok(limit) if limit >= min && limit <= max => Ok(limit),
-        _ => Err(bad_parameter(
-            "limit",
-            value,
-            &format!("give a whole number from {min} to {max}"),
-        )),
-    }
-}
-
-#[utoipa::path(get, path = "/v1/billing", tag = "metering", params(BillingParams),
-    responses(
-        (status = 200, description = "The report: one row per group, totals with the free tier applied, and the prices used", body = BillingReport),
-        (status = 400, description = "A bad `from`, `to` or `group_by`", body = super::ErrorBody)))]
-pub(super) async fn billing(
-    State(state): State<AdminState>,
-    params: Result<Query<BillingParams>, QueryRejection>,
-) -> Result<Json<BillingReport>, ApiError> {
-    let Query(params) = params.map_err(query_error)?;
-    let query = billing_query(params)?;
-    let report = billing_report(&state.database, &query, &state.prices)
-        .await
-        .map_err(|error| {
-            tracing::error!(error = %format!("{error:#}"), "cannot build a billing report");
-            ApiError::internal()
-        })?;
-    Ok(Json(report))
-}
-
-#[utoipa::path(get, path = "/v1/invocations", tag = "metering", params(InvocationsParams),
-    responses(
-        (status = 200, description = "The most recent records not yet rolled up, newest first", body = InvocationList),
-        (status = 400, description = "A bad `limit`", body = super::ErrorBody)))]
-pub(super) async fn invocations(
-    State(state): State<AdminState>,
-    params: Result<Query<InvocationsParams>, QueryRejection>,
-) -> Result<Json<InvocationList>, ApiError> {
-    let Query(params) = params.map_err(query_error)?;
-    let limit = parse_limit(
-        params.limit.as_deref(),
-        DEFAULT_INVOCATION_LIMIT,
-        MAX_INVOCATION_LIMIT,
-        1,
-    )?;
-    let function = params.function.as_deref().filter(|name| !name.is_empty());
-    let invocations = recent_invocations(&state.database, function, limit)
-        .await
-        .map_err(|error| {
-            tracing::error!(error = %format!("{error:#}"), "cannot read invocation records");
-            ApiError::internal()
-        })?;
-    Ok(Json(InvocationList { invocations }))
-}
-
 #[utoipa::path(get, path = "/v1/functions/{name}/logs", tag = "metering",
     params(("name" = String, Path, description = "The function"), LogsParams),
     responses(
         (status = 200, description = "The stored lines, oldest first; with `follow=true`, newline-delimited JSON (`application/x-ndjson`): one `LogLine` per line, the stored ones first, then new ones as they arrive, or `{\"missed\": N}` when the reader fell behind; an empty line every 30 s while nothing happens", body = LogList),
         (status = 400, description = "A bad `since`, `limit` or `follow`", body = super::ErrorBody),
         (status = 404, description = "No such function", body = super::ErrorBody)))]
-pub(super) async fn function_logs(
+async fn function_logs(
     State(state): State<AdminState>,
     Path(name): Path<String>,
     params: Result<Query<LogsParams>, QueryRejection>,
@@ -408,21 +246,6 @@ fn ndjson(line: &FollowedLine) -> Bytes {
     Bytes::from(text)
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "metering",
-    responses(
-        (status = 200, description = "Prometheus text format (needs the admin token like every call but `/healthz`)", content_type = "text/plain", body = String),
-        (status = 401, body = super::ErrorBody)))]
-pub(super) async fn metrics(State(state): State<AdminState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,62 +282,6 @@ mod tests {
             match expected {
                 Some(expected) => assert_eq!(parsed.as_deref(), Ok(expected), "{text}"),
                 None => assert!(parsed.is_err(), "{text}: {parsed:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn billing_parameters_are_checked_and_named() {
-        let params = |from: Option<&str>, to: Option<&str>, group_by: Option<&str>| BillingParams {
-            from: from.map(str::to_string),
-            to: to.map(str::to_string),
-            function: None,
-            group_by: group_by.map(str::to_string),
-        };
-        // (params, the parameter a 400 names, or the grouping)
-        let cases = [
-            (params(None, None, None), Ok(GroupBy::Function)),
-            (params(None, None, Some("hour")), Ok(GroupBy::Hour)),
-            (params(None, None, Some("version")), Ok(GroupBy::Version)),
-            (
-                params(
-                    Some("2026-11-01T00:00:00Z"),
-                    Some("2026-11-01T00:00:00Z"),
-                    None,
-                ),
-                Ok(GroupBy::Function),
-            ),
-            (params(None, None, Some("day")), Err("`group_by=day`")),
-            (
-                params(Some("yesterday"), None, None),
-                Err("`from=yesterday`"),
-            ),
-            (
-                params(None, Some("2026-13-01T00:00:00Z"), None),
-                Err("`to="),
-            ),
-            (
-                params(
-                    Some("2026-11-02T00:00:00Z"),
-                    Some("2026-11-01T00:00:00Z"),
-                    None,
-                ),
-                Err("`from` (2026-11-02"),
-            ),
-        ];
-        for (params, expected) in cases {
-            let described = format!("{params:?}");
-            match (billing_query(params), expected) {
-                (Ok(query), Ok(group_by)) => assert_eq!(query.group_by, group_by, "{described}"),
-                (Err(error), Err(needle)) => {
-                    assert_eq!(error.status, StatusCode::BAD_REQUEST, "{described}");
-                    assert!(
-                        error.message.contains(needle),
-                        "{described}: {}",
-                        error.message
-                    );
-                }
-                (result, expected) => panic!("{described}: {result:?}, expected {expected:?}"),
             }
         }
     }
@@ -569,23 +336,6 @@ mod tests {
                 expected,
                 "limit {limit}"
             );
-        }
-    }
-
-    #[test]
-    fn limits_are_bounded() {
-        let cases = [
-            (None, Ok(100)),
-            (Some("1"), Ok(1)),
-            (Some("10000"), Ok(10_000)),
-            (Some("0"), Err(())),
-            (Some("10001"), Err(())),
-            (Some("-1"), Err(())),
-            (Some("many"), Err(())),
-        ];
-        for (value, expected) in cases {
-            let limit = parse_limit(value, 100u32, 10_000, 1).map_err(|_| ());
-            assert_eq!(limit, expected, "{value:?}");
         }
     }
 }

@@ -43,7 +43,9 @@ pub struct LogLine {
     /// When the host received it.
     #[schema(value_type = String, format = DateTime)]
     pub time: DateTime<Utc>,
-    /// Whose log it is in.
+    /// Whose log it is in. Not on the wire: an answer is one function's
+    /// log (empty in a line read back from the API).
+    #[serde(skip)]
     pub function: String,
     /// The request the instance was serving (empty during a pre-warm).
     pub request_id: String,

@@ -307,32 +307,15 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
         let this = &mut *self;
-        let _entered = this.span.clone().entered();
-        if let Some(frame) = this.ready.pop_front() {
-            this.count_sent(&frame);
-            return Poll::Ready(Some(frame));
-        }
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
+        // Entered without a clone of the span (a clone is a reference
+        // count in the subscriber): taken out for the poll, put back after.
+        let span = std::mem::replace(&mut this.span, tracing::Span::none());
+        let polled = {
+            let _entered = span.enter();
+            this.poll_next_frame(cx)
         };
-        match Pin::new(inner).poll_frame(cx) {
-            Poll::Ready(Some(frame)) => {
-                let frame = this.check(frame);
-                if frame.is_err() {
-                    this.inner = None;
-                }
-                this.count_sent(&frame);
-                Poll::Ready(Some(frame))
-            }
-            Poll::Ready(None) => match this.poll_guest_finished(cx) {
-                Poll::Ready(error) => {
-                    this.inner = None;
-                    Poll::Ready(error.map(Err))
-                }
-                Poll::Pending => Poll::Pending,
-            },
-            Poll::Pending => Poll::Pending,
-        }
+        this.span = span;
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -361,6 +344,40 @@ impl Body for ResponseBody {
                 }
                 hint
             }
+        }
+    }
+}
+
+impl ResponseBody {
+    fn poll_next_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
+        let this = self;
+        if let Some(frame) = this.ready.pop_front() {
+            this.count_sent(&frame);
+            return Poll::Ready(Some(frame));
+        }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(Some(frame)) => {
+                let frame = this.check(frame);
+                if frame.is_err() {
+                    this.inner = None;
+                }
+                this.count_sent(&frame);
+                Poll::Ready(Some(frame))
+            }
+            Poll::Ready(None) => match this.poll_guest_finished(cx) {
+                Poll::Ready(error) => {
+                    this.inner = None;
+                    Poll::Ready(error.map(Err))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            Poll::Pending => Poll::Pending,
         }
     }
 }

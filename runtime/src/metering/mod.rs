@@ -24,9 +24,9 @@
 //! and logged. The engine knows nothing of it: the recorder builds each
 //! record from the engine's [`crate::engine::InvocationEnd`].
 
-pub mod billing;
+pub(crate) mod billing;
 mod recorder;
-pub mod report;
+pub(crate) mod report;
 pub(crate) mod rollup;
 pub(crate) mod store;
 mod upgrade;
@@ -40,11 +40,11 @@ use serde::{Deserialize, Serialize};
 use crate::engine::InvokeError;
 use crate::observability::{LogLevel, LogLine, LogStream};
 
-pub use billing::Prices;
+pub use billing::{Charge, Prices};
 pub(crate) use recorder::Recorder;
 pub use report::{
-    BillingQuery, BillingReport, BillingRow, BillingTotals, GroupBy, billing_report,
-    recent_invocations,
+    BillingQuery, BillingReport, BillingRow, BillingTotals, GroupBy, OutcomeCounts,
+    billing_report, recent_invocations,
 };
 pub use rollup::{RollUpSummary, roll_up};
 pub use upgrade::{UpgradeSummary, upgrade_records};

@@ -22,6 +22,7 @@ pub(crate) mod live;
 pub(crate) mod manifest;
 pub mod metering;
 pub mod model;
+pub mod observability;
 pub mod pool;
 pub(crate) mod registry;
 pub mod request_id;

@@ -99,9 +99,7 @@ fn sink_lines(logs: &str) -> Vec<(String, u32, String)> {
             let (attempt, rest) = rest.split_once(' ')?;
             // The host appends its own fields after the guest's message.
             let summary = rest.split_once("summary=")?.1;
-            let summary = summary
-                .rsplit_once(" function=")
-                .map_or(summary, |(s, _)| s);
+            let summary = summary.rsplit_once(" stream=").map_or(summary, |(s, _)| s);
             Some((id.to_string(), attempt.parse().ok()?, summary.to_string()))
         })
         .collect()

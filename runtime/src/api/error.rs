@@ -9,6 +9,7 @@ use crate::control::ControlError;
 use crate::engine::InvokeError;
 use crate::live::ResolveError;
 use crate::model::Invalid;
+use crate::pool::PoolError;
 
 /// An error answered by Kumo itself (not by a function).
 ///
@@ -66,35 +67,44 @@ impl ApiError {
     }
 }
 
-impl From<InvokeError> for ApiError {
-    fn from(error: InvokeError) -> Self {
-        let (status, code) = match &error {
-            InvokeError::PayloadTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+impl From<PoolError> for ApiError {
+    fn from(error: PoolError) -> Self {
+        let (status, code, retry_after_s) = match &error {
+            PoolError::Overloaded { retry_after, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "overloaded",
+                Some(retry_after.as_secs().max(1)),
+            ),
+            PoolError::NoCapacity => (StatusCode::SERVICE_UNAVAILABLE, "no_capacity", Some(1)),
+            PoolError::Invoke(error) => {
+                let (status, code) = invoke_status(error);
+                (status, code, None)
             }
-            InvokeError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
-            InvokeError::Trap { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "trap"),
-            InvokeError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-            InvokeError::OutOfMemory { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "out_of_memory"),
-            InvokeError::ResponseTooLarge { .. } => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "response_too_large")
-            }
-            InvokeError::FunctionFailed { .. } => (StatusCode::BAD_GATEWAY, "function_error"),
-            InvokeError::NoResponse => (StatusCode::BAD_GATEWAY, "no_response"),
-            InvokeError::Overloaded { .. } => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
-            InvokeError::NoCapacity => (StatusCode::SERVICE_UNAVAILABLE, "no_capacity"),
-            InvokeError::Cancelled | InvokeError::Internal => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
-        };
-        let retry_after_s = match &error {
-            InvokeError::Overloaded { retry_after, .. } => Some(retry_after.as_secs().max(1)),
-            InvokeError::NoCapacity => Some(1),
-            _ => None,
         };
         Self {
             retry_after_s,
             ..Self::new(status, code, error.to_string())
+        }
+    }
+}
+
+/// The status and code of an invocation that failed in the engine.
+fn invoke_status(error: &InvokeError) -> (StatusCode, &'static str) {
+    match error {
+        InvokeError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        InvokeError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
+        InvokeError::Trap { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "trap"),
+        InvokeError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+        InvokeError::OutOfMemory { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "out_of_memory"),
+        InvokeError::ResponseTooLarge { .. } => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "response_too_large")
+        }
+        InvokeError::FunctionFailed { .. } => (StatusCode::BAD_GATEWAY, "function_error"),
+        InvokeError::NoResponse => (StatusCode::BAD_GATEWAY, "no_response"),
+        // The pool turns this one into `PoolError::NoCapacity`.
+        InvokeError::InstanceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "no_capacity"),
+        InvokeError::Cancelled | InvokeError::Internal => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
         }
     }
 }
@@ -193,47 +203,62 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn invoke_errors_map_to_status_and_code() {
+    fn pool_errors_map_to_status_code_and_retry_after() {
+        let invoke = |error| PoolError::Invoke(error);
         let cases = [
             (
-                InvokeError::PayloadTooLarge { limit: 1 },
+                invoke(InvokeError::PayloadTooLarge { limit: 1 }),
                 413,
                 "payload_too_large",
+                None,
             ),
             (
-                InvokeError::Trap {
+                invoke(InvokeError::BadRequest {
                     message: "x".into(),
-                },
+                }),
+                400,
+                "bad_request",
+                None,
+            ),
+            (
+                invoke(InvokeError::Trap {
+                    message: "x".into(),
+                }),
                 500,
                 "trap",
+                None,
             ),
             (
-                InvokeError::Timeout {
+                invoke(InvokeError::Timeout {
                     timeout: Duration::from_millis(5),
-                },
+                }),
                 504,
                 "timeout",
+                None,
             ),
             (
-                InvokeError::OutOfMemory { limit_mb: 1 },
+                invoke(InvokeError::OutOfMemory { limit_mb: 1 }),
                 500,
                 "out_of_memory",
+                None,
             ),
             (
-                InvokeError::ResponseTooLarge { limit: 1 },
+                invoke(InvokeError::ResponseTooLarge { limit: 1 }),
                 500,
                 "response_too_large",
+                None,
             ),
             (
-                InvokeError::FunctionFailed {
+                invoke(InvokeError::FunctionFailed {
                     message: "x".into(),
-                },
+                }),
                 502,
                 "function_error",
+                None,
             ),
-            (InvokeError::NoResponse, 502, "no_response"),
+            (invoke(InvokeError::NoResponse), 502, "no_response", None),
             (
-                InvokeError::Overloaded {
+                PoolError::Overloaded {
                     function: "f".into(),
                     max_instances: 2,
                     waited: None,
@@ -241,14 +266,24 @@ mod tests {
                 },
                 429,
                 "overloaded",
+                Some(1),
             ),
-            (InvokeError::NoCapacity, 503, "no_capacity"),
-            (InvokeError::Cancelled, 500, "internal"),
-            (InvokeError::Internal, 500, "internal"),
+            (PoolError::NoCapacity, 503, "no_capacity", Some(1)),
+            (
+                PoolError::from(InvokeError::InstanceUnavailable),
+                503,
+                "no_capacity",
+                Some(1),
+            ),
+            (invoke(InvokeError::Cancelled), 500, "internal", None),
+            (invoke(InvokeError::Internal), 500, "internal", None),
         ];
-        for (error, status, code) in cases {
+        for (error, status, code, retry_after_s) in cases {
             let api = ApiError::from(error);
-            assert_eq!((api.status.as_u16(), api.code), (status, code));
+            assert_eq!(
+                (api.status.as_u16(), api.code, api.retry_after_s),
+                (status, code, retry_after_s)
+            );
         }
     }
 

@@ -10,12 +10,14 @@
 //! which reads these types) defines admin wire types.
 
 pub(crate) mod aliases;
+mod billing;
 mod error;
 pub(crate) mod events;
 mod extract;
 pub(crate) mod functions;
 pub(crate) mod invoke;
-pub(crate) mod metering;
+pub(crate) mod logs;
+mod metrics;
 pub(crate) mod triggers;
 
 use std::sync::Arc;
@@ -45,8 +47,10 @@ pub(crate) struct ApiState {
     pub(crate) token: Arc<str>,
     /// The database holding the invocation records.
     pub(crate) database: crate::database::Database,
-    pub(crate) guest_logs: crate::metering::GuestLogStore,
-    pub(crate) metrics: crate::metering::metrics::MetricsHandle,
+    /// The guests' output lines, for the log endpoints.
+    pub(crate) guest_logs: crate::observability::GuestLogStore,
+    /// The Prometheus recorder, for `/metrics`.
+    pub(crate) metrics: crate::observability::MetricsHandle,
     /// The prices billing reports apply.
     pub(crate) prices: crate::metering::Prices,
     /// Turns true when the server begins to stop: followed logs end then.
@@ -61,11 +65,10 @@ pub(crate) fn router(state: ApiState) -> Router {
         .merge(triggers::routes())
         .merge(invoke::routes())
         .merge(events::routes())
+        .merge(billing::routes())
+        .merge(logs::routes())
+        .merge(metrics::routes())
         .route("/v1/openapi.json", get(openapi_document))
-        .route("/v1/billing", get(metering::billing))
-        .route("/v1/invocations", get(metering::invocations))
-        .route("/v1/functions/{name}/logs", get(metering::function_logs))
-        .route("/metrics", get(metering::metrics))
         .fallback(unknown_path)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -147,14 +150,16 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     document.merge(triggers::TriggersApi::openapi());
     document.merge(invoke::InvokeApi::openapi());
     document.merge(events::EventsApiDoc::openapi());
+    document.merge(billing::BillingApiDoc::openapi());
+    document.merge(logs::LogsApiDoc::openapi());
+    document.merge(metrics::MetricsApiDoc::openapi());
     document
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Kumo admin API", description = "Deploy functions, move aliases, manage triggers, read billing, invocation records, guest logs and metrics. Every call but `/healthz` needs `Authorization: Bearer <token>`."),
-    paths(healthz, openapi_document,
-        metering::billing, metering::invocations, metering::function_logs, metering::metrics),
+    paths(healthz, openapi_document),
     modifiers(&BearerToken),
     security(("bearer" = []))
 )]

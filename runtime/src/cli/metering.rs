@@ -8,8 +8,9 @@ use reqwest::Method;
 
 use super::client::{Client, print_table};
 use super::{BillArgs, ClientArgs, LogsArgs};
-use crate::api::metering::{FollowedLine, FunctionLogLine, LogList};
+use crate::api::logs::{FollowedLine, LogList};
 use crate::metering::{BillingReport, BillingRow, GroupBy};
+use crate::observability::LogLine;
 
 pub(super) async fn bill(args: BillArgs) -> anyhow::Result<()> {
     let client = Client::new(&ClientArgs {
@@ -226,7 +227,7 @@ pub(super) async fn logs(args: LogsArgs) -> anyhow::Result<()> {
 }
 
 /// `TIME  REQUEST_ID  STREAM  TEXT`, tab-separated.
-fn log_text(line: &FunctionLogLine) -> String {
+fn log_text(line: &LogLine) -> String {
     format!(
         "{}\t{}\t{}\t{}",
         line.time.to_rfc3339_opts(SecondsFormat::Millis, true),

@@ -355,10 +355,7 @@ impl Control {
     ///
     /// [`ResolveError::NotFound`] when the target does not exist,
     /// [`ResolveError::Unavailable`] when its version cannot be loaded.
-    pub(crate) async fn pool_for_invoke(
-        &self,
-        target: &Target,
-    ) -> Result<Arc<Pool>, ResolveError> {
+    pub(crate) async fn pool_for_invoke(&self, target: &Target) -> Result<Arc<Pool>, ResolveError> {
         let snapshot = self.live.snapshot();
         match snapshot.resolve(target) {
             Err(ResolveError::Unavailable(_)) => {

@@ -154,8 +154,9 @@ pub struct ResponseBody {
     finished: Option<oneshot::Receiver<bool>>,
     remaining: u64,
     limit: u64,
-    function: Arc<str>,
-    request_id: Arc<str>,
+    /// The invocation's span, entered while the body is polled (by the
+    /// server's connection task, outside the invocation's own future).
+    span: tracing::Span,
     /// Stops the guest if it is still writing when the body is cut off.
     guest: Option<tokio::task::AbortHandle>,
     /// Body bytes handed to the caller so far.
@@ -188,8 +189,7 @@ impl ResponseBody {
         body: HyperOutgoingBody,
         finished: oneshot::Receiver<bool>,
         limit: u64,
-        function: Arc<str>,
-        request_id: Arc<str>,
+        span: tracing::Span,
         guest: Option<tokio::task::AbortHandle>,
     ) -> Self {
         let mut body = Self {
@@ -198,8 +198,7 @@ impl ResponseBody {
             finished: Some(finished),
             remaining: limit,
             limit,
-            function,
-            request_id,
+            span,
             guest,
             sent: 0,
             on_done: None,
@@ -212,7 +211,7 @@ impl ResponseBody {
     /// (the server, which writes them to the client), when the body is
     /// finished or dropped: complete, cut off, or abandoned by a client
     /// that went away. A second call replaces the first callback.
-    pub fn when_done(&mut self, done: impl FnOnce(u64) + Send + Sync + 'static) {
+    pub(crate) fn when_done(&mut self, done: impl FnOnce(u64) + Send + Sync + 'static) {
         self.on_done = Some(Box::new(done));
     }
 
@@ -271,8 +270,6 @@ impl ResponseBody {
                     guest.abort();
                 }
                 tracing::warn!(
-                    function = %self.function,
-                    request_id = %self.request_id,
                     limit = self.limit,
                     "response body passed max_response_bytes; stream cut off"
                 );
@@ -310,31 +307,15 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
         let this = &mut *self;
-        if let Some(frame) = this.ready.pop_front() {
-            this.count_sent(&frame);
-            return Poll::Ready(Some(frame));
-        }
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
+        // Entered without a clone of the span (a clone is a reference
+        // count in the subscriber): taken out for the poll, put back after.
+        let span = std::mem::replace(&mut this.span, tracing::Span::none());
+        let polled = {
+            let _entered = span.enter();
+            this.poll_next_frame(cx)
         };
-        match Pin::new(inner).poll_frame(cx) {
-            Poll::Ready(Some(frame)) => {
-                let frame = this.check(frame);
-                if frame.is_err() {
-                    this.inner = None;
-                }
-                this.count_sent(&frame);
-                Poll::Ready(Some(frame))
-            }
-            Poll::Ready(None) => match this.poll_guest_finished(cx) {
-                Poll::Ready(error) => {
-                    this.inner = None;
-                    Poll::Ready(error.map(Err))
-                }
-                Poll::Pending => Poll::Pending,
-            },
-            Poll::Pending => Poll::Pending,
-        }
+        this.span = span;
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -363,6 +344,40 @@ impl Body for ResponseBody {
                 }
                 hint
             }
+        }
+    }
+}
+
+impl ResponseBody {
+    fn poll_next_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
+        let this = self;
+        if let Some(frame) = this.ready.pop_front() {
+            this.count_sent(&frame);
+            return Poll::Ready(Some(frame));
+        }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(Some(frame)) => {
+                let frame = this.check(frame);
+                if frame.is_err() {
+                    this.inner = None;
+                }
+                this.count_sent(&frame);
+                Poll::Ready(Some(frame))
+            }
+            Poll::Ready(None) => match this.poll_guest_finished(cx) {
+                Poll::Ready(error) => {
+                    this.inner = None;
+                    Poll::Ready(error.map(Err))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            Poll::Pending => Poll::Pending,
         }
     }
 }

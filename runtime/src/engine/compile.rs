@@ -128,7 +128,7 @@ impl Engine {
     /// missing, not wasm, a core module, an invalid component, imports more
     /// than the `wasi:http/proxy` world, or does not export
     /// `wasi:http/incoming-handler`.
-    pub fn compile_file(
+    pub(crate) fn compile_file(
         &self,
         source: ComponentSource<'_>,
         settings: FunctionSettings,
@@ -148,7 +148,7 @@ impl Engine {
     /// # Errors
     ///
     /// As for [`Engine::compile_file`], minus the read error.
-    pub fn compile_bytes(
+    pub(crate) fn compile_bytes(
         &self,
         source: ComponentSource<'_>,
         bytes: &[u8],

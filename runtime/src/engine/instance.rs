@@ -1,9 +1,10 @@
 //! What lives inside one wasmtime `Store`: the WASI and `wasi:http` contexts,
-//! the memory limiter, and the guest's stdout/stderr routed to `tracing` (and
-//! to the engine's [`GuestLogSink`], when one is set).
+//! the memory limiter, and the guest's stdout/stderr routed to `tracing` (in
+//! the invocation's span, which names the function and request) and to the
+//! engine's [`GuestLogSink`], when one is set.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use kumo_protocol::log::LogLevel;
@@ -15,8 +16,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::outbound::OutboundPolicy;
 
-/// The request id an instance is serving now; its log lines carry it. An
-/// instance serves many requests over its life when it is reused.
+/// The request id an instance is serving now, for the lines handed to the
+/// [`GuestLogSink`] (the `tracing` events take it from the invocation's
+/// span). An instance serves many requests over its life when it is reused.
 #[derive(Clone)]
 pub(super) struct CurrentRequest(Arc<Mutex<Arc<str>>>);
 
@@ -26,13 +28,13 @@ impl CurrentRequest {
     }
 
     pub(super) fn set(&self, request_id: Arc<str>) {
-        *self.0.lock().unwrap_or_else(|poison| poison.into_inner()) = request_id;
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = request_id;
     }
 
     pub(super) fn get(&self) -> Arc<str> {
         self.0
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 }
@@ -162,7 +164,7 @@ pub enum GuestStream {
 
 impl GuestStream {
     /// `stdout` or `stderr`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             GuestStream::Stdout => "stdout",
             GuestStream::Stderr => "stderr",
@@ -170,37 +172,36 @@ impl GuestStream {
     }
 }
 
-/// One line a guest wrote, as handed to a [`GuestLogSink`].
-#[derive(Debug, Clone)]
-pub struct GuestLogLine {
-    /// The function whose instance wrote it.
-    pub function: Arc<str>,
-    /// The request the instance was serving (empty during a pre-warm).
-    pub request_id: Arc<str>,
-    /// Where it was written.
-    pub stream: GuestStream,
-    /// The level word it started with (`info` when none).
-    pub level: tracing::Level,
-    /// The line, without its level word and newline.
-    pub text: String,
-}
-
 /// Where guest output lines go besides `tracing`: a callback set once per
 /// engine ([`super::EngineOptions::guest_log_sink`]). It runs on the
 /// guest's thread while the guest writes, so it must be quick and never
 /// block (push to a bounded buffer, send on a channel).
+///
+/// It is called with the function, the request the instance was serving
+/// (empty during a pre-warm), the stream, the level word the line started
+/// with (`info` when none) and the text without its level word and newline.
 #[derive(Clone)]
-pub struct GuestLogSink(Arc<dyn Fn(GuestLogLine) + Send + Sync>);
+pub struct GuestLogSink(Arc<SinkFn>);
+
+type SinkFn = dyn Fn(&Arc<str>, &Arc<str>, GuestStream, tracing::Level, &str) + Send + Sync;
 
 impl GuestLogSink {
     /// A sink calling `sink` with each line.
-    pub fn new(sink: impl Fn(GuestLogLine) + Send + Sync + 'static) -> Self {
+    pub(crate) fn new(
+        sink: impl Fn(&Arc<str>, &Arc<str>, GuestStream, tracing::Level, &str) + Send + Sync + 'static,
+    ) -> Self {
         Self(Arc::new(sink))
     }
 
-    /// Hands `line` to the sink.
-    pub fn call(&self, line: GuestLogLine) {
-        (self.0)(line);
+    pub(crate) fn call(
+        &self,
+        function: &Arc<str>,
+        request_id: &Arc<str>,
+        stream: GuestStream,
+        level: tracing::Level,
+        text: &str,
+    ) {
+        (self.0)(function, request_id, stream, level, text);
     }
 }
 
@@ -211,7 +212,7 @@ impl std::fmt::Debug for GuestLogSink {
 }
 
 /// A guest's stdout or stderr: each complete line becomes one `tracing`
-/// event carrying the function name and request id.
+/// event (in the invocation's span) and one call of the sink.
 pub(super) struct GuestLog {
     pub(super) function: Arc<str>,
     pub(super) current_request: CurrentRequest,
@@ -287,30 +288,23 @@ impl GuestLogWriter {
     }
 
     fn emit(&self, level: tracing::Level, message: &str) {
-        let function = &*self.function;
-        let request_id = self.current_request.get();
         if let Some(sink) = &self.sink {
-            sink.call(GuestLogLine {
-                function: self.function.clone(),
-                request_id: request_id.clone(),
-                stream: self.stream,
-                level,
-                text: message.to_string(),
-            });
+            let request_id = self.current_request.get();
+            sink.call(&self.function, &request_id, self.stream, level, message);
         }
         let stream = self.stream.as_str();
         match level {
             tracing::Level::ERROR => {
-                tracing::error!(target: "kumo::guest", function = %function, request_id = %request_id, stream, "{message}")
+                tracing::error!(target: "kumo::guest", stream, "{message}")
             }
             tracing::Level::WARN => {
-                tracing::warn!(target: "kumo::guest", function = %function, request_id = %request_id, stream, "{message}")
+                tracing::warn!(target: "kumo::guest", stream, "{message}")
             }
             tracing::Level::DEBUG => {
-                tracing::debug!(target: "kumo::guest", function = %function, request_id = %request_id, stream, "{message}")
+                tracing::debug!(target: "kumo::guest", stream, "{message}")
             }
             _ => {
-                tracing::info!(target: "kumo::guest", function = %function, request_id = %request_id, stream, "{message}")
+                tracing::info!(target: "kumo::guest", stream, "{message}")
             }
         }
     }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http_body::Body;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tracing::Instrument;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 use wasmtime_wasi_http::WasiHttpView;
@@ -76,7 +77,7 @@ pub struct Instance {
 
 impl Instance {
     /// Whether the component has been instantiated (a warm instance).
-    pub fn is_instantiated(&self) -> bool {
+    pub(crate) fn is_instantiated(&self) -> bool {
         self.proxy.is_some()
     }
 }
@@ -141,28 +142,11 @@ pub enum InvokeError {
     /// The guest returned without ever sending a response.
     #[error("the function returned without sending a response")]
     NoResponse,
-    /// Every instance is busy and the wait queue is full, or the wait was
-    /// too long: back off and retry.
-    #[error(
-        "the function `{function}` is at its limit of {max_instances} busy instances and {}; \
-         hint: retry after {} s, or raise `max_instances`, `max_queue` or `queue_timeout_ms`",
-        match .waited { Some(waited) => format!("the request waited {} ms in its queue", waited.as_millis()), None => "its queue is full".to_string() },
-        .retry_after.as_secs()
-    )]
-    Overloaded {
-        /// The function.
-        function: String,
-        /// Its instance cap.
-        max_instances: u32,
-        /// How long the request waited in the queue before giving up, or
-        /// `None` when the queue was full and it could not wait at all.
-        waited: Option<Duration>,
-        /// When a retry is likely to succeed.
-        retry_after: Duration,
-    },
-    /// The host could not create another instance right now.
-    #[error("no capacity to start another instance right now; hint: retry shortly")]
-    NoCapacity,
+    /// The host could not create an instance: the pooling allocator has
+    /// no slot left, or the OS refused the memory or stack. Not the
+    /// guest's doing; a later attempt may succeed.
+    #[error("the host could not create an instance right now; hint: retry shortly")]
+    InstanceUnavailable,
     /// The host stopped the guest after answering the caller (its request
     /// or response passed a limit mid-stream).
     #[error("the invocation was stopped by the host")]
@@ -255,24 +239,22 @@ impl Function {
         }
     }
 
-    /// The function's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// The function's name, shared (for records that outlive a request).
-    pub fn shared_name(&self) -> &Arc<str> {
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
         &self.name
     }
 
-    /// Its limits and environment.
-    pub fn settings(&self) -> &FunctionSettings {
+    pub(crate) fn settings(&self) -> &FunctionSettings {
         &self.settings
     }
 
     /// A new instance: its `Store` is ready; the component itself is
     /// instantiated by the first request (that request is a cold start).
-    pub fn new_instance(&self) -> Instance {
+    pub(crate) fn new_instance(&self) -> Instance {
         let current_request = CurrentRequest::new();
         let mut wasi = WasiCtx::builder();
         wasi.envs(&self.settings.env)
@@ -311,8 +293,6 @@ impl Function {
         }
         let outbound = OutboundPolicy {
             rules: self.settings.allowed_outbound_hosts.clone(),
-            function: self.name.clone(),
-            current_request: current_request.clone(),
         };
         let memory_limit = usize::try_from(self.settings.memory_mb << 20).unwrap_or(usize::MAX);
         let mut store = Store::new(
@@ -338,9 +318,9 @@ impl Function {
     /// # Errors
     ///
     /// [`InvokeError::OutOfMemory`] when the component's initial memory is
-    /// over `memory_mb`, [`InvokeError::NoCapacity`] when the host has no
-    /// instance slot left, [`InvokeError::Trap`] when its start traps.
-    pub async fn prewarm(&self) -> Result<Instance, InvokeError> {
+    /// over `memory_mb`, [`InvokeError::InstanceUnavailable`] when the host
+    /// cannot create an instance, [`InvokeError::Trap`] when its start traps.
+    pub(crate) async fn prewarm(&self) -> Result<Instance, InvokeError> {
         let mut instance = self.new_instance();
         instance.store.set_epoch_deadline(1);
         let deadline = Instant::now() + self.settings.timeout;
@@ -374,7 +354,7 @@ impl Function {
     /// An [`InvokeError`] when the request is too large, or the guest traps,
     /// times out, runs out of memory, declares a too-large response, fails,
     /// or never answers.
-    pub async fn invoke<B>(
+    pub(crate) async fn invoke<B>(
         &self,
         mut instance: Instance,
         request: http::Request<B>,
@@ -411,11 +391,7 @@ impl Function {
             request.map(|body| LimitedRequestBody::new(body, request_limit, request_tally.clone()));
 
         let deadline = Instant::now() + self.settings.timeout;
-        instance
-            .store
-            .data()
-            .current_request
-            .set(request_id.clone());
+        instance.store.data().current_request.set(request_id);
         instance.store.set_epoch_deadline(1);
         let (sender, receiver) = oneshot::channel();
         let (incoming, outparam) = {
@@ -430,7 +406,7 @@ impl Function {
                     let error = InvokeError::BadRequest {
                         message: format!("{error:#}"),
                     };
-                    tracing::debug!(function = %self.name, %request_id, "{error}");
+                    tracing::debug!(%error, "the request cannot be handed to the guest");
                     exit.finish(Err(error.clone()), None);
                     return Err(error);
                 }
@@ -439,41 +415,44 @@ impl Function {
 
         let pre = self.pre.clone();
         let settings = (self.settings.timeout, self.settings.memory_mb);
-        let log_context = (self.name.clone(), request_id.clone());
         // Tells the response body whether the guest finished normally: a
         // body that ends because the guest was stopped (timeout, trap) must
         // end with an error, not look complete.
         let (finished_sender, finished) = oneshot::channel::<bool>();
-        let mut guest_run = Box::pin(async move {
-            let mut exit = exit;
-            exit.started = Some(Instant::now());
-            let mut phase = Phase::Instantiating;
-            let result = tokio::time::timeout_at(deadline, async {
-                if instance.proxy.is_none() {
-                    let started = Instant::now();
-                    instance.proxy = Some(pre.instantiate_async(&mut instance.store).await?);
-                    exit.init = Some(started.elapsed());
+        // The guest's run keeps the caller's span (the invocation's) when
+        // it continues in its own task.
+        let mut guest_run = Box::pin(
+            async move {
+                let mut exit = exit;
+                exit.started = Some(Instant::now());
+                let mut phase = Phase::Instantiating;
+                let result = tokio::time::timeout_at(deadline, async {
+                    if instance.proxy.is_none() {
+                        let started = Instant::now();
+                        instance.proxy = Some(pre.instantiate_async(&mut instance.store).await?);
+                        exit.init = Some(started.elapsed());
+                    }
+                    phase = Phase::Handling;
+                    let proxy = instance.proxy.as_ref().expect("instantiated just above");
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut instance.store, incoming, outparam)
+                        .await
+                })
+                .await;
+                let exit_kind = classify_exit(result, instance.store.data(), settings, phase);
+                let _ = finished_sender.send(matches!(exit_kind, GuestExit::Completed));
+                match &exit_kind {
+                    GuestExit::Completed => exit.finish(Ok(()), Some(instance)),
+                    GuestExit::Failed(error) => {
+                        tracing::warn!(%error, "the guest failed");
+                        exit.finish(Err(error.clone()), None);
+                    }
                 }
-                phase = Phase::Handling;
-                let proxy = instance.proxy.as_ref().expect("instantiated just above");
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut instance.store, incoming, outparam)
-                    .await
-            })
-            .await;
-            let exit_kind = classify_exit(result, instance.store.data(), settings, phase);
-            let _ = finished_sender.send(matches!(exit_kind, GuestExit::Completed));
-            match &exit_kind {
-                GuestExit::Completed => exit.finish(Ok(()), Some(instance)),
-                GuestExit::Failed(error) => {
-                    let (function, request_id) = &log_context;
-                    tracing::warn!(function = %function, request_id = %request_id, "{error}");
-                    exit.finish(Err(error.clone()), None);
-                }
+                exit_kind
             }
-            exit_kind
-        });
+            .instrument(tracing::Span::current()),
+        );
 
         // Run the guest right here until it answers or finishes: a small
         // handler usually does both in one go, so no task is spawned and
@@ -507,7 +486,7 @@ impl Function {
                     Ok(GuestExit::Failed(error)) => error,
                     Ok(GuestExit::Completed) => InvokeError::NoResponse,
                     Err(join_error) => {
-                        tracing::error!(function = %self.name, %request_id, error = %join_error, "the guest task failed");
+                        tracing::error!(error = %join_error, "the guest task failed");
                         InvokeError::Internal
                     }
                 });
@@ -517,7 +496,10 @@ impl Function {
         let response_limit = self.settings.max_response_bytes;
         if declared_length(response.headers()).is_some_and(|length| length > response_limit) {
             guest.abort();
-            tracing::warn!(function = %self.name, %request_id, limit = response_limit, "response declared larger than max_response_bytes");
+            tracing::warn!(
+                limit = response_limit,
+                "response declared larger than max_response_bytes"
+            );
             return Err(InvokeError::ResponseTooLarge {
                 limit: response_limit,
             });
@@ -528,8 +510,7 @@ impl Function {
                 body,
                 finished,
                 response_limit,
-                self.name.clone(),
-                request_id,
+                tracing::Span::current(),
                 guest,
             )
         }))
@@ -610,7 +591,7 @@ fn classify_exit(
         .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
         .is_some()
     {
-        return GuestExit::Failed(InvokeError::NoCapacity);
+        return GuestExit::Failed(InvokeError::InstanceUnavailable);
     }
     // Instantiating a validated component fails, short of a trap in its
     // start function or the memory limit, only when the host cannot
@@ -618,12 +599,12 @@ fn classify_exit(
     // limit): not the guest's fault, and the OS error stays in the log.
     if phase == Phase::Instantiating {
         tracing::warn!(error = %format!("{error:#}"), "the host could not create an instance");
-        return GuestExit::Failed(InvokeError::NoCapacity);
+        return GuestExit::Failed(InvokeError::InstanceUnavailable);
     }
     // A host function refused the guest (a bad resource handle, a WASI
     // misuse): the guest is at fault, so it is a trap; the details stay in
     // the log.
-    tracing::debug!(error = %format!("{error:?}"), "guest error");
+    tracing::debug!(error = %format!("{error:#}"), "a host call refused the guest");
     GuestExit::Failed(InvokeError::Trap {
         message: format!("{}", error.root_cause()),
     })

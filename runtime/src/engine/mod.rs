@@ -28,7 +28,7 @@ use wasmtime::{Cache, CacheConfig, Config, InstanceAllocationStrategy, PoolingAl
 
 pub use body::{ResponseBody, ResponseBodyError};
 pub use compile::{CompileError, CompileReport, ComponentSource};
-pub use instance::{GuestLogLine, GuestLogSink, GuestStream, InstanceState};
+pub use instance::{GuestLogSink, GuestStream, InstanceState};
 pub use invoke::{DirMount, Instance, InvocationEnd, InvokeError};
 pub use outbound::{OutboundRule, OutboundRuleError};
 
@@ -82,7 +82,7 @@ impl Engine {
     ///
     /// Fails when wasmtime rejects the configuration or the cache directory
     /// cannot be created.
-    pub fn new(options: &EngineOptions) -> anyhow::Result<Self> {
+    pub(crate) fn new(options: &EngineOptions) -> anyhow::Result<Self> {
         let dir = &options.cache_dir;
         std::fs::create_dir_all(dir).map_err(|error| {
             anyhow::anyhow!(
@@ -99,7 +99,7 @@ impl Engine {
                 Ok(engine) => (engine, true),
                 Err(error) => {
                     tracing::warn!(
-                        %error,
+                        error = %format!("{error:#}"),
                         "cannot reserve virtual memory for the pooling allocator; \
                          falling back to on-demand allocation (slower instantiation). \
                          hint: raise `ulimit -v` or the vm.overcommit settings"
@@ -138,8 +138,7 @@ impl Engine {
         })
     }
 
-    /// Whether instances come from the pooling allocator.
-    pub fn uses_pooling_allocator(&self) -> bool {
+    pub(crate) fn uses_pooling_allocator(&self) -> bool {
         self.inner.pooling
     }
 

@@ -39,7 +39,7 @@ impl OutboundRule {
     ///
     /// Fails with a message naming the entry when the scheme is missing or
     /// unknown, the host is empty, or the port is not a number or `*`.
-    pub fn parse(entry: &str) -> Result<Self, OutboundRuleError> {
+    pub(crate) fn parse(entry: &str) -> Result<Self, OutboundRuleError> {
         let fail = |reason| OutboundRuleError {
             entry: entry.to_string(),
             reason,
@@ -135,8 +135,6 @@ impl OutboundRule {
 /// against the function's rules, then sent by wasmtime's default client.
 pub(super) struct OutboundPolicy {
     pub(super) rules: Arc<[OutboundRule]>,
-    pub(super) function: Arc<str>,
-    pub(super) current_request: super::instance::CurrentRequest,
 }
 
 impl OutboundPolicy {
@@ -172,10 +170,8 @@ impl WasiHttpHooks for OutboundPolicy {
         fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendRequestFuture {
         if !self.allows(request.uri()) {
-            let request_id = self.current_request.get();
+            // The invocation's span names the function and request.
             tracing::warn!(
-                function = %self.function,
-                request_id = %request_id,
                 uri = %request.uri(),
                 "outbound request denied; hint: add the destination to the function's allowed_outbound_hosts"
             );
@@ -294,22 +290,16 @@ mod tests {
     fn no_rules_means_no_outbound_http() {
         let policy = OutboundPolicy {
             rules: Arc::from(Vec::new()),
-            function: Arc::from("f"),
-            current_request: super::super::instance::CurrentRequest::new(),
         };
         assert!(!policy.allows(&"https://example.com/".parse().unwrap()));
         let policy = OutboundPolicy {
             rules: Arc::from(vec![OutboundRule::parse("http://127.0.0.1:*").unwrap()]),
-            function: Arc::from("f"),
-            current_request: super::super::instance::CurrentRequest::new(),
         };
         assert!(policy.allows(&"http://127.0.0.1:9/x".parse().unwrap()));
         assert!(!policy.allows(&"http://localhost:9/x".parse().unwrap()));
         assert!(!policy.allows(&"/relative".parse().unwrap()));
         let policy = OutboundPolicy {
             rules: Arc::from(vec![OutboundRule::parse("http://[::1]:8097").unwrap()]),
-            function: Arc::from("f"),
-            current_request: super::super::instance::CurrentRequest::new(),
         };
         assert!(policy.allows(&"http://[::1]:8097/x".parse().unwrap()));
     }

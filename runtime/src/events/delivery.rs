@@ -30,9 +30,8 @@ use kumo_protocol::header;
 use super::Events;
 use super::queue::{self, Attempt, AttemptOutcome, ClaimedEvent, NextState};
 use super::retry::Attempted;
-use crate::engine::InvokeError;
 use crate::model::Target;
-use crate::pool::Pool;
+use crate::pool::{Pool, PoolError};
 
 /// Finds a function target's pool: `name`, `name:3` or `name:alias`.
 pub(crate) type Resolver = Arc<dyn Fn(&Target) -> Option<Arc<Pool>> + Send + Sync>;
@@ -338,10 +337,10 @@ async fn invoke(
                 ),
             }
         }
-        Err(error @ InvokeError::Overloaded { retry_after, .. }) => {
+        Err(error @ PoolError::Overloaded { retry_after, .. }) => {
             Delivered::Throttled(retry_after, error.to_string())
         }
-        Err(error @ InvokeError::NoCapacity) => {
+        Err(error @ PoolError::NoCapacity) => {
             Delivered::Throttled(Duration::from_secs(1), error.to_string())
         }
         Err(error) => Delivered::Failed(None, error.to_string()),

@@ -459,7 +459,11 @@ async fn a_stored_event_that_does_not_read_back_goes_dead_instead_of_out() {
         ("attempts", "-2", "attempts -2"),
         ("hops", "-3", "hops -3"),
         // The target is parsed once, when claimed.
-        ("target", "'Fn:0'", "the stored target `Fn:0` does not parse"),
+        (
+            "target",
+            "'Fn:0'",
+            "the stored target `Fn:0` does not parse",
+        ),
     ];
     for (column, value, words) in cases {
         let event = timer_event(column);

@@ -3,30 +3,34 @@
 //! aggregates after a retention period, and read back as billing reports.
 //!
 //! The pieces:
-//! - [`billing`]: the pure math (billed duration, GB-seconds, cost).
-//! - [`Meter`] (in `writer`): the request path's non-blocking `record()`,
-//!   which encodes each record onto a bounded pending batch, and the writer
-//!   task that stores the batch (at most [`writer::BATCH_INTERVAL`] apart),
-//!   prints its `REPORT` lines and feeds the metrics.
+//! - [`Recorder`] (in `recorder`): what the pool calls. It gathers one
+//!   invocation's record from the guest's end, the answer and the response
+//!   body, and hands it to the [`Meter`]; a disabled recorder does nothing.
+//! - [`Meter`] (in `writer`): the non-blocking `record()`, which encodes
+//!   each record onto a bounded pending batch, and the writer task that
+//!   stores the batch (at most [`writer::BATCH_INTERVAL`] apart), sends its
+//!   `REPORT` lines to followed logs and feeds the metrics.
 //! - [`store`]: how records are kept, a batch per row, encoded together.
+//! - [`upgrade_records`]: the start-up step that rewrites what older
+//!   releases stored into the current format.
 //! - [`rollup`]: folds old records into hourly aggregates with exact sums.
 //! - [`report`]: [`billing_report`] and [`recent_invocations`], reading raw
 //!   records and aggregates alike.
-//! - [`logs`]: the per-function store of guests' stdout/stderr lines.
-//! - [`metrics`]: the Prometheus recorder, the metric names and the duration
-//!   histogram.
+//! - [`billing`]: the pure math (billed duration, GB-seconds, cost).
 //!
-//! Metering never blocks or fails an invocation: when the pending batch is
-//! full a record is dropped, counted and logged. The engine knows nothing of it:
-//! the pool builds each record from the engine's [`crate::engine::InvocationEnd`].
+//! Guest logs and metrics are [`crate::observability`]'s; metering uses
+//! them, they know nothing of records. Metering never blocks or fails an
+//! invocation: when the pending batch is full a record is dropped, counted
+//! and logged. The engine knows nothing of it: the recorder builds each
+//! record from the engine's [`crate::engine::InvocationEnd`].
 
-pub mod billing;
-pub mod logs;
-pub mod metrics;
-pub mod report;
-pub mod rollup;
-pub mod store;
-pub mod writer;
+pub(crate) mod billing;
+mod recorder;
+pub(crate) mod report;
+pub(crate) mod rollup;
+pub(crate) mod store;
+mod upgrade;
+pub(crate) mod writer;
 
 use std::sync::Arc;
 
@@ -34,14 +38,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::InvokeError;
+use crate::observability::{LogLevel, LogLine, LogStream};
 
-pub use billing::Prices;
-pub use logs::{GuestLogStore, LogLine};
+pub use billing::{Charge, Prices};
+pub(crate) use recorder::Recorder;
 pub use report::{
-    BillingQuery, BillingReport, BillingRow, BillingTotals, GroupBy, billing_report,
+    BillingQuery, BillingReport, BillingRow, BillingTotals, GroupBy, OutcomeCounts, billing_report,
     recent_invocations,
 };
 pub use rollup::{RollUpSummary, roll_up};
+pub use upgrade::{UpgradeSummary, upgrade_records};
 pub use writer::{Meter, MeterOptions, MeterTask};
 
 /// What invoked a function.
@@ -61,7 +67,7 @@ impl TriggerKind {
     pub const ALL: [TriggerKind; 3] = [TriggerKind::Http, TriggerKind::Event, TriggerKind::Invoke];
 
     /// The kind's position in [`TriggerKind::ALL`].
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         Self::ALL
             .iter()
             .position(|&kind| kind == self)
@@ -69,7 +75,7 @@ impl TriggerKind {
     }
 
     /// The stored name: `http`, `event` or `invoke`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TriggerKind::Http => "http",
             TriggerKind::Event => "event",
@@ -78,14 +84,15 @@ impl TriggerKind {
     }
 
     /// The kind a stored name stands for.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 
 /// How an invocation ended, for billing and reports.
 ///
-/// The mapping from what the engine and pool say (see [`outcome_of`]):
+/// The mapping from what the engine and the pool say (see [`outcome_of`];
+/// the pool's own errors are its `PoolError::outcome`):
 ///
 /// | outcome | from |
 /// | --- | --- |
@@ -94,7 +101,7 @@ impl TriggerKind {
 /// | `trap` | `Trap` (panic, `unreachable`, stack overflow, host call refused) |
 /// | `timeout` | `Timeout` |
 /// | `out_of_memory` | `OutOfMemory` |
-/// | `rejected` | `Overloaded` (429), `NoCapacity` (503), `PayloadTooLarge` (413), `BadRequest` (400): the caller's request or the host's capacity, not the function, decided it |
+/// | `rejected` | the pool's `Overloaded` (429) and `NoCapacity` (503, the engine's `InstanceUnavailable`), `PayloadTooLarge` (413), `BadRequest` (400): the caller's request or the host's capacity, not the function, decided it |
 ///
 /// When the guest's own end and the answer disagree, the guest's trap,
 /// timeout or out-of-memory wins (a 200 whose body was cut off by the
@@ -143,7 +150,7 @@ impl Outcome {
     ];
 
     /// The outcome's position in [`Outcome::ALL`].
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         Self::ALL
             .iter()
             .position(|&outcome| outcome == self)
@@ -152,7 +159,7 @@ impl Outcome {
 
     /// The stored name: `ok`, `error`, `trap`, `timeout`, `out_of_memory`,
     /// `rejected`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Error => "error",
@@ -164,22 +171,21 @@ impl Outcome {
     }
 
     /// The outcome a stored name stands for.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|outcome| outcome.as_str() == text)
     }
 
     /// The outcome of an engine error, by the table above.
-    pub fn of_error(error: &InvokeError) -> Self {
+    pub(crate) fn of_error(error: &InvokeError) -> Self {
         match error {
             InvokeError::Trap { .. } => Outcome::Trap,
             InvokeError::Timeout { .. } => Outcome::Timeout,
             InvokeError::OutOfMemory { .. } => Outcome::OutOfMemory,
             InvokeError::PayloadTooLarge { .. }
             | InvokeError::BadRequest { .. }
-            | InvokeError::Overloaded { .. }
-            | InvokeError::NoCapacity => Outcome::Rejected,
+            | InvokeError::InstanceUnavailable => Outcome::Rejected,
             InvokeError::FunctionFailed { .. }
             | InvokeError::NoResponse
             | InvokeError::ResponseTooLarge { .. }
@@ -190,53 +196,29 @@ impl Outcome {
 }
 
 /// What the caller was answered, as the pool saw it.
-#[derive(Debug, Clone, Copy)]
-pub enum Answer<'a> {
-    /// The function's response, with this status.
-    Status(u16),
-    /// An error instead of a response.
-    Error(&'a InvokeError),
-    /// Unknown: the caller went away before the answer was ready.
-    Unknown,
-}
-
-/// The outcome of an invocation from the guest's end (`exit`, `None` when
-/// the guest never ran) and the answer; see [`Outcome`] for the order.
-pub fn outcome_of(exit: Option<&Result<(), InvokeError>>, answer: Answer<'_>) -> Outcome {
-    let exit_error = exit
-        .and_then(|exit| exit.as_ref().err())
-        .map(Outcome::of_error);
-    let answer = match answer {
-        Answer::Status(status) => AnswerOutcome::Status(status),
-        Answer::Error(error) => AnswerOutcome::Error(Outcome::of_error(error)),
-        Answer::Unknown => AnswerOutcome::Unknown,
-    };
-    outcome_of_parts(exit_error, answer)
-}
-
-/// An [`Answer`] reduced to what the outcome depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnswerOutcome {
+pub(crate) enum Answer {
     /// The function's response, with this status.
     Status(u16),
     /// An error instead of a response, with the error's outcome.
     Error(Outcome),
-    /// The caller went away before the answer was ready.
+    /// Unknown: the caller went away before the answer was ready.
     Unknown,
 }
 
-/// [`outcome_of`], from the outcome of the guest's error (`None` when it
-/// ended without one, or never ran) and the reduced answer.
-pub fn outcome_of_parts(exit_error: Option<Outcome>, answer: AnswerOutcome) -> Outcome {
+/// The outcome of an invocation from the outcome of the guest's error
+/// (`None` when it ended without one, or never ran) and the answer; see
+/// [`Outcome`] for the order.
+pub(crate) fn outcome_of(exit_error: Option<Outcome>, answer: Answer) -> Outcome {
     if let Some(outcome @ (Outcome::Trap | Outcome::Timeout | Outcome::OutOfMemory)) = exit_error {
         return outcome;
     }
     match answer {
-        AnswerOutcome::Error(outcome) => outcome,
+        Answer::Error(outcome) => outcome,
         _ if exit_error.is_some() => exit_error.unwrap_or(Outcome::Error),
-        AnswerOutcome::Status(status) if status >= 500 => Outcome::Error,
-        AnswerOutcome::Status(_) => Outcome::Ok,
-        AnswerOutcome::Unknown => Outcome::Error,
+        Answer::Status(status) if status >= 500 => Outcome::Error,
+        Answer::Status(_) => Outcome::Ok,
+        Answer::Unknown => Outcome::Error,
     }
 }
 
@@ -281,7 +263,7 @@ pub struct InvocationRecord {
 
 impl InvocationRecord {
     /// The peak memory in MiB, rounded up (the `Max Memory Used` figure).
-    pub fn peak_memory_mb(&self) -> u64 {
+    pub(crate) fn peak_memory_mb(&self) -> u64 {
         self.peak_memory_bytes.div_ceil(1 << 20)
     }
 
@@ -289,7 +271,7 @@ impl InvocationRecord {
     /// `REPORT RequestId: <id>\tDuration: 3.21 ms\tBilled Duration: 4 ms\t
     /// Memory Size: 128 MB\tMax Memory Used: 18 MB` and, on a cold start,
     /// `\tInit Duration: 1.02 ms`.
-    pub fn report_line(&self) -> String {
+    pub(crate) fn report_line(&self) -> String {
         let mut line = String::with_capacity(160);
         self.push_report_line(&mut line);
         line
@@ -297,7 +279,7 @@ impl InvocationRecord {
 
     /// Appends [`InvocationRecord::report_line`] to `out`. It runs once
     /// per invocation, so it formats with `itoa` rather than `fmt`.
-    pub fn push_report_line(&self, out: &mut String) {
+    pub(crate) fn push_report_line(&self, out: &mut String) {
         let mut number = itoa::Buffer::new();
         // "12.34" for a µs figure, in ms to two decimals (truncated).
         let mut push_ms = |out: &mut String, us: u64| {
@@ -326,71 +308,98 @@ impl InvocationRecord {
     }
 }
 
+/// The `REPORT` line of `record` as a line of its function's log, timed
+/// at the end of its run (its start, plus init and execution time).
+pub(crate) fn report_log_line(record: &InvocationRecord) -> LogLine {
+    let ran_us = record.init_duration_us.unwrap_or(0) + record.duration_us;
+    LogLine {
+        time: record.started_at + chrono::TimeDelta::microseconds(ran_us as i64),
+        function: record.function.to_string(),
+        request_id: record.request_id.to_string(),
+        stream: LogStream::Report,
+        level: LogLevel::Info,
+        text: record.report_line(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
 
     #[test]
-    fn outcomes_follow_the_documented_mapping() {
-        let trap = InvokeError::Trap {
-            message: "x".into(),
-        };
-        let timeout = InvokeError::Timeout {
-            timeout: Duration::from_secs(1),
-        };
-        let oom = InvokeError::OutOfMemory { limit_mb: 1 };
-        let overloaded = InvokeError::Overloaded {
-            function: "f".into(),
-            max_instances: 1,
-            waited: None,
-            retry_after: Duration::from_secs(1),
-        };
-        let too_large = InvokeError::PayloadTooLarge { limit: 1 };
-        let failed = InvokeError::FunctionFailed {
-            message: "x".into(),
-        };
-        let ok: Result<(), InvokeError> = Ok(());
-        let cancelled: Result<(), InvokeError> = Err(InvokeError::Cancelled);
-        let trapped: Result<(), InvokeError> = Err(trap.clone());
-        let timed_out: Result<(), InvokeError> = Err(timeout.clone());
-        let out_of_memory: Result<(), InvokeError> = Err(oom.clone());
-        let no_capacity: Result<(), InvokeError> = Err(InvokeError::NoCapacity);
-        type Case<'a> = (Option<&'a Result<(), InvokeError>>, Answer<'a>, Outcome);
-        let cases: Vec<Case<'_>> = vec![
-            (Some(&ok), Answer::Status(200), Outcome::Ok),
-            (Some(&ok), Answer::Status(404), Outcome::Ok),
-            (Some(&ok), Answer::Status(499), Outcome::Ok),
-            (Some(&ok), Answer::Status(500), Outcome::Error),
-            (Some(&ok), Answer::Status(503), Outcome::Error),
-            (Some(&trapped), Answer::Error(&trap), Outcome::Trap),
-            // A 200 whose body the timeout cut off.
-            (Some(&timed_out), Answer::Status(200), Outcome::Timeout),
+    fn engine_errors_map_to_their_outcomes() {
+        let cases = [
             (
-                Some(&out_of_memory),
-                Answer::Error(&oom),
+                InvokeError::Trap {
+                    message: "x".into(),
+                },
+                Outcome::Trap,
+            ),
+            (
+                InvokeError::Timeout {
+                    timeout: Duration::from_secs(1),
+                },
+                Outcome::Timeout,
+            ),
+            (
+                InvokeError::OutOfMemory { limit_mb: 1 },
                 Outcome::OutOfMemory,
             ),
-            (None, Answer::Error(&overloaded), Outcome::Rejected),
-            (Some(&ok), Answer::Error(&too_large), Outcome::Rejected),
-            // The body overflowed mid-read: the host stopped the guest.
+            (InvokeError::PayloadTooLarge { limit: 1 }, Outcome::Rejected),
             (
-                Some(&cancelled),
-                Answer::Error(&too_large),
+                InvokeError::BadRequest {
+                    message: "x".into(),
+                },
                 Outcome::Rejected,
             ),
-            (Some(&ok), Answer::Error(&failed), Outcome::Error),
-            (Some(&cancelled), Answer::Status(200), Outcome::Error),
-            (Some(&ok), Answer::Unknown, Outcome::Error),
-            (Some(&trapped), Answer::Unknown, Outcome::Trap),
+            (InvokeError::InstanceUnavailable, Outcome::Rejected),
             (
-                Some(&no_capacity),
-                Answer::Error(&InvokeError::NoCapacity),
-                Outcome::Rejected,
+                InvokeError::FunctionFailed {
+                    message: "x".into(),
+                },
+                Outcome::Error,
             ),
+            (InvokeError::NoResponse, Outcome::Error),
+            (InvokeError::ResponseTooLarge { limit: 1 }, Outcome::Error),
+            (InvokeError::Cancelled, Outcome::Error),
+            (InvokeError::Internal, Outcome::Error),
         ];
-        for (exit, answer, expected) in cases {
-            assert_eq!(outcome_of(exit, answer), expected, "{exit:?} {answer:?}");
+        for (error, expected) in cases {
+            assert_eq!(Outcome::of_error(&error), expected, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn the_guests_end_and_the_answer_make_the_outcome() {
+        use Outcome::*;
+        let cases = [
+            (None, Answer::Status(200), Ok),
+            (None, Answer::Status(404), Ok),
+            (None, Answer::Status(499), Ok),
+            (None, Answer::Status(500), Error),
+            (None, Answer::Status(503), Error),
+            (Some(Trap), Answer::Error(Trap), Trap),
+            // A 200 whose body the timeout cut off.
+            (Some(Timeout), Answer::Status(200), Timeout),
+            (Some(OutOfMemory), Answer::Error(OutOfMemory), OutOfMemory),
+            // Overloaded: the guest never ran.
+            (None, Answer::Error(Rejected), Rejected),
+            // The body overflowed mid-read: the host stopped the guest.
+            (Some(Error), Answer::Error(Rejected), Rejected),
+            (None, Answer::Error(Error), Error),
+            // Cancelled after a 200.
+            (Some(Error), Answer::Status(200), Error),
+            (None, Answer::Unknown, Error),
+            (Some(Trap), Answer::Unknown, Trap),
+            (Some(Rejected), Answer::Error(Rejected), Rejected),
+        ];
+        for (exit_error, answer, expected) in cases {
+            assert_eq!(
+                outcome_of(exit_error, answer),
+                expected,
+                "{exit_error:?} {answer:?}"
+            );
         }
     }
 

@@ -97,7 +97,7 @@ impl OutcomeCounts {
 
     /// The function's failures: error + trap + timeout + out_of_memory
     /// (not `rejected`, which the function never saw).
-    pub fn errors(&self) -> u64 {
+    pub(crate) fn errors(&self) -> u64 {
         self.error + self.trap + self.timeout + self.out_of_memory
     }
 }

@@ -86,7 +86,6 @@ pub struct Totals {
     pub invocations: u64,
     /// Per outcome, in [`Outcome::ALL`]'s order.
     pub outcomes: [u64; 6],
-    /// Cold starts.
     pub cold_starts: u64,
     /// Σ billed ms.
     pub billed_ms: u64,

@@ -14,15 +14,15 @@
 //! change the answer.
 //!
 //! A row's `data` is a sequence of [`StoredRecord`]s in postcard, in
-//! `format` 2; each names its function by its index in the row's
-//! `functions` (a JSON array), stores its start as the difference from the
-//! previous record's, and its request id as the difference of its sequence
-//! from the previous record's when both are Kumo ids of the same process
-//! ([`crate::request_id`]): about 20 bytes a record. Format 1, still read,
-//! stored every request id as its text (about 60 bytes a record, half of
-//! it the id). Outcomes and trigger kinds are stored as their positions in
+//! `format` 2, the only format read here; each names its function by its
+//! index in the row's `functions` (a JSON array), stores its start as the
+//! difference from the previous record's, and its request id as the
+//! difference of its sequence from the previous record's when both are Kumo
+//! ids of the same process ([`crate::request_id`]): about 20 bytes a
+//! record. Outcomes and trigger kinds are stored as their positions in
 //! [`Outcome::ALL`] and [`TriggerKind::ALL`], so renaming a variant never
-//! changes the format.
+//! changes the format. What older releases stored is rewritten into this
+//! format once, at start-up, by [`super::upgrade`].
 
 use std::sync::Arc;
 
@@ -35,27 +35,24 @@ use sqlx::Row;
 use super::{InvocationRecord, Outcome, TriggerKind};
 use crate::database::Database;
 
-/// The `format` of the rows written.
-const FORMAT: i64 = 2;
-
-/// The `format` of rows written by Kumo before request ids were packed.
-const FORMAT_TEXT_IDS: i64 = 1;
+/// The `format` of the rows written and read.
+pub(super) const FORMAT: i64 = 2;
 
 /// Records per row at most when storing a slice of records, so that a row
 /// stays well under a megabyte.
 const RECORDS_PER_ROW: usize = 8_192;
 
-/// A stored record: in format 2 its `request_id` is a
-/// [`StoredRequestId`], in format 1 it was the text (`&str`).
+/// A stored record; `Id` is a [`StoredRequestId`] (older rows, read only
+/// by [`super::upgrade`], had the text there).
 #[derive(Serialize, Deserialize)]
-struct StoredRecord<Id> {
-    request_id: Id,
+pub(super) struct StoredRecord<Id> {
+    pub(super) request_id: Id,
     /// The index in the row's `functions`.
     function: u32,
     version: u32,
     trigger: u8,
     /// The start minus the previous record's (the first record's: minus 0).
-    started_at_delta_us: i64,
+    pub(super) started_at_delta_us: i64,
     duration_us: u64,
     init_duration_us: Option<u64>,
     billed_ms: u64,
@@ -70,7 +67,7 @@ struct StoredRecord<Id> {
 impl<Id> StoredRecord<Id> {
     /// `record` as stored, with its request id, function index and start
     /// step as the row encodes them.
-    fn of(
+    pub(super) fn of(
         record: &InvocationRecord,
         request_id: Id,
         function: u32,
@@ -91,26 +88,6 @@ impl<Id> StoredRecord<Id> {
             outcome: record.outcome.index() as u8,
             bytes_in: record.bytes_in,
             bytes_out: record.bytes_out,
-        }
-    }
-
-    /// The same record with its request id replaced (the decoded one).
-    fn with_request_id<Other>(self, request_id: Other) -> StoredRecord<Other> {
-        StoredRecord {
-            request_id,
-            function: self.function,
-            version: self.version,
-            trigger: self.trigger,
-            started_at_delta_us: self.started_at_delta_us,
-            duration_us: self.duration_us,
-            init_duration_us: self.init_duration_us,
-            billed_ms: self.billed_ms,
-            memory_mb: self.memory_mb,
-            peak_memory_bytes: self.peak_memory_bytes,
-            cold_start: self.cold_start,
-            outcome: self.outcome,
-            bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
         }
     }
 }
@@ -226,7 +203,18 @@ impl Batch {
     ///
     /// None is expected: the batch decodes as it was encoded.
     pub fn records(&self) -> anyhow::Result<Vec<InvocationRecord>> {
-        decode_records(FORMAT, &self.functions, &self.data)
+        decode_records(&self.functions, &self.data)
+    }
+
+    /// [`Batch::functions`] as a row stores them, a JSON array.
+    pub(super) fn functions_json(&self) -> serde_json::Result<String> {
+        let names: Vec<&str> = self.functions.iter().map(|name| &**name).collect();
+        serde_json::to_string(&names)
+    }
+
+    /// The encoded records, as a row stores them.
+    pub(super) fn data(&self) -> &[u8] {
+        &self.data
     }
 
     /// Empties the batch, keeping its buffers.
@@ -264,86 +252,88 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 ///
 /// # Errors
 ///
-/// A row that is not a batch of a known format.
+/// A row that is not a batch of the current format.
 fn decode(format: i64, functions: &str, data: &[u8]) -> anyhow::Result<Vec<InvocationRecord>> {
-    if format != FORMAT && format != FORMAT_TEXT_IDS {
+    if format != FORMAT {
         bail!(
             "invocation batch format {format} is unknown; hint: was this database written by a newer kumo?"
         );
     }
-    let functions: Vec<Arc<str>> = serde_json::from_str::<Vec<&str>>(functions)
+    decode_records(&function_names(functions)?, data)
+}
+
+/// A row's `functions`.
+pub(super) fn function_names(functions: &str) -> anyhow::Result<Vec<Arc<str>>> {
+    Ok(serde_json::from_str::<Vec<&str>>(functions)
         .context("a malformed function list in an invocation batch")?
         .into_iter()
         .map(Arc::from)
-        .collect();
-    decode_records(format, &functions, data)
+        .collect())
 }
 
-/// The records of `data` (a known `format`), whose functions are
-/// `functions`.
-fn decode_records(
-    format: i64,
-    functions: &[Arc<str>],
-    data: &[u8],
-) -> anyhow::Result<Vec<InvocationRecord>> {
+/// The records of `data`, whose functions are `functions`.
+fn decode_records(functions: &[Arc<str>], data: &[u8]) -> anyhow::Result<Vec<InvocationRecord>> {
     let mut records = Vec::new();
     let mut rest = data;
     let mut started_at_us: i64 = 0;
     let mut previous_request_id: Option<(u64, u64)> = None;
     while !rest.is_empty() {
-        let (stored, after) = if format == FORMAT {
-            let (stored, after) =
-                postcard::take_from_bytes::<StoredRecord<StoredRequestId<'_>>>(rest)
-                    .context("a malformed invocation batch")?;
-            let request_id = match stored.request_id {
-                StoredRequestId::Next(delta) => {
-                    let (prefix, sequence) = previous_request_id
-                        .context("an invocation batch's first Kumo request id is relative")?;
-                    let sequence = sequence.wrapping_add(delta as u64);
-                    previous_request_id = Some((prefix, sequence));
-                    crate::request_id::format(prefix, sequence)
-                }
-                StoredRequestId::Kumo { prefix, sequence } => {
-                    previous_request_id = Some((prefix, sequence));
-                    crate::request_id::format(prefix, sequence)
-                }
-                StoredRequestId::Text(text) => Arc::from(text),
-            };
-            (stored.with_request_id(request_id), after)
-        } else {
-            let (stored, after) = postcard::take_from_bytes::<StoredRecord<&str>>(rest)
-                .context("a malformed invocation batch")?;
-            let request_id = Arc::from(stored.request_id);
-            (stored.with_request_id(request_id), after)
-        };
+        let (stored, after) = postcard::take_from_bytes::<StoredRecord<StoredRequestId<'_>>>(rest)
+            .context("a malformed invocation batch")?;
         rest = after;
+        let request_id = match stored.request_id {
+            StoredRequestId::Next(delta) => {
+                let (prefix, sequence) = previous_request_id
+                    .context("an invocation batch's first Kumo request id is relative")?;
+                let sequence = sequence.wrapping_add(delta as u64);
+                previous_request_id = Some((prefix, sequence));
+                crate::request_id::format(prefix, sequence)
+            }
+            StoredRequestId::Kumo { prefix, sequence } => {
+                previous_request_id = Some((prefix, sequence));
+                crate::request_id::format(prefix, sequence)
+            }
+            StoredRequestId::Text(text) => Arc::from(text),
+        };
         started_at_us = started_at_us.wrapping_add(stored.started_at_delta_us);
-        records.push(InvocationRecord {
-            request_id: stored.request_id,
+        records.push(stored.into_record(request_id, functions, started_at_us)?);
+    }
+    Ok(records)
+}
+
+impl<Id> StoredRecord<Id> {
+    /// The record, with its decoded request id and its start.
+    pub(super) fn into_record(
+        self,
+        request_id: Arc<str>,
+        functions: &[Arc<str>],
+        started_at_us: i64,
+    ) -> anyhow::Result<InvocationRecord> {
+        Ok(InvocationRecord {
+            request_id,
             function: functions
-                .get(stored.function as usize)
+                .get(self.function as usize)
                 .context("an invocation batch names a function it does not list")?
                 .clone(),
-            version: stored.version,
+            version: self.version,
             trigger: *TriggerKind::ALL
-                .get(usize::from(stored.trigger))
+                .get(usize::from(self.trigger))
                 .context("an unknown trigger kind in an invocation batch")?,
             started_at: DateTime::from_timestamp_micros(started_at_us)
                 .context("a start time out of range in an invocation batch")?,
-            duration_us: stored.duration_us,
-            init_duration_us: stored.init_duration_us,
-            billed_ms: stored.billed_ms,
-            memory_mb: stored.memory_mb,
-            peak_memory_bytes: stored.peak_memory_bytes,
-            cold_start: stored.cold_start,
+            duration_us: self.duration_us,
+            init_duration_us: self.init_duration_us,
+            billed_ms: self.billed_ms,
+            memory_mb: self.memory_mb,
+            peak_memory_bytes: self.peak_memory_bytes,
+            cold_start: self.cold_start,
             outcome: *Outcome::ALL
-                .get(usize::from(stored.outcome))
+                .get(usize::from(self.outcome))
                 .context("an unknown outcome in an invocation batch")?,
-            bytes_in: stored.bytes_in,
-            bytes_out: stored.bytes_out,
-        });
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+        })
     }
-    Ok(records)
 }
 
 /// The records of a row selected with `format`, `functions` and `data`.
@@ -369,7 +359,6 @@ async fn insert_row(connection: &mut sqlx::SqliteConnection, batch: &Batch) -> a
     if batch.is_empty() {
         return Ok(());
     }
-    let functions: Vec<&str> = batch.functions.iter().map(|name| &**name).collect();
     sqlx::query(
         "INSERT INTO invocation_batches \
          (format, first_started_at_us, last_started_at_us, records, functions, data) \
@@ -379,26 +368,31 @@ async fn insert_row(connection: &mut sqlx::SqliteConnection, batch: &Batch) -> a
     .bind(batch.first_started_at_us)
     .bind(batch.last_started_at_us)
     .bind(batch.records as i64)
-    .bind(serde_json::to_string(&functions)?)
+    .bind(batch.functions_json()?)
     .bind(&batch.data[..])
     .execute(connection)
     .await?;
     Ok(())
 }
 
-/// Stores `records` in one transaction (a row per [`RECORDS_PER_ROW`]).
+/// Stores `records` in one transaction (a row per [`RECORDS_PER_ROW`]):
+/// how tests put records in a database.
 ///
 /// # Errors
 ///
 /// The database's error; nothing of the slice is stored then.
-pub async fn write_batch(database: &Database, records: &[InvocationRecord]) -> anyhow::Result<()> {
+#[cfg(test)]
+pub(crate) async fn write_batch(
+    database: &Database,
+    records: &[InvocationRecord],
+) -> anyhow::Result<()> {
     let mut transaction = crate::database::begin_write(database).await?;
     insert_records(&mut transaction, records).await?;
     transaction.commit().await?;
     Ok(())
 }
 
-async fn insert_records(
+pub(super) async fn insert_records(
     transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     records: &[InvocationRecord],
 ) -> anyhow::Result<()> {
@@ -540,81 +534,6 @@ pub(super) async fn delete_batches_through(
     Ok(())
 }
 
-/// Moves the rows of the `invocations` table (a record per row, as kumo
-/// stored them before batches) into batches and drops the table. Runs at
-/// start-up; a database without that table is left as it is.
-///
-/// # Errors
-///
-/// The database's error, or a malformed row; each chunk moves whole or not
-/// at all.
-pub async fn move_per_record_rows(database: &Database) -> anyhow::Result<u64> {
-    let mut moved = 0;
-    loop {
-        let mut transaction = crate::database::begin_write(database).await?;
-        let exists: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'invocations'",
-        )
-        .fetch_one(&mut *transaction)
-        .await?;
-        if exists == 0 {
-            return Ok(moved);
-        }
-        let rows = sqlx::query("SELECT rowid, * FROM invocations ORDER BY rowid LIMIT 10000")
-            .fetch_all(&mut *transaction)
-            .await
-            .context("cannot read the per-record invocations table")?;
-        let Some(last_rowid) = rows.last().map(|row| row.get::<i64, _>("rowid")) else {
-            sqlx::query("DROP TABLE invocations")
-                .execute(&mut *transaction)
-                .await?;
-            transaction.commit().await?;
-            return Ok(moved);
-        };
-        let records = rows
-            .iter()
-            .map(record_of_row)
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        insert_records(&mut transaction, &records).await?;
-        sqlx::query("DELETE FROM invocations WHERE rowid <= $1")
-            .bind(last_rowid)
-            .execute(&mut *transaction)
-            .await?;
-        transaction.commit().await?;
-        moved += records.len() as u64;
-    }
-}
-
-fn record_of_row(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<InvocationRecord> {
-    let unsigned = |name: &str| -> anyhow::Result<u64> {
-        Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
-    };
-    let trigger: String = row.try_get("trigger_kind")?;
-    let outcome: String = row.try_get("outcome")?;
-    Ok(InvocationRecord {
-        request_id: Arc::from(row.try_get::<&str, _>("request_id")?),
-        function: Arc::from(row.try_get::<&str, _>("function")?),
-        version: u32::try_from(row.try_get::<i64, _>("version")?).unwrap_or(0),
-        trigger: TriggerKind::parse(&trigger).with_context(|| {
-            format!("unknown trigger kind `{trigger}` in the invocations table")
-        })?,
-        started_at: DateTime::from_timestamp_micros(row.try_get("started_at_us")?)
-            .context("a start time out of range")?,
-        duration_us: unsigned("duration_us")?,
-        init_duration_us: row
-            .try_get::<Option<i64>, _>("init_duration_us")?
-            .map(|us| u64::try_from(us).unwrap_or(0)),
-        billed_ms: unsigned("billed_ms")?,
-        memory_mb: unsigned("memory_mb")?,
-        peak_memory_bytes: unsigned("peak_memory_bytes")?,
-        cold_start: row.try_get("cold_start")?,
-        outcome: Outcome::parse(&outcome)
-            .with_context(|| format!("unknown outcome `{outcome}` in the invocations table"))?,
-        bytes_in: unsigned("bytes_in")?,
-        bytes_out: unsigned("bytes_out")?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,8 +566,7 @@ mod tests {
     }
 
     fn functions_json(batch: &Batch) -> String {
-        let names: Vec<&str> = batch.functions().iter().map(|name| &**name).collect();
-        serde_json::to_string(&names).unwrap()
+        batch.functions_json().unwrap()
     }
 
     #[test]
@@ -682,6 +600,8 @@ mod tests {
         }
         let cases = [
             (FORMAT + 1, functions.as_str(), "format 3 is unknown"),
+            // Older rows are rewritten at start-up; never read here.
+            (1, functions.as_str(), "format 1 is unknown"),
             (FORMAT, "[]", "does not list"),
             (FORMAT, "not json", "malformed function list"),
         ];
@@ -737,25 +657,6 @@ mod tests {
     }
 
     #[test]
-    fn rows_of_format_1_with_text_request_ids_still_decode() {
-        let records = vec![
-            record("0123456789abcdef0123456789abcdef", "hello", 10),
-            record("old-id", "hello", 25),
-        ];
-        let mut data = Vec::new();
-        let mut previous_us = 0;
-        for record in &records {
-            let started_at_us = record.started_at.timestamp_micros();
-            let stored =
-                StoredRecord::of(record, &*record.request_id, 0, started_at_us - previous_us);
-            previous_us = started_at_us;
-            data.extend(postcard::to_allocvec(&stored).unwrap());
-        }
-        let decoded = decode(FORMAT_TEXT_IDS, r#"["hello"]"#, &data).unwrap();
-        assert_eq!(decoded, records);
-    }
-
-    #[test]
     fn a_row_whose_first_kumo_id_is_relative_is_an_error() {
         let stored = StoredRecord::of(&record("x", "f", 0), StoredRequestId::Next(1), 0, 0);
         let data = postcard::to_allocvec(&stored).unwrap();
@@ -798,57 +699,5 @@ mod tests {
         let mut between = between;
         between.sort();
         assert_eq!(between, ["1", "2", "3"]);
-    }
-
-    #[tokio::test]
-    async fn per_record_rows_of_an_older_kumo_move_into_batches_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let database = crate::database::open(dir.path()).await.unwrap();
-        for (request_id, started_at_us, init) in
-            [("old-1", 100_i64, None), ("old-2", 200, Some(7_i64))]
-        {
-            sqlx::query(
-                "INSERT INTO invocations (request_id, function, version, trigger_kind, started_at_us, \
-                 duration_us, init_duration_us, billed_ms, memory_mb, peak_memory_bytes, cold_start, \
-                 outcome, bytes_in, bytes_out) \
-                 VALUES ($1, 'f', 2, 'event', $2, 1500, $3, 2, 128, 4096, $4, 'trap', 3, 4)",
-            )
-            .bind(request_id)
-            .bind(started_at_us)
-            .bind(init)
-            .bind(init.is_some())
-            .execute(&database)
-            .await
-            .unwrap();
-        }
-        assert_eq!(move_per_record_rows(&database).await.unwrap(), 2);
-        let moved = newest_records(&database, None, 10).await.unwrap();
-        let summary: Vec<(&str, i64, Option<u64>, Outcome, TriggerKind)> = moved
-            .iter()
-            .map(|record| {
-                (
-                    &*record.request_id,
-                    record.started_at.timestamp_micros(),
-                    record.init_duration_us,
-                    record.outcome,
-                    record.trigger,
-                )
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                ("old-2", 200, Some(7), Outcome::Trap, TriggerKind::Event),
-                ("old-1", 100, None, Outcome::Trap, TriggerKind::Event),
-            ]
-        );
-        let tables: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'invocations'",
-        )
-        .fetch_one(&database)
-        .await
-        .unwrap();
-        assert_eq!(tables, 0, "the per-record table is dropped");
-        assert_eq!(move_per_record_rows(&database).await.unwrap(), 0);
     }
 }

@@ -21,23 +21,25 @@
 //! `REPORT` lines are not printed by default: at tens of thousands of
 //! invocations a second they are megabytes of log a second, and writing
 //! them cost 2 to 5% of the request rate on one core. Every function's
-//! log ([`super::logs`]) shows them, made from the stored records.
+//! log ([`crate::observability::logs`]) shows them, made from the stored
+//! records.
 //!
 //! Every [`MeterOptions::rollup_interval`] the task also folds records
 //! older than [`MeterOptions::retention`] into hourly aggregates
 //! ([`super::rollup`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::oneshot;
 
-use super::logs::{GuestLogStore, report_log_line};
 use super::store::{self, Batch};
-use super::{InvocationRecord, Outcome, metrics as names, rollup};
+use super::{InvocationRecord, Outcome, report_log_line, rollup};
 use crate::database::Database;
+use crate::observability::GuestLogStore;
+use crate::observability::metrics as names;
 
 /// The longest a record waits in the pending batch before it is written.
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
@@ -168,18 +170,17 @@ pub struct WriterStats {
 
 impl Meter {
     /// A meter that records nothing (`kumo up --no-metering`, tests).
-    pub fn disabled() -> Self {
+    pub(crate) fn disabled() -> Self {
         Self { shared: None }
     }
 
-    /// Whether records are kept.
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.shared.is_some()
     }
 
     /// Starts the writer task on `database` (opened with
     /// [`crate::database::open`]). Call inside the tokio runtime.
-    pub fn start(database: Database, options: MeterOptions) -> (Meter, MeterTask) {
+    pub(crate) fn start(database: Database, options: MeterOptions) -> (Meter, MeterTask) {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             capacity: options.queue_capacity.max(1),
@@ -207,7 +208,7 @@ impl Meter {
     /// Adds `record` to the pending batch, without waiting on the writer.
     /// When the batch is full (or the writer stopped) the record is
     /// dropped and counted.
-    pub fn record(&self, record: &InvocationRecord) {
+    pub(crate) fn record(&self, record: &InvocationRecord) {
         let Some(shared) = &self.shared else { return };
         let accepted = {
             let mut pending = shared.pending();
@@ -235,7 +236,7 @@ impl Meter {
     }
 
     /// Records dropped so far because the pending batch was full.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.shared
             .as_ref()
             .map_or(0, |shared| shared.dropped.load(Ordering::Relaxed))
@@ -244,9 +245,7 @@ impl Meter {
 
 impl Shared {
     fn pending(&self) -> MutexGuard<'_, Pending> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Swaps the pending batch into `taken` (which must be cleared); with
@@ -281,7 +280,7 @@ impl Shared {
 impl MeterTask {
     /// Stops the writer after it stored every record queued so far (call
     /// it once the server stopped serving), and says what it did.
-    pub async fn shutdown(self) -> WriterStats {
+    pub(crate) async fn shutdown(self) -> WriterStats {
         let _ = self.stop.send(());
         let mut stats = match self.task.await {
             Ok(stats) => stats,
@@ -326,7 +325,8 @@ async fn run_writer(
                         tracing::error!(
                             records,
                             failed_total = stats.failed,
-                            "cannot store metering records: {error:#}; hint: is the disk full?"
+                            error = %format!("{error:#}"),
+                            "cannot store metering records; hint: is the disk full?"
                         );
                     }
                 }
@@ -350,7 +350,9 @@ async fn run_writer(
                     "rolled old metering records up into hourly aggregates"
                 ),
                 Ok(_) => {}
-                Err(error) => tracing::warn!("metering roll-up failed: {error:#}"),
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "metering roll-up failed")
+                }
             }
         }
     }
@@ -388,9 +390,10 @@ fn publish_report_lines(logs: &GuestLogStore, batch: &Batch) {
                 logs.publish(report_log_line(record));
             }
         }
-        Err(error) => {
-            tracing::error!("cannot decode a metering batch for its REPORT lines: {error:#}")
-        }
+        Err(error) => tracing::error!(
+            error = %format!("{error:#}"),
+            "cannot decode a metering batch for its REPORT lines"
+        ),
     }
 }
 

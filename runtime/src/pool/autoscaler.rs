@@ -31,10 +31,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Knative's default target concurrency per instance.
-const DEFAULT_TARGET_CONCURRENCY: f64 = 1.0;
-/// Knative's default target utilization (70 % of the target).
-const DEFAULT_TARGET_UTILIZATION: f64 = 0.7;
+use super::defaults;
+
 /// Knative's default stable window.
 const DEFAULT_STABLE_WINDOW: Duration = Duration::from_secs(60);
 /// Knative's default panic window (10 % of the stable window).
@@ -47,8 +45,6 @@ const DEFAULT_MAX_SCALE_UP_RATE: f64 = 1000.0;
 const DEFAULT_MAX_SCALE_DOWN_RATE: f64 = 2.0;
 /// Knative's default scale-to-zero grace period.
 const DEFAULT_SCALE_TO_ZERO_GRACE: Duration = Duration::from_secs(30);
-/// Kumo's default ceiling on the instances of one function version.
-const DEFAULT_MAX_INSTANCES: u32 = 100;
 
 /// How close (relative) a desire must be to a whole number to count as that
 /// number, so that float noise such as `2.1 / 0.7 = 3.0000000000000004` does
@@ -102,16 +98,16 @@ pub struct AutoscalerSettings {
 impl Default for AutoscalerSettings {
     fn default() -> Self {
         Self {
-            target_concurrency: DEFAULT_TARGET_CONCURRENCY,
-            target_utilization: DEFAULT_TARGET_UTILIZATION,
+            target_concurrency: defaults::TARGET_CONCURRENCY,
+            target_utilization: defaults::TARGET_UTILIZATION,
             stable_window: DEFAULT_STABLE_WINDOW,
             panic_window: DEFAULT_PANIC_WINDOW,
             panic_threshold: DEFAULT_PANIC_THRESHOLD,
             max_scale_up_rate: DEFAULT_MAX_SCALE_UP_RATE,
             max_scale_down_rate: DEFAULT_MAX_SCALE_DOWN_RATE,
             scale_to_zero_grace: DEFAULT_SCALE_TO_ZERO_GRACE,
-            min_instances: 0,
-            max_instances: DEFAULT_MAX_INSTANCES,
+            min_instances: defaults::MIN_INSTANCES,
+            max_instances: defaults::MAX_INSTANCES,
         }
     }
 }
@@ -124,7 +120,7 @@ impl AutoscalerSettings {
             if self.target_concurrency.is_finite() && self.target_concurrency > 0.0 {
                 self.target_concurrency
             } else {
-                DEFAULT_TARGET_CONCURRENCY
+                defaults::TARGET_CONCURRENCY
             };
         let target_utilization = if self.target_utilization.is_finite()
             && self.target_utilization > 0.0
@@ -132,7 +128,7 @@ impl AutoscalerSettings {
         {
             self.target_utilization
         } else {
-            DEFAULT_TARGET_UTILIZATION
+            defaults::TARGET_UTILIZATION
         };
         let stable_window = if self.stable_window.is_zero() {
             DEFAULT_STABLE_WINDOW
@@ -222,6 +218,7 @@ impl Autoscaler {
     }
 
     /// The settings in effect, after unusable values were replaced.
+    #[cfg(test)]
     pub fn settings(&self) -> &AutoscalerSettings {
         &self.settings
     }

@@ -12,21 +12,21 @@
 //! is rising, and releases instances idle past `idle_timeout`, never below
 //! `min_instances`; at `min_instances = 0` an idle pool holds nothing.
 
-pub mod autoscaler;
+pub(crate) mod autoscaler;
+pub(crate) mod defaults;
 mod slots;
 
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::Body;
+use tracing::Instrument;
 
-use crate::engine::{Function, Instance, InvocationEnd, InvokeError, ResponseBody};
-use crate::metering::billing::{billed_ms, micros_ceil};
-use crate::metering::{
-    Answer, AnswerOutcome, InvocationRecord, Meter, Outcome, TriggerKind, outcome_of_parts,
-};
+use crate::engine::{Function, Instance, InvokeError, ResponseBody};
+use crate::metering::{Answer, Meter, Outcome, Recorder, TriggerKind};
+use crate::observability::invocation_span;
 use autoscaler::{Autoscaler, AutoscalerSettings, ScaleDecision};
 use slots::{Acquire, Slots};
 
@@ -58,26 +58,6 @@ pub struct PoolSettings {
     pub target_utilization: f64,
 }
 
-/// Defaults, in one place so the docs and the code agree.
-pub mod defaults {
-    /// `min_instances`.
-    pub const MIN_INSTANCES: u32 = 0;
-    /// `max_instances`.
-    pub const MAX_INSTANCES: u32 = 100;
-    /// `reuse`.
-    pub const REUSE: bool = true;
-    /// `idle_timeout_s`.
-    pub const IDLE_TIMEOUT_S: u64 = 300;
-    /// `max_queue`.
-    pub const MAX_QUEUE: u32 = 100;
-    /// `queue_timeout_ms`.
-    pub const QUEUE_TIMEOUT_MS: u64 = 10_000;
-    /// `target_concurrency`.
-    pub const TARGET_CONCURRENCY: f64 = 1.0;
-    /// `target_utilization`.
-    pub const TARGET_UTILIZATION: f64 = 0.7;
-}
-
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
@@ -93,12 +73,63 @@ impl Default for PoolSettings {
     }
 }
 
+/// Why a pool did not produce a response: its own limits, or the
+/// invocation's failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PoolError {
+    /// Every instance is busy and the wait queue is full, or the wait was
+    /// too long: back off and retry.
+    #[error(
+        "the function `{function}` is at its limit of {max_instances} busy instances and {}; \
+         hint: retry after {} s, or raise `max_instances`, `max_queue` or `queue_timeout_ms`",
+        match .waited { Some(waited) => format!("the request waited {} ms in its queue", waited.as_millis()), None => "its queue is full".to_string() },
+        .retry_after.as_secs()
+    )]
+    Overloaded {
+        /// The function's name.
+        function: String,
+        /// Its `max_instances`, all busy.
+        max_instances: u32,
+        /// How long the request waited in the queue before giving up, or
+        /// `None` when the queue was full and it could not wait at all.
+        waited: Option<Duration>,
+        /// When a retry is likely to succeed.
+        retry_after: Duration,
+    },
+    /// The host could not create another instance right now (the engine's
+    /// [`InvokeError::InstanceUnavailable`]).
+    #[error("no capacity to start another instance right now; hint: retry shortly")]
+    NoCapacity,
+    /// The invocation itself failed.
+    #[error(transparent)]
+    Invoke(InvokeError),
+}
+
+impl From<InvokeError> for PoolError {
+    fn from(error: InvokeError) -> Self {
+        match error {
+            InvokeError::InstanceUnavailable => PoolError::NoCapacity,
+            error => PoolError::Invoke(error),
+        }
+    }
+}
+
+impl PoolError {
+    /// The metering outcome of an invocation answered with this error.
+    pub(crate) fn outcome(&self) -> Outcome {
+        match self {
+            PoolError::Overloaded { .. } | PoolError::NoCapacity => Outcome::Rejected,
+            PoolError::Invoke(error) => Outcome::of_error(error),
+        }
+    }
+}
+
 /// The instances of one function.
 pub struct Pool {
     function: Arc<Function>,
-    /// The function version this pool runs (for metering).
+    /// The function version this pool runs.
     version: u32,
-    meter: Meter,
+    recorder: Recorder,
     settings: PoolSettings,
     inner: Mutex<PoolInner>,
     cold_starts: AtomicU64,
@@ -118,7 +149,7 @@ impl Pool {
     /// the pool is dropped). Call [`Pool::prewarm_min`] to create the
     /// `min_instances` before serving. Every invocation is recorded on
     /// `meter` as of function `version`.
-    pub fn start(
+    pub(crate) fn start(
         function: Arc<Function>,
         version: u32,
         settings: PoolSettings,
@@ -131,10 +162,16 @@ impl Pool {
             max_instances: settings.max_instances,
             ..AutoscalerSettings::default()
         });
+        let recorder = Recorder::new(
+            &meter,
+            Arc::clone(function.shared_name()),
+            version,
+            function.settings().memory_mb,
+        );
         let pool = Arc::new(Pool {
             function,
             version,
-            meter,
+            recorder,
             settings,
             inner: Mutex::new(PoolInner {
                 slots: Slots::new(),
@@ -163,9 +200,7 @@ impl Pool {
     }
 
     fn lock(&self) -> MutexGuard<'_, PoolInner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Creates the `min_instances` (provisioned) instances and waits for
@@ -175,7 +210,7 @@ impl Pool {
     ///
     /// The first instance that cannot be created says why (its start
     /// traps, its initial memory is over `memory_mb`, no capacity).
-    pub async fn prewarm_min(self: &Arc<Self>) -> Result<(), InvokeError> {
+    pub(crate) async fn prewarm_min(self: &Arc<Self>) -> Result<(), PoolError> {
         let missing = {
             let mut inner = self.lock();
             let missing = self
@@ -197,10 +232,15 @@ impl Pool {
     /// Creates an instance for a slot already counted as starting, and
     /// hands it to a waiting request or keeps it idle; a failure frees the
     /// slot.
-    async fn start_one(&self) -> Result<(), InvokeError> {
-        let (instance, result) = match self.function.prewarm().await {
+    async fn start_one(&self) -> Result<(), PoolError> {
+        let span = tracing::info_span!(
+            "prewarm",
+            function = %self.function.name(),
+            version = self.version
+        );
+        let (instance, result) = match self.function.prewarm().instrument(span).await {
             Ok(instance) => (Some(instance), Ok(())),
-            Err(error) => (None, Err(error)),
+            Err(error) => (None, Err(error.into())),
         };
         self.lock().slots.started(instance, Instant::now());
         result
@@ -208,59 +248,67 @@ impl Pool {
 
     /// Runs one request on an instance of this pool: warm if one is idle,
     /// cold if a slot is free, after a wait in the queue otherwise. The
-    /// invocation is recorded on the pool's meter whatever its outcome (a
-    /// rejected one included), once the guest stopped, the answer is known
-    /// and the response body is done.
+    /// invocation is recorded on the pool's recorder whatever its outcome
+    /// (a rejected one included), once the guest stopped, the answer is
+    /// known and the response body is done. It runs in its own span
+    /// ([`invocation_span`]), which its response body enters too.
     ///
     /// # Errors
     ///
-    /// [`InvokeError::Overloaded`] when the queue is full or the wait passes
-    /// `queue_timeout`; otherwise whatever the invocation itself fails with.
-    pub async fn invoke<B>(
+    /// [`PoolError::Overloaded`] when the queue is full or the wait passes
+    /// `queue_timeout`, [`PoolError::NoCapacity`] when no instance can be
+    /// created; otherwise whatever the invocation itself fails with.
+    pub(crate) async fn invoke<B>(
         self: &Arc<Self>,
         request: http::Request<B>,
         request_id: Arc<str>,
         trigger: TriggerKind,
-    ) -> Result<http::Response<ResponseBody>, InvokeError>
+    ) -> Result<http::Response<ResponseBody>, PoolError>
     where
         B: Body<Data = Bytes> + Send + 'static,
     {
-        if !self.meter.is_enabled() {
-            let instance = self.acquire().await?;
-            if !instance.is_instantiated() {
-                self.cold_starts.fetch_add(1, Ordering::Relaxed);
-            }
-            let pool = Arc::clone(self);
-            return self
-                .function
-                .invoke(instance, request, request_id, move |end| {
-                    pool.release(end.instance);
-                })
-                .await;
-        }
-        let started_at = chrono::Utc::now();
+        let span = invocation_span(
+            self.function.name(),
+            self.version,
+            &request_id,
+            trigger.as_str(),
+        );
+        self.invoke_in_span(request, request_id, trigger)
+            .instrument(span)
+            .await
+    }
+
+    async fn invoke_in_span<B>(
+        self: &Arc<Self>,
+        request: http::Request<B>,
+        request_id: Arc<str>,
+        trigger: TriggerKind,
+    ) -> Result<http::Response<ResponseBody>, PoolError>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+    {
+        // The record is finished by whichever of the guest's exit, the
+        // answer and the response body comes last (the draft's drop).
+        let draft = self.recorder.begin(&request_id, trigger);
         let instance = match self.acquire().await {
             Ok(instance) => instance,
             Err(error) => {
-                let draft = self.draft(request_id, trigger, started_at, false);
-                draft.answered(Answer::Error(&error));
+                draft.answered(Answer::Error(error.outcome()));
                 return Err(error);
             }
         };
-        let cold_start = !instance.is_instantiated();
-        if cold_start {
+        if !instance.is_instantiated() {
             self.cold_starts.fetch_add(1, Ordering::Relaxed);
+            draft.cold_start();
         }
-        // The record is finished by whichever of the guest's exit, the
-        // answer and the response body comes last (`RecordDraft`'s drop).
-        let draft = self.draft(Arc::clone(&request_id), trigger, started_at, cold_start);
-        let exit_draft = Arc::clone(&draft);
+        let pool = Arc::clone(self);
+        let exit_draft = draft.clone();
         let result = self
             .function
             .invoke(instance, request, request_id, move |mut end| {
                 let instance = end.instance.take();
-                exit_draft.guest_exited(end);
-                exit_draft.pool.release(instance);
+                exit_draft.guest_exited(&end);
+                pool.release(instance);
             })
             .await;
         match result {
@@ -272,36 +320,14 @@ impl Pool {
                 Ok(response)
             }
             Err(error) => {
-                draft.answered(Answer::Error(&error));
+                let error = PoolError::from(error);
+                draft.answered(Answer::Error(error.outcome()));
                 Err(error)
             }
         }
     }
 
-    fn draft(
-        self: &Arc<Self>,
-        request_id: Arc<str>,
-        trigger: TriggerKind,
-        started_at: chrono::DateTime<chrono::Utc>,
-        cold_start: bool,
-    ) -> Arc<RecordDraft> {
-        Arc::new(RecordDraft {
-            pool: Arc::clone(self),
-            request_id,
-            trigger,
-            started_at,
-            cold_start,
-            duration_us: AtomicU64::new(0),
-            init_duration_us: AtomicU64::new(NO_INIT),
-            peak_memory_bytes: AtomicU64::new(0),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
-            exit_error: AtomicU8::new(0),
-            answer: AtomicU32::new(0),
-        })
-    }
-
-    async fn acquire(&self) -> Result<Instance, InvokeError> {
+    async fn acquire(&self) -> Result<Instance, PoolError> {
         let acquired = {
             let mut inner = self.lock();
             inner
@@ -336,8 +362,8 @@ impl Pool {
         Ok(grant.unwrap_or_else(|| self.function.new_instance()))
     }
 
-    fn overloaded(&self, waited: Option<Duration>) -> InvokeError {
-        InvokeError::Overloaded {
+    fn overloaded(&self, waited: Option<Duration>) -> PoolError {
+        PoolError::Overloaded {
             function: self.function.name().to_string(),
             max_instances: self.settings.max_instances,
             waited,
@@ -361,18 +387,13 @@ impl Pool {
     }
 
     /// How many instances are idle, busy and starting, and requests queued.
-    pub fn counts(&self) -> SlotCounts {
+    pub(crate) fn counts(&self) -> SlotCounts {
         self.lock().slots.counts()
-    }
-
-    /// The function version this pool runs.
-    pub fn version(&self) -> u32 {
-        self.version
     }
 
     /// Stops keeping instances: idle ones are released now, busy ones when
     /// they finish; queued requests are still served.
-    pub fn drain(&self) {
+    pub(crate) fn drain(&self) {
         let idle = {
             let mut inner = self.lock();
             inner.draining = true;
@@ -436,14 +457,14 @@ impl Pool {
                 let pool = Arc::clone(self);
                 tokio::spawn(async move {
                     if let Err(error) = pool.start_one().await {
-                        tracing::warn!(function = %pool.function.name(), "pre-warm failed: {error}");
+                        tracing::warn!(function = %pool.function.name(), %error, "pre-warm failed");
                     }
                 });
             }
         }
         {
             let counts = self.lock().slots.counts();
-            crate::metering::metrics::set_pool_gauges(
+            crate::observability::metrics::set_pool_gauges(
                 function,
                 counts.idle,
                 counts.busy,
@@ -467,102 +488,45 @@ impl Pool {
     }
 }
 
-/// An invocation's record while its parts arrive: the guest's end (from the
-/// engine's `on_exit`), the answer (from `Function::invoke`'s result) and
-/// the response body's size (from its `when_done`). Each part holds an
-/// `Arc` and writes its own atomics; the last one to let go completes the
-/// record (the `Arc`'s release and acquire order those writes before the
-/// drop) and hands it to the meter, exactly once.
-struct RecordDraft {
-    /// The pool (its meter, function, version and memory size); also what
-    /// the guest's instance is released to.
-    pool: Arc<Pool>,
-    request_id: Arc<str>,
-    trigger: TriggerKind,
-    started_at: chrono::DateTime<chrono::Utc>,
-    cold_start: bool,
-    duration_us: AtomicU64,
-    /// [`NO_INIT`] on a warm start.
-    init_duration_us: AtomicU64,
-    peak_memory_bytes: AtomicU64,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-    /// The guest's error: 0 for none, else 1 + its index in [`Outcome::ALL`].
-    exit_error: AtomicU8,
-    /// The answer: 0 unknown, 1 + the status for a response,
-    /// [`ANSWER_ERROR`] + the index in [`Outcome::ALL`] for an error.
-    answer: AtomicU32,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-const NO_INIT: u64 = u64::MAX;
-const ANSWER_ERROR: u32 = 0x2_0000;
-
-impl RecordDraft {
-    fn guest_exited(&self, end: InvocationEnd) {
-        self.duration_us
-            .store(micros_ceil(end.duration), Ordering::Relaxed);
-        self.init_duration_us
-            .store(end.init.map_or(NO_INIT, micros_ceil), Ordering::Relaxed);
-        self.peak_memory_bytes
-            .store(end.peak_memory_bytes, Ordering::Relaxed);
-        self.bytes_in.store(end.request_bytes, Ordering::Relaxed);
-        if let Err(error) = &end.result {
-            let index = Outcome::of_error(error).index();
-            self.exit_error.store(1 + index as u8, Ordering::Relaxed);
-        }
-    }
-
-    fn answered(&self, answer: Answer<'_>) {
-        let code = match answer {
-            Answer::Status(status) => 1 + u32::from(status),
-            Answer::Error(error) => ANSWER_ERROR + Outcome::of_error(error).index() as u32,
-            Answer::Unknown => 0,
+    #[test]
+    fn engine_errors_become_pool_errors_with_their_outcomes() {
+        let overloaded = PoolError::Overloaded {
+            function: "f".into(),
+            max_instances: 2,
+            waited: Some(Duration::from_millis(200)),
+            retry_after: Duration::from_secs(1),
         };
-        self.answer.store(code, Ordering::Relaxed);
-    }
-
-    fn body_sent(&self, bytes: u64) {
-        self.bytes_out.store(bytes, Ordering::Relaxed);
-    }
-}
-
-impl Drop for RecordDraft {
-    fn drop(&mut self) {
-        let exit_error = match *self.exit_error.get_mut() {
-            0 => None,
-            code => Outcome::ALL.get(usize::from(code) - 1).copied(),
-        };
-        let answer = match *self.answer.get_mut() {
-            0 => AnswerOutcome::Unknown,
-            code if code >= ANSWER_ERROR => AnswerOutcome::Error(
-                Outcome::ALL
-                    .get((code - ANSWER_ERROR) as usize)
-                    .copied()
-                    .unwrap_or(Outcome::Error),
+        let cases = [
+            (overloaded, "waited 200 ms", Outcome::Rejected),
+            (
+                PoolError::from(InvokeError::InstanceUnavailable),
+                "no capacity to start another instance right now; hint: retry shortly",
+                Outcome::Rejected,
             ),
-            code => AnswerOutcome::Status(u16::try_from(code - 1).unwrap_or(u16::MAX)),
-        };
-        let duration_us = *self.duration_us.get_mut();
-        let init_duration_us = match *self.init_duration_us.get_mut() {
-            NO_INIT => None,
-            init => Some(init),
-        };
-        let pool = &self.pool;
-        pool.meter.record(&InvocationRecord {
-            request_id: Arc::clone(&self.request_id),
-            function: Arc::clone(pool.function.shared_name()),
-            version: pool.version,
-            trigger: self.trigger,
-            started_at: self.started_at,
-            duration_us,
-            init_duration_us,
-            billed_ms: billed_ms(duration_us, init_duration_us),
-            memory_mb: pool.function.settings().memory_mb,
-            peak_memory_bytes: *self.peak_memory_bytes.get_mut(),
-            cold_start: self.cold_start,
-            outcome: outcome_of_parts(exit_error, answer),
-            bytes_in: *self.bytes_in.get_mut(),
-            bytes_out: *self.bytes_out.get_mut(),
-        });
+            (
+                PoolError::from(InvokeError::Timeout {
+                    timeout: Duration::from_millis(5),
+                }),
+                "within its timeout of 5 ms",
+                Outcome::Timeout,
+            ),
+            (
+                PoolError::from(InvokeError::PayloadTooLarge { limit: 1 }),
+                "larger than the function's limit of 1 bytes",
+                Outcome::Rejected,
+            ),
+        ];
+        for (error, message, outcome) in cases {
+            assert!(error.to_string().contains(message), "{error}");
+            assert_eq!(error.outcome(), outcome, "{error}");
+        }
+        assert!(matches!(
+            PoolError::from(InvokeError::InstanceUnavailable),
+            PoolError::NoCapacity
+        ));
     }
 }

@@ -13,9 +13,10 @@ use tokio::net::TcpListener;
 
 use crate::control::Control;
 use crate::engine::{Engine, EngineOptions};
-use crate::metering::metrics::MetricsHandle;
-use crate::metering::{GuestLogStore, Meter, MeterOptions, MeterTask, Prices};
+use crate::metering::{Meter, MeterOptions, MeterTask, Prices};
 use crate::model::TriggerSpec;
+use crate::observability::GuestLogStore;
+use crate::observability::metrics::MetricsHandle;
 use crate::registry::Registry;
 
 /// How to run the service (`kumo up`, `kumo server`, `kumo dev`).
@@ -116,18 +117,22 @@ pub(crate) async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared>
         )
     })?;
     let guest_logs = GuestLogStore::new();
-    let metrics = crate::metering::metrics::install_recorder()?;
+    let metrics = crate::observability::metrics::install_recorder()?;
     let engine = Engine::new(&EngineOptions {
         cache_dir: data_dir.join("cache"),
         pooling: options.pooling,
         guest_log_sink: Some(guest_logs.sink()),
     })?;
     let database = crate::database::open(&data_dir).await?;
-    let moved = crate::metering::store::move_per_record_rows(&database)
+    let upgraded = crate::metering::upgrade_records(&database)
         .await
-        .context("cannot move invocation records into batches")?;
-    if moved > 0 {
-        tracing::info!(records = moved, "moved invocation records into batches");
+        .context("cannot rewrite older invocation records into the current format")?;
+    if upgraded.records > 0 {
+        tracing::info!(
+            records = upgraded.records,
+            rows = upgraded.rows,
+            "rewrote older invocation records into the current format"
+        );
     }
     let (meter, meter_task) = if options.metering {
         let meter_options = MeterOptions {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -40,13 +40,13 @@ pub const DURATION_BUCKETS_US: [u64; 14] = [
 ];
 
 /// [`DURATION_BUCKETS_US`] in seconds, as Prometheus has them.
-pub fn duration_buckets_seconds() -> [f64; 14] {
+pub(crate) fn duration_buckets_seconds() -> [f64; 14] {
     DURATION_BUCKETS_US.map(|us| us as f64 / 1e6)
 }
 
 /// The index of the duration bucket holding `duration_us` (the last index,
 /// `DURATION_BUCKETS_US.len()`, is `+Inf`).
-pub fn duration_bucket_of(duration_us: u64) -> usize {
+pub(crate) fn duration_bucket_of(duration_us: u64) -> usize {
     DURATION_BUCKETS_US.partition_point(|&bound| bound < duration_us)
 }
 
@@ -56,7 +56,7 @@ pub struct MetricsHandle(PrometheusHandle);
 
 impl MetricsHandle {
     /// The metrics in Prometheus text format (for `GET /metrics`).
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = self.0.render();
         render_durations(&mut text);
         text
@@ -82,10 +82,8 @@ struct DurationHistogram {
 
 /// Adds a batch's durations of `function`: (count, Σ µs) per bucket of
 /// [`DURATION_BUCKETS_US`], plus `+Inf`.
-pub fn add_durations(function: &str, buckets: &[(u64, u64); DURATION_BUCKETS_US.len() + 1]) {
-    let mut histograms = DURATIONS
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
+pub(crate) fn add_durations(function: &str, buckets: &[(u64, u64); DURATION_BUCKETS_US.len() + 1]) {
+    let mut histograms = DURATIONS.lock().unwrap_or_else(PoisonError::into_inner);
     let histogram = match histograms.get_mut(function) {
         Some(histogram) => histogram,
         None => histograms.entry(function.to_string()).or_default(),
@@ -99,9 +97,7 @@ pub fn add_durations(function: &str, buckets: &[(u64, u64); DURATION_BUCKETS_US.
 /// Appends the duration histograms in Prometheus text format.
 fn render_durations(out: &mut String) {
     use std::fmt::Write;
-    let histograms = DURATIONS
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
+    let histograms = DURATIONS.lock().unwrap_or_else(PoisonError::into_inner);
     if histograms.is_empty() {
         return;
     }
@@ -144,7 +140,7 @@ fn render_durations(out: &mut String) {
 /// # Errors
 ///
 /// Fails when a recorder is already installed in this process.
-pub fn install_recorder() -> anyhow::Result<MetricsHandle> {
+pub(crate) fn install_recorder() -> anyhow::Result<MetricsHandle> {
     let handle = PrometheusBuilder::new().install_recorder().context(
         "cannot install the metrics recorder; hint: it can be installed once per process",
     )?;
@@ -162,7 +158,7 @@ pub fn install_recorder() -> anyhow::Result<MetricsHandle> {
 }
 
 /// Sets a pool's gauges (called by its maintenance tick).
-pub fn set_pool_gauges(function: &str, idle: u32, busy: u32, starting: u32, queued: u32) {
+pub(crate) fn set_pool_gauges(function: &str, idle: u32, busy: u32, starting: u32, queued: u32) {
     for (state, count) in [("idle", idle), ("busy", busy), ("starting", starting)] {
         metrics::gauge!(INSTANCES, "function" => function.to_string(), "state" => state)
             .set(f64::from(count));

@@ -26,14 +26,14 @@ pub use sqlx::SqlitePool as Database;
 ///
 /// The database's error, or the write lock still held by another
 /// connection after the busy timeout.
-pub async fn begin_write(
+pub(crate) async fn begin_write(
     database: &Database,
 ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
     database.begin_with("BEGIN IMMEDIATE").await
 }
 
 /// The database file's name inside the data directory.
-pub const FILE_NAME: &str = "kumo.db";
+pub(crate) const FILE_NAME: &str = "kumo.db";
 
 /// Opens (creating if needed) `<data_dir>/kumo.db` and migrates it.
 ///

@@ -19,10 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The response header carrying the invocation's request id, on the
 /// gateway's and the admin API's answers.
-pub use kumo_protocol::header::REQUEST_ID as REQUEST_ID_HEADER;
+pub(crate) use kumo_protocol::header::REQUEST_ID as REQUEST_ID_HEADER;
 
 /// The next request id of this process.
-pub fn next() -> Arc<str> {
+pub(crate) fn next() -> Arc<str> {
     static PREFIX: OnceLock<u64> = OnceLock::new();
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     // The OS-seeded generator behind `uuid`'s v4.
@@ -32,7 +32,7 @@ pub fn next() -> Arc<str> {
 }
 
 /// The id of `prefix` and `sequence`: both as 16 lowercase hex digits.
-pub fn format(prefix: u64, sequence: u64) -> Arc<str> {
+pub(crate) fn format(prefix: u64, sequence: u64) -> Arc<str> {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = [0u8; 32];
     for (index, digit) in text.iter_mut().enumerate() {
@@ -49,7 +49,7 @@ pub fn format(prefix: u64, sequence: u64) -> Arc<str> {
 /// The prefix and sequence of an id shaped as [`next`] makes them, so that
 /// `format(prefix, sequence)` gives `id` back exactly; `None` for any other
 /// text (uppercase digits included).
-pub fn parse(id: &str) -> Option<(u64, u64)> {
+pub(crate) fn parse(id: &str) -> Option<(u64, u64)> {
     let bytes = id.as_bytes();
     if bytes.len() != 32 {
         return None;

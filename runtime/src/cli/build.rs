@@ -14,7 +14,7 @@ use crate::manifest::Manifest;
 ///
 /// Fails, naming the functions and the command, when a command cannot be
 /// started or exits unsuccessfully.
-pub fn run_builds(manifest: &Manifest) -> anyhow::Result<()> {
+pub(crate) fn run_builds(manifest: &Manifest) -> anyhow::Result<()> {
     // Functions that share a command (one cargo workspace) build once.
     let mut commands: Vec<(&str, Vec<&str>)> = Vec::new();
     for spec in manifest.functions.values() {

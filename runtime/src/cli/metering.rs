@@ -41,11 +41,11 @@ pub(super) async fn bill(args: BillArgs) -> anyhow::Result<()> {
 }
 
 /// The columns of `kumo bill --output csv`, one line per report row.
-pub const BILLING_CSV_HEADER: &str = "function,version,hour,invocations,errors,cold_starts,billed_ms,mb_ms,gb_seconds,cost,p50_duration_ms,p99_duration_ms,percentiles_exact";
+pub(crate) const BILLING_CSV_HEADER: &str = "function,version,hour,invocations,errors,cold_starts,billed_ms,mb_ms,gb_seconds,cost,p50_duration_ms,p99_duration_ms,percentiles_exact";
 
 /// The report's rows as CSV (numbers at full precision; empty cells for
 /// absent values), with [`BILLING_CSV_HEADER`] first.
-pub fn billing_csv(report: &BillingReport) -> String {
+pub(crate) fn billing_csv(report: &BillingReport) -> String {
     let mut text = String::from(BILLING_CSV_HEADER);
     text.push('\n');
     let optional = |value: Option<f64>| value.map_or_else(String::new, |value| value.to_string());

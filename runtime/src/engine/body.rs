@@ -146,7 +146,7 @@ pub(super) fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
 /// up front: when that is the whole body (the common case for small
 /// answers), the body has an exact size and goes out in the same write as
 /// the headers instead of as separate TCP segments.
-pub struct ResponseBody {
+pub(crate) struct ResponseBody {
     ready: std::collections::VecDeque<Result<Frame<Bytes>, ResponseBodyError>>,
     /// `None` once the guest's stream has ended (or failed).
     inner: Option<HyperOutgoingBody>,
@@ -167,7 +167,7 @@ pub struct ResponseBody {
 
 /// Why a response body stream ended early.
 #[derive(Debug, thiserror::Error)]
-pub enum ResponseBodyError {
+pub(crate) enum ResponseBodyError {
     /// The body passed `max_response_bytes`.
     #[error("the function's response passed its limit of {limit} bytes")]
     TooLarge {

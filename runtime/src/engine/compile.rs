@@ -14,17 +14,17 @@ use super::invoke::{Function, FunctionSettings};
 
 /// Where a function's code comes from, for compiling and for messages.
 #[derive(Debug, Clone, Copy)]
-pub struct ComponentSource<'a> {
+pub(crate) struct ComponentSource<'a> {
     /// The function's name.
-    pub function: &'a str,
+    pub(crate) function: &'a str,
     /// The file the bytes came from.
-    pub path: &'a Path,
+    pub(crate) path: &'a Path,
 }
 
 /// Why a component was refused. Every message names the function and the
 /// file and ends with a hint.
 #[derive(Debug, thiserror::Error)]
-pub enum CompileError {
+pub(crate) enum CompileError {
     /// The file could not be read.
     #[error(
         "function `{function}`: cannot read source `{path}`: {error}; hint: check the path \
@@ -102,15 +102,15 @@ pub enum CompileError {
 
 /// What compiling one function did, for logs and start-up reports.
 #[derive(Debug, Clone)]
-pub struct CompileReport {
+pub(crate) struct CompileReport {
     /// Hex sha256 of the wasm bytes.
-    pub sha256: String,
+    pub(crate) sha256: String,
     /// Size of the wasm file.
-    pub wasm_bytes: usize,
+    pub(crate) wasm_bytes: usize,
     /// Whether the compiled code came from the on-disk cache.
-    pub from_cache: bool,
+    pub(crate) from_cache: bool,
     /// Time spent in validation, compilation (or cache load) and linking.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 /// The wasm binary header: magic, then a version/layer word.

@@ -40,7 +40,7 @@ impl CurrentRequest {
 }
 
 /// The data of one instance's `Store`.
-pub struct InstanceState {
+pub(crate) struct InstanceState {
     pub(super) current_request: CurrentRequest,
     wasi: WasiCtx,
     http: WasiHttpCtx,
@@ -155,7 +155,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 
 /// Which of the guest's output streams a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GuestStream {
+pub(crate) enum GuestStream {
     /// The guest's stdout.
     Stdout,
     /// The guest's stderr.
@@ -181,7 +181,7 @@ impl GuestStream {
 /// (empty during a pre-warm), the stream, the level word the line started
 /// with (`info` when none) and the text without its level word and newline.
 #[derive(Clone)]
-pub struct GuestLogSink(Arc<SinkFn>);
+pub(crate) struct GuestLogSink(Arc<SinkFn>);
 
 type SinkFn = dyn Fn(&Arc<str>, &Arc<str>, GuestStream, tracing::Level, &str) + Send + Sync;
 

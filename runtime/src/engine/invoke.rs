@@ -27,39 +27,39 @@ use super::outbound::{OutboundPolicy, OutboundRule};
 
 /// Per-function limits and environment, fixed when the function is compiled.
 #[derive(Debug, Clone)]
-pub struct FunctionSettings {
+pub(crate) struct FunctionSettings {
     /// Memory limit per instance, in MiB.
-    pub memory_mb: u64,
+    pub(crate) memory_mb: u64,
     /// Wall-clock limit for one invocation, response body included.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Largest request body accepted, in bytes.
-    pub max_request_bytes: u64,
+    pub(crate) max_request_bytes: u64,
     /// Largest response body sent, in bytes.
-    pub max_response_bytes: u64,
+    pub(crate) max_response_bytes: u64,
     /// The only environment variables the guest sees.
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     /// Where the guest may send HTTP requests; empty means nowhere.
-    pub allowed_outbound_hosts: Arc<[OutboundRule]>,
+    pub(crate) allowed_outbound_hosts: Arc<[OutboundRule]>,
     /// Host folders the guest sees (WASI preopens); empty means no file
     /// system at all.
-    pub mounts: Vec<DirMount>,
+    pub(crate) mounts: Vec<DirMount>,
 }
 
 /// A host folder preopened into every instance of a function.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirMount {
+pub(crate) struct DirMount {
     /// The folder on the host.
-    pub host_path: std::path::PathBuf,
+    pub(crate) host_path: std::path::PathBuf,
     /// Where the guest sees it, such as `/data`.
-    pub guest_path: String,
+    pub(crate) guest_path: String,
     /// Whether the guest may create, change and delete files in it.
-    pub writable: bool,
+    pub(crate) writable: bool,
 }
 
 /// A compiled, pre-linked function. Instances of it are made with
 /// [`Function::new_instance`] (or [`Function::prewarm`]) and requests run
 /// with [`Function::invoke`]. Cheap to share behind an `Arc`.
-pub struct Function {
+pub(crate) struct Function {
     name: Arc<str>,
     pre: ProxyPre<InstanceState>,
     settings: FunctionSettings,
@@ -69,7 +69,7 @@ pub struct Function {
 /// One instance of a function: a wasmtime `Store` and, once instantiated,
 /// the component's exports. An instance serves one request at a time; a
 /// pool may hand it request after request.
-pub struct Instance {
+pub(crate) struct Instance {
     store: Store<InstanceState>,
     /// `None` until the first request (or a pre-warm) instantiates it.
     proxy: Option<Proxy>,
@@ -85,7 +85,7 @@ impl Instance {
 /// Why an invocation did not produce a response. The variants are what a
 /// caller branches on (to pick a status, to meter an outcome).
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum InvokeError {
+pub(crate) enum InvokeError {
     /// The request body is larger than `max_request_bytes`.
     #[error(
         "request body is larger than the function's limit of {limit} bytes; \
@@ -160,24 +160,24 @@ pub enum InvokeError {
 /// [`Function::invoke`] exactly once, when the guest stopped running (which
 /// may be before or after the caller finished reading the response body;
 /// the body's own count comes from [`ResponseBody::when_done`]).
-pub struct InvocationEnd {
+pub(crate) struct InvocationEnd {
     /// `Ok` when the guest's handler returned normally.
-    pub result: Result<(), InvokeError>,
+    pub(crate) result: Result<(), InvokeError>,
     /// The instance, when it is healthy and may serve again; `None` when it
     /// trapped, timed out, ran out of memory or was stopped.
-    pub instance: Option<Instance>,
+    pub(crate) instance: Option<Instance>,
     /// How long instantiation took, on a cold start.
-    pub init: Option<Duration>,
+    pub(crate) init: Option<Duration>,
     /// How long the guest ran for this request, instantiation excluded
     /// (from the start of its run to its exit, streaming included); zero
     /// when it never started (the request was refused first).
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// The instance's linear memory at its highest so far, in bytes. Linear
     /// memory never shrinks, so for a reused instance this is its peak over
     /// every request it served, as a process's max RSS would be.
-    pub peak_memory_bytes: u64,
+    pub(crate) peak_memory_bytes: u64,
     /// Request body bytes the guest read.
-    pub request_bytes: u64,
+    pub(crate) request_bytes: u64,
 }
 
 /// Calls `on_exit` exactly once: with the real end, or, if the guest's

@@ -26,11 +26,11 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Cache, CacheConfig, Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use body::{ResponseBody, ResponseBodyError};
-pub use compile::{CompileError, CompileReport, ComponentSource};
-pub use instance::{GuestLogSink, GuestStream, InstanceState};
-pub use invoke::{DirMount, Instance, InvocationEnd, InvokeError};
-pub use outbound::{OutboundRule, OutboundRuleError};
+pub(crate) use body::ResponseBody;
+pub(crate) use compile::{CompileError, CompileReport, ComponentSource};
+pub(crate) use instance::{GuestLogSink, GuestStream, InstanceState};
+pub(crate) use invoke::{DirMount, Instance, InvocationEnd, InvokeError};
+pub(crate) use outbound::OutboundRule;
 
 /// How often the epoch advances. A running guest yields to the async
 /// executor once per tick, so other requests keep being served even while a
@@ -38,32 +38,32 @@ pub use outbound::{OutboundRule, OutboundRuleError};
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// The largest `memory_mb` a function may ask for (wasm32's 4 GiB).
-pub const MAX_MEMORY_MB: u64 = 4096;
+pub(crate) const MAX_MEMORY_MB: u64 = 4096;
 
 /// How many instances may exist at once across all functions when the
 /// pooling allocator is in use. Each slot reserves virtual (not resident)
 /// memory up front. One function's `max_instances` may not exceed it.
-pub const MAX_POOLED_INSTANCES: u32 = 1000;
+pub(crate) const MAX_POOLED_INSTANCES: u32 = 1000;
 
 /// Engine-wide settings, chosen once at start.
 #[derive(Debug, Clone)]
-pub struct EngineOptions {
+pub(crate) struct EngineOptions {
     /// Where wasmtime's compilation cache lives (`<data-dir>/cache`); an
     /// absolute path.
-    pub cache_dir: std::path::PathBuf,
+    pub(crate) cache_dir: std::path::PathBuf,
     /// Try the pooling allocator first (falls back to on-demand allocation
     /// with a warning when its virtual memory cannot be reserved).
-    pub pooling: bool,
+    pub(crate) pooling: bool,
     /// Where guests' stdout/stderr lines go besides the log; `None` for the
     /// log only.
-    pub guest_log_sink: Option<GuestLogSink>,
+    pub(crate) guest_log_sink: Option<GuestLogSink>,
 }
 
 /// The per-process wasmtime engine and linker.
 ///
 /// Cheap to clone; all clones share one engine.
 #[derive(Clone)]
-pub struct Engine {
+pub(crate) struct Engine {
     inner: Arc<EngineInner>,
 }
 
@@ -201,6 +201,6 @@ fn start_epoch_ticker(engine: &wasmtime::Engine) {
 }
 
 /// A compiled, pre-linked function, ready to be instantiated per request.
-pub use invoke::Function;
+pub(crate) use invoke::Function;
 /// Per-function limits and environment, fixed at compile time.
-pub use invoke::FunctionSettings;
+pub(crate) use invoke::FunctionSettings;

@@ -11,7 +11,7 @@ use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
 /// One entry of `allowed_outbound_hosts`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboundRule {
+pub(crate) struct OutboundRule {
     scheme: Option<String>,
     host: HostPattern,
     port: Option<u16>,
@@ -27,7 +27,7 @@ enum HostPattern {
 /// Why an `allowed_outbound_hosts` entry did not parse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid allowed_outbound_hosts entry `{entry}`: {reason}")]
-pub struct OutboundRuleError {
+pub(crate) struct OutboundRuleError {
     entry: String,
     reason: &'static str,
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// MB·ms in one GB-second (1024 MB × 1000 ms).
-pub const MB_MS_PER_GB_SECOND: u64 = 1024 * 1000;
+pub(crate) const MB_MS_PER_GB_SECOND: u64 = 1024 * 1000;
 
 /// Prices and free tier, from configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -56,7 +56,7 @@ impl Default for Prices {
 }
 
 /// A duration in whole microseconds, rounded up (1 ns → 1 µs).
-pub fn micros_ceil(duration: Duration) -> u64 {
+pub(crate) fn micros_ceil(duration: Duration) -> u64 {
     // In u64 (no 128-bit division): it runs twice per invocation.
     duration
         .as_secs()
@@ -66,25 +66,25 @@ pub fn micros_ceil(duration: Duration) -> u64 {
 
 /// The billed duration in ms: ceil((execution + init) / 1 ms), where
 /// `init_us` is given on cold starts only.
-pub fn billed_ms(duration_us: u64, init_us: Option<u64>) -> u64 {
+pub(crate) fn billed_ms(duration_us: u64, init_us: Option<u64>) -> u64 {
     duration_us
         .saturating_add(init_us.unwrap_or(0))
         .div_ceil(1000)
 }
 
 /// Compute usage of one invocation in MB·ms.
-pub fn mb_ms(memory_mb: u64, billed_ms: u64) -> u64 {
+pub(crate) fn mb_ms(memory_mb: u64, billed_ms: u64) -> u64 {
     memory_mb.saturating_mul(billed_ms)
 }
 
 /// GB-seconds for a sum of MB·ms.
-pub fn gb_seconds(mb_ms: u64) -> f64 {
+pub(crate) fn gb_seconds(mb_ms: u64) -> f64 {
     mb_ms as f64 / MB_MS_PER_GB_SECOND as f64
 }
 
 /// What a group of invocations used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
+pub(crate) struct Usage {
     /// Invocations charged per request (all but `rejected`).
     pub billable_invocations: u64,
     /// Σ memory_mb × billed_ms.
@@ -108,7 +108,7 @@ pub struct Charge {
 
 /// The cost of `usage`; with `apply_free_tier` the allowances of `prices`
 /// are subtracted first (once per report: see the module docs).
-pub fn charge(usage: Usage, prices: &Prices, apply_free_tier: bool) -> Charge {
+pub(crate) fn charge(usage: Usage, prices: &Prices, apply_free_tier: bool) -> Charge {
     let (free_invocations, free_mb_ms) = if apply_free_tier {
         // The allowance in whole MB·ms (rounded down: never give more away).
         let free_mb_ms = (prices.free_gb_seconds.max(0.0) * MB_MS_PER_GB_SECOND as f64) as u64;

@@ -46,9 +46,8 @@ pub use report::{
     BillingQuery, BillingReport, BillingRow, BillingTotals, GroupBy, OutcomeCounts, billing_report,
     recent_invocations,
 };
-pub use rollup::{RollUpSummary, roll_up};
-pub use upgrade::{UpgradeSummary, upgrade_records};
-pub use writer::{Meter, MeterOptions, MeterTask};
+pub(crate) use upgrade::upgrade_records;
+pub(crate) use writer::{Meter, MeterOptions, MeterTask};
 
 /// What invoked a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -64,7 +63,8 @@ pub enum TriggerKind {
 
 impl TriggerKind {
     /// Every kind, in a fixed order (the stored format's order).
-    pub const ALL: [TriggerKind; 3] = [TriggerKind::Http, TriggerKind::Event, TriggerKind::Invoke];
+    pub(crate) const ALL: [TriggerKind; 3] =
+        [TriggerKind::Http, TriggerKind::Event, TriggerKind::Invoke];
 
     /// The kind's position in [`TriggerKind::ALL`].
     pub(crate) fn index(self) -> usize {
@@ -140,7 +140,7 @@ pub enum Outcome {
 impl Outcome {
     /// Every outcome, in a fixed order (the aggregate columns' order, and
     /// the stored format's).
-    pub const ALL: [Outcome; 6] = [
+    pub(crate) const ALL: [Outcome; 6] = [
         Outcome::Ok,
         Outcome::Error,
         Outcome::Trap,

@@ -31,7 +31,7 @@ use crate::database::Database;
 
 /// Upper bounds (inclusive, µs) of the duration histogram's buckets; one
 /// more bucket holds everything above the last.
-pub const BUCKET_BOUNDS_US: [u64; 19] = [
+pub(crate) const BUCKET_BOUNDS_US: [u64; 19] = [
     100,
     250,
     500,
@@ -57,11 +57,11 @@ pub const BUCKET_BOUNDS_US: [u64; 19] = [
 const BATCHES_PER_CHUNK: i64 = 16;
 
 /// µs in an hour.
-pub const HOUR_US: i64 = 3_600_000_000;
+pub(crate) const HOUR_US: i64 = 3_600_000_000;
 
 /// What one roll-up did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RollUpSummary {
+pub(crate) struct RollUpSummary {
     /// Raw records folded and deleted.
     pub records: u64,
     /// Aggregate rows written or updated (an hour touched by two chunks
@@ -70,18 +70,18 @@ pub struct RollUpSummary {
 }
 
 /// The index of the histogram bucket holding `duration_us`.
-pub fn bucket_of(duration_us: u64) -> usize {
+pub(crate) fn bucket_of(duration_us: u64) -> usize {
     BUCKET_BOUNDS_US.partition_point(|&bound| bound < duration_us)
 }
 
 /// The start (µs since the epoch) of the hour holding `time_us`.
-pub fn hour_start_us(time_us: i64) -> i64 {
+pub(crate) fn hour_start_us(time_us: i64) -> i64 {
     time_us.div_euclid(HOUR_US) * HOUR_US
 }
 
 /// Exact sums over some invocations, and their duration histogram.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Totals {
+pub(crate) struct Totals {
     /// Invocations (every outcome).
     pub invocations: u64,
     /// Per outcome, in [`Outcome::ALL`]'s order.
@@ -169,7 +169,7 @@ impl Totals {
     }
 
     /// Adds another group's sums.
-    pub fn merge(&mut self, other: &Totals) {
+    pub(crate) fn merge(&mut self, other: &Totals) {
         self.invocations += other.invocations;
         for (mine, theirs) in self.outcomes.iter_mut().zip(other.outcomes) {
             *mine += theirs;
@@ -188,14 +188,14 @@ impl Totals {
     }
 
     /// The count of one outcome.
-    pub fn outcome(&self, outcome: Outcome) -> u64 {
+    pub(crate) fn outcome(&self, outcome: Outcome) -> u64 {
         self.outcomes[outcome.index()]
     }
 
     /// The `p`-th percentile (0 < p ≤ 1) of durations from the histogram,
     /// in µs: the upper bound of the bucket holding the nearest-rank
     /// sample, capped at the largest duration. `None` when empty.
-    pub fn percentile_from_histogram(&self, p: f64) -> Option<u64> {
+    pub(crate) fn percentile_from_histogram(&self, p: f64) -> Option<u64> {
         let count: u64 = self.histogram.iter().sum();
         if count == 0 {
             return None;
@@ -217,7 +217,7 @@ impl Totals {
 }
 
 /// The 1-based nearest rank of the `p`-th percentile among `count` values.
-pub fn nearest_rank(count: u64, p: f64) -> u64 {
+pub(crate) fn nearest_rank(count: u64, p: f64) -> u64 {
     ((p * count as f64).ceil() as u64).clamp(1, count)
 }
 
@@ -230,7 +230,7 @@ pub fn nearest_rank(count: u64, p: f64) -> u64 {
 ///
 /// The database's error; each chunk is all-or-nothing, so a failure leaves
 /// every record counted exactly once.
-pub async fn roll_up(
+pub(crate) async fn roll_up(
     database: &Database,
     now: DateTime<Utc>,
     retention: Duration,

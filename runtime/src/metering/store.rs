@@ -112,7 +112,7 @@ enum StoredRequestId<'a> {
 
 /// Records encoded as they arrive, for one row.
 #[derive(Debug, Default)]
-pub struct Batch {
+pub(crate) struct Batch {
     data: Vec<u8>,
     functions: Vec<Arc<str>>,
     records: usize,
@@ -131,7 +131,7 @@ impl Batch {
     ///
     /// postcard's error (none is expected when encoding into a `Vec`); the
     /// batch is unchanged then.
-    pub fn push(&mut self, record: &InvocationRecord) -> postcard::Result<usize> {
+    pub(crate) fn push(&mut self, record: &InvocationRecord) -> postcard::Result<usize> {
         let known = self
             .functions
             .iter()
@@ -183,17 +183,17 @@ impl Batch {
     }
 
     /// Records in the batch.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.records
     }
 
     /// Whether the batch holds no record.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.records == 0
     }
 
     /// The function names the records refer to, by index.
-    pub fn functions(&self) -> &[Arc<str>] {
+    pub(crate) fn functions(&self) -> &[Arc<str>] {
         &self.functions
     }
 
@@ -202,7 +202,7 @@ impl Batch {
     /// # Errors
     ///
     /// None is expected: the batch decodes as it was encoded.
-    pub fn records(&self) -> anyhow::Result<Vec<InvocationRecord>> {
+    pub(crate) fn records(&self) -> anyhow::Result<Vec<InvocationRecord>> {
         decode_records(&self.functions, &self.data)
     }
 
@@ -218,7 +218,7 @@ impl Batch {
     }
 
     /// Empties the batch, keeping its buffers.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.data.clear();
         self.functions.clear();
         self.records = 0;
@@ -350,7 +350,7 @@ fn decode_row(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Vec<InvocationRec
 /// # Errors
 ///
 /// The database's error; nothing of the batch is stored then.
-pub async fn insert_batch(database: &Database, batch: &Batch) -> anyhow::Result<()> {
+pub(crate) async fn insert_batch(database: &Database, batch: &Batch) -> anyhow::Result<()> {
     let mut connection = database.acquire().await?;
     insert_row(&mut connection, batch).await
 }
@@ -413,7 +413,7 @@ pub(super) async fn insert_records(
 /// # Errors
 ///
 /// The database's error, or a malformed batch.
-pub async fn records_between(
+pub(crate) async fn records_between(
     database: &Database,
     from_us: i64,
     to_us: i64,
@@ -448,7 +448,7 @@ pub async fn records_between(
 /// # Errors
 ///
 /// The database's error, or a malformed batch.
-pub async fn newest_records(
+pub(crate) async fn newest_records(
     database: &Database,
     function: Option<&str>,
     limit: usize,

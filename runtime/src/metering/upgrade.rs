@@ -33,7 +33,7 @@ const BATCHES_PER_STEP: i64 = 16;
 
 /// What [`upgrade_records`] rewrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UpgradeSummary {
+pub(crate) struct UpgradeSummary {
     /// Rows of older formats rewritten (per-record rows and format-1
     /// batches).
     pub rows: u64,
@@ -48,7 +48,7 @@ pub struct UpgradeSummary {
 ///
 /// The database's error, or a malformed older row; what was rewritten
 /// before stays rewritten.
-pub async fn upgrade_records(database: &Database) -> anyhow::Result<UpgradeSummary> {
+pub(crate) async fn upgrade_records(database: &Database) -> anyhow::Result<UpgradeSummary> {
     let mut summary = move_per_record_rows(database).await?;
     let batches = rewrite_text_id_batches(database).await?;
     summary.rows += batches.rows;

@@ -42,23 +42,23 @@ use crate::observability::GuestLogStore;
 use crate::observability::metrics as names;
 
 /// The longest a record waits in the pending batch before it is written.
-pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const BATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Records a pending batch holds (about 0.9 s at 74k invocations/s).
-pub const QUEUE_CAPACITY: usize = 65_536;
+pub(crate) const QUEUE_CAPACITY: usize = 65_536;
 
 /// Default retention of raw records before they are rolled up.
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How often old records are rolled up.
-pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(600);
+pub(crate) const ROLLUP_INTERVAL: Duration = Duration::from_secs(600);
 
 /// At most one log line about dropped records per this interval.
-pub const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The writer's settings.
 #[derive(Debug, Clone)]
-pub struct MeterOptions {
+pub(crate) struct MeterOptions {
     /// The pending batch's capacity in records.
     pub queue_capacity: usize,
     /// How often queued records are written (at most [`BATCH_INTERVAL`]
@@ -92,7 +92,7 @@ impl Default for MeterOptions {
 /// The request path's handle: cheap to clone, never blocks. A disabled
 /// meter ([`Meter::disabled`]) records nothing.
 #[derive(Clone)]
-pub struct Meter {
+pub(crate) struct Meter {
     shared: Option<Arc<Shared>>,
 }
 
@@ -151,7 +151,7 @@ impl Tally {
 }
 
 /// The running writer; [`MeterTask::shutdown`] flushes and stops it.
-pub struct MeterTask {
+pub(crate) struct MeterTask {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<WriterStats>,
     meter: Meter,
@@ -159,7 +159,7 @@ pub struct MeterTask {
 
 /// What the writer did over its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriterStats {
+pub(crate) struct WriterStats {
     /// Records stored.
     pub written: u64,
     /// Records lost because a write failed (logged).

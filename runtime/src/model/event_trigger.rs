@@ -16,13 +16,13 @@ use super::{ObjectChange, Target};
 /// Defaults, in one place so the docs and the code agree.
 pub mod defaults {
     /// `max_retries`: retries after the first attempt.
-    pub const MAX_RETRIES: u32 = 3;
+    pub(crate) const MAX_RETRIES: u32 = 3;
     /// `retry_base_ms`: the first retry's delay before jitter.
-    pub const RETRY_BASE_MS: u64 = 1000;
+    pub(crate) const RETRY_BASE_MS: u64 = 1000;
     /// `max_event_age_s`: 24 hours.
-    pub const MAX_EVENT_AGE_S: u64 = 86_400;
+    pub(crate) const MAX_EVENT_AGE_S: u64 = 86_400;
     /// The most `max_retries` accepted.
-    pub const MAX_MAX_RETRIES: u32 = 100;
+    pub(crate) const MAX_MAX_RETRIES: u32 = 100;
 }
 
 /// A trigger's configuration that does not hold: which key, what is wrong,
@@ -90,7 +90,7 @@ impl RetryPolicy {
     /// # Errors
     ///
     /// The first key out of range.
-    pub fn validate(&self) -> Result<(), TriggerError> {
+    pub(crate) fn validate(&self) -> Result<(), TriggerError> {
         if self.max_retries > defaults::MAX_MAX_RETRIES {
             return Err(TriggerError::new(
                 "max_retries",
@@ -175,7 +175,7 @@ pub struct StorageTrigger {
 /// function.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct WatchTrigger {
+pub(crate) struct WatchTrigger {
     /// The trigger's name; by default `watch-N`.
     #[serde(default)]
     pub name: String,
@@ -206,7 +206,7 @@ pub struct WatchTrigger {
 /// One `[[trigger.timer]]`: a cron schedule invokes a function.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TimerTrigger {
+pub(crate) struct TimerTrigger {
     /// The trigger's name (the FC event's `triggerName`); by default
     /// `timer-N`.
     #[serde(default)]
@@ -251,7 +251,7 @@ fn validate_name(name: &str) -> Result<(), TriggerError> {
 /// S3 bucket naming rules, the ones that matter for a directory name:
 /// 3 to 63 of `a-z`, `0-9`, `-`, `.`, starting and ending with a letter
 /// or digit.
-pub fn is_valid_bucket_name(bucket: &str) -> bool {
+pub(crate) fn is_valid_bucket_name(bucket: &str) -> bool {
     (3..=63).contains(&bucket.len())
         && bucket
             .chars()
@@ -290,7 +290,7 @@ macro_rules! retry_policy_of {
     ($trigger:ty) => {
         impl $trigger {
             /// The trigger's retry keys.
-            pub fn retry(&self) -> RetryPolicy {
+            pub(crate) fn retry(&self) -> RetryPolicy {
                 RetryPolicy {
                     max_retries: self.max_retries,
                     retry_base: Duration::from_millis(self.retry_base_ms),
@@ -337,7 +337,7 @@ impl StorageTrigger {
 
     /// Whether `change` is one this trigger wants: same bucket, an event
     /// pattern matching its event name, the key within prefix and suffix.
-    pub fn matches(&self, change: &ObjectChange) -> bool {
+    pub(crate) fn matches(&self, change: &ObjectChange) -> bool {
         self.bucket == change.bucket
             && change.key.starts_with(&self.prefix)
             && change.key.ends_with(&self.suffix)
@@ -351,7 +351,7 @@ impl StorageTrigger {
 
 /// `ObjectCreated:*` matches every `ObjectCreated:...` name; any other
 /// pattern matches its exact name.
-pub fn event_pattern_matches(pattern: &str, event_name: &str) -> bool {
+pub(crate) fn event_pattern_matches(pattern: &str, event_name: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => event_name.starts_with(prefix),
         None => pattern == event_name,
@@ -359,7 +359,7 @@ pub fn event_pattern_matches(pattern: &str, event_name: &str) -> bool {
 }
 
 /// The storage triggers among `triggers` that want `change`, in order.
-pub fn matching_storage_triggers<'a>(
+pub(crate) fn matching_storage_triggers<'a>(
     triggers: &'a [StorageTrigger],
     change: &'a ObjectChange,
 ) -> impl Iterator<Item = &'a StorageTrigger> + 'a {
@@ -374,7 +374,7 @@ impl WatchTrigger {
     /// # Errors
     ///
     /// The first key that does not hold.
-    pub fn validate(&self) -> Result<(), TriggerError> {
+    pub(crate) fn validate(&self) -> Result<(), TriggerError> {
         validate_name(&self.name)?;
         if self.path.as_os_str().is_empty() {
             return Err(TriggerError::new(
@@ -398,7 +398,7 @@ impl WatchTrigger {
     /// Whether a file called `name` (no folder) is one this trigger wants:
     /// it matches `pattern`, and it is not hidden (a name starting with
     /// `.`, as tools use for partial uploads before renaming into place).
-    pub fn wants_file_name(&self, name: &str) -> bool {
+    pub(crate) fn wants_file_name(&self, name: &str) -> bool {
         !name.starts_with('.')
             && self
                 .pattern
@@ -414,7 +414,7 @@ impl TimerTrigger {
     ///
     /// The first key that does not hold; a cron expression that does not
     /// parse is named with croner's reason.
-    pub fn validate(&self) -> Result<croner::Cron, TriggerError> {
+    pub(crate) fn validate(&self) -> Result<croner::Cron, TriggerError> {
         validate_name(&self.name)?;
         let cron = parse_cron(&self.cron)?;
         self.retry().validate()?;
@@ -428,7 +428,7 @@ impl TimerTrigger {
 /// # Errors
 ///
 /// A [`TriggerError`] on `cron` naming the expression and croner's reason.
-pub fn parse_cron(expression: &str) -> Result<croner::Cron, TriggerError> {
+pub(crate) fn parse_cron(expression: &str) -> Result<croner::Cron, TriggerError> {
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Optional)
         .year(croner::parser::Year::Disallowed)
@@ -445,7 +445,7 @@ pub fn parse_cron(expression: &str) -> Result<croner::Cron, TriggerError> {
 
 /// Glob matching for file names: `*` matches any run of characters
 /// (possibly empty), `?` exactly one; everything else matches itself.
-pub fn glob_matches(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_matches(pattern: &str, name: &str) -> bool {
     let pattern: Vec<char> = pattern.chars().collect();
     let name: Vec<char> = name.chars().collect();
     // Iterative matching with backtracking to the last `*`.

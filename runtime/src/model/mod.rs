@@ -11,18 +11,15 @@ mod route;
 mod target;
 mod trigger;
 
-pub use event_trigger::{
-    ObjectEventFormat, RetryPolicy, StorageTrigger, TimerTrigger, TriggerError, WatchTrigger,
-    defaults as event_defaults, event_pattern_matches, glob_matches, is_valid_bucket_name,
-    matching_storage_triggers, parse_cron,
-};
+#[cfg(test)]
+pub(crate) use event_trigger::parse_cron;
+pub use event_trigger::{ObjectEventFormat, RetryPolicy, StorageTrigger, TriggerError};
+pub(crate) use event_trigger::{TimerTrigger, WatchTrigger, matching_storage_triggers};
 pub use object_change::ObjectChange;
-pub use route::{Route, RouteTable};
-pub use target::{
-    Qualifier, Target, check_alias_name, check_function_name, is_valid_alias_name,
-    is_valid_function_name,
-};
-pub use trigger::{Trigger, TriggerSpec};
+pub(crate) use route::{Route, RouteTable};
+pub use target::{Qualifier, Target};
+pub(crate) use target::{check_alias_name, check_function_name, is_valid_function_name};
+pub(crate) use trigger::{Trigger, TriggerSpec};
 
 /// Text that does not parse as the value it should be: the message names
 /// the value and ends with a hint.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// A parsed route. Serialized as the text it was written as.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub enum Route {
+pub(crate) enum Route {
     /// Matches this path only.
     Exact(String),
     /// Matches this path and everything below it (`""` matches all).
@@ -25,7 +25,7 @@ impl Route {
     ///
     /// Says what is wrong: a route must start with `/`, and `...` may only
     /// stand as the whole last segment.
-    pub fn parse(route: &str) -> Result<Self, &'static str> {
+    pub(crate) fn parse(route: &str) -> Result<Self, &'static str> {
         if !route.starts_with('/') {
             return Err("a route must start with `/`");
         }
@@ -73,7 +73,7 @@ impl From<Route> for String {
 }
 
 /// Routes to targets, ready for lookups.
-pub struct RouteTable<T> {
+pub(crate) struct RouteTable<T> {
     exact: HashMap<String, T>,
     /// Longest prefix first.
     prefixes: Vec<(String, T)>,
@@ -98,7 +98,7 @@ impl<T> RouteTable<T> {
     }
 
     /// The target serving `path`, if any.
-    pub fn lookup(&self, path: &str) -> Option<&T> {
+    pub(crate) fn lookup(&self, path: &str) -> Option<&T> {
         if let Some(target) = self.exact.get(path) {
             return Some(target);
         }

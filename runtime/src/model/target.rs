@@ -36,7 +36,7 @@ impl Target {
     /// # Errors
     ///
     /// A message naming the malformed part, with a hint.
-    pub fn parse(text: &str) -> Result<Self, Invalid> {
+    pub(crate) fn parse(text: &str) -> Result<Self, Invalid> {
         let (function, qualifier) = match text.split_once(':') {
             None => (text, Qualifier::Latest),
             Some((function, qualifier)) => {
@@ -99,7 +99,7 @@ impl From<Target> for String {
 }
 
 /// Function names: 1 to 64 of `a-z`, `0-9`, `-`, starting with a letter.
-pub fn is_valid_function_name(name: &str) -> bool {
+pub(crate) fn is_valid_function_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -110,7 +110,7 @@ pub fn is_valid_function_name(name: &str) -> bool {
 
 /// Alias names: like function names, and `_` allowed; never all digits
 /// (that would read as a version).
-pub fn is_valid_alias_name(name: &str) -> bool {
+pub(crate) fn is_valid_alias_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -122,7 +122,7 @@ pub fn is_valid_alias_name(name: &str) -> bool {
 /// # Errors
 ///
 /// The name, with the rule as a hint.
-pub fn check_function_name(name: &str) -> Result<(), Invalid> {
+pub(crate) fn check_function_name(name: &str) -> Result<(), Invalid> {
     if is_valid_function_name(name) {
         Ok(())
     } else {
@@ -135,7 +135,7 @@ pub fn check_function_name(name: &str) -> Result<(), Invalid> {
 /// # Errors
 ///
 /// The name, with the rule as a hint.
-pub fn check_alias_name(name: &str) -> Result<(), Invalid> {
+pub(crate) fn check_alias_name(name: &str) -> Result<(), Invalid> {
     if is_valid_alias_name(name) {
         Ok(())
     } else {

@@ -9,7 +9,7 @@ use super::{Route, StorageTrigger, Target, TimerTrigger, WatchTrigger};
 /// What a trigger is and what it invokes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum TriggerSpec {
+pub(crate) enum TriggerSpec {
     /// An HTTP route on the function gateway.
     Http {
         /// `/hello` (exact) or `/api/...` (prefix).
@@ -29,7 +29,7 @@ pub enum TriggerSpec {
 
 impl TriggerSpec {
     /// The target it invokes.
-    pub fn function(&self) -> &Target {
+    pub(crate) fn function(&self) -> &Target {
         match self {
             Self::Http { function, .. } => function,
             Self::Storage(trigger) => &trigger.function,
@@ -39,7 +39,7 @@ impl TriggerSpec {
     }
 
     /// `http`, `storage`, `watch` or `timer`.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Http { .. } => "http",
             Self::Storage(_) => "storage",
@@ -49,7 +49,7 @@ impl TriggerSpec {
     }
 
     /// The event trigger's name (unique per kind); `None` for HTTP.
-    pub fn name(&self) -> Option<&str> {
+    pub(crate) fn name(&self) -> Option<&str> {
         match self {
             Self::Http { .. } => None,
             Self::Storage(trigger) => Some(&trigger.name),
@@ -60,7 +60,7 @@ impl TriggerSpec {
 
     /// Whether `other` would take this trigger's place: the same HTTP
     /// route, or the same kind and name of an event trigger.
-    pub fn same_slot(&self, other: &TriggerSpec) -> bool {
+    pub(crate) fn same_slot(&self, other: &TriggerSpec) -> bool {
         match (self, other) {
             (Self::Http { route, .. }, Self::Http { route: other, .. }) => route == other,
             _ => self.kind() == other.kind() && self.name() == other.name(),
@@ -69,7 +69,7 @@ impl TriggerSpec {
 
     /// What fires it, in a few words: the route, the bucket and filter,
     /// the folder, or the schedule.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Self::Http { route, .. } => route.to_string(),
             Self::Storage(trigger) => format!(
@@ -93,7 +93,7 @@ impl TriggerSpec {
     }
 
     /// The event trigger's name, to fill in a default.
-    pub fn name_mut(&mut self) -> Option<&mut String> {
+    pub(crate) fn name_mut(&mut self) -> Option<&mut String> {
         match self {
             Self::Http { .. } => None,
             Self::Storage(trigger) => Some(&mut trigger.name),
@@ -105,7 +105,7 @@ impl TriggerSpec {
 
 /// A stored trigger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Trigger {
+pub(crate) struct Trigger {
     /// Its id (`trg_...`).
     pub id: String,
     /// What fires it and what it invokes (flattened into its JSON).

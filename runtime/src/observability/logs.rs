@@ -39,28 +39,28 @@ pub(crate) const FOLLOW_BUFFER: usize = 1_024;
 /// One line of a function's log: written by an instance on stdout or
 /// stderr, or the `REPORT` line Kumo adds after each invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct LogLine {
+pub(crate) struct LogLine {
     /// When the host received it.
     #[schema(value_type = String, format = DateTime)]
-    pub time: DateTime<Utc>,
+    pub(crate) time: DateTime<Utc>,
     /// Whose log it is in. Not on the wire: an answer is one function's
     /// log (empty in a line read back from the API).
     #[serde(skip)]
-    pub function: String,
+    pub(crate) function: String,
     /// The request the instance was serving (empty during a pre-warm).
-    pub request_id: String,
+    pub(crate) request_id: String,
     /// Which stream it came from.
-    pub stream: LogStream,
+    pub(crate) stream: LogStream,
     /// From a leading level word (`info` for a `REPORT` line or none).
-    pub level: LogLevel,
+    pub(crate) level: LogLevel,
     /// The text, without its level word and newline.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// Where a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum LogStream {
+pub(crate) enum LogStream {
     /// The guest's standard output.
     Stdout,
     /// The guest's standard error.
@@ -98,7 +98,7 @@ impl From<GuestStream> for LogStream {
 /// A log line's level (`trace` lines count as `debug`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum LogLevel {
+pub(crate) enum LogLevel {
     /// A line starting with `debug` (or `trace`).
     Debug,
     /// A line starting with `info`, or with no level word.
@@ -122,7 +122,7 @@ impl From<tracing::Level> for LogLevel {
 
 /// The per-function line buffers. Cheap to clone; clones share the store.
 #[derive(Clone, Default, Debug)]
-pub struct GuestLogStore {
+pub(crate) struct GuestLogStore {
     inner: Arc<Mutex<HashMap<String, FunctionLines>>>,
     capacity: Option<usize>,
 }

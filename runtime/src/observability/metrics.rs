@@ -16,25 +16,25 @@ use std::sync::{Mutex, PoisonError};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Counter: invocations, labels `function`, `outcome`.
-pub const INVOCATIONS: &str = "kumo_invocations_total";
+pub(crate) const INVOCATIONS: &str = "kumo_invocations_total";
 /// Histogram: execution duration in seconds (instantiation excluded),
 /// label `function`.
-pub const DURATION_SECONDS: &str = "kumo_invocation_duration_seconds";
+pub(crate) const DURATION_SECONDS: &str = "kumo_invocation_duration_seconds";
 /// Counter: cold starts, label `function`.
-pub const COLD_STARTS: &str = "kumo_cold_starts_total";
+pub(crate) const COLD_STARTS: &str = "kumo_cold_starts_total";
 /// Billed GB-seconds since start, label `function`: a running total that
 /// never decreases, exported as a gauge because the `metrics` crate's
 /// counters are integers.
-pub const BILLED_GB_SECONDS: &str = "kumo_billed_gb_seconds";
+pub(crate) const BILLED_GB_SECONDS: &str = "kumo_billed_gb_seconds";
 /// Gauge: instances, labels `function`, `state` (`idle`, `busy`, `starting`).
-pub const INSTANCES: &str = "kumo_instances";
+pub(crate) const INSTANCES: &str = "kumo_instances";
 /// Gauge: requests waiting for an instance, label `function`.
-pub const QUEUE_DEPTH: &str = "kumo_queue_depth";
+pub(crate) const QUEUE_DEPTH: &str = "kumo_queue_depth";
 /// Counter: metering records dropped because the pending batch was full.
-pub const DROPPED_RECORDS: &str = "kumo_metering_dropped_records_total";
+pub(crate) const DROPPED_RECORDS: &str = "kumo_metering_dropped_records_total";
 
 /// The duration histogram's buckets (inclusive upper bounds), in µs.
-pub const DURATION_BUCKETS_US: [u64; 14] = [
+pub(crate) const DURATION_BUCKETS_US: [u64; 14] = [
     250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
     2_500_000, 10_000_000,
 ];
@@ -52,7 +52,7 @@ pub(crate) fn duration_bucket_of(duration_us: u64) -> usize {
 
 /// Renders the installed recorder's metrics. Cheap to clone.
 #[derive(Clone)]
-pub struct MetricsHandle(PrometheusHandle);
+pub(crate) struct MetricsHandle(PrometheusHandle);
 
 impl MetricsHandle {
     /// The metrics in Prometheus text format (for `GET /metrics`).

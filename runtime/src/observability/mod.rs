@@ -10,8 +10,8 @@
 pub(crate) mod logs;
 pub(crate) mod metrics;
 
-pub use logs::{GuestLogStore, LogLevel, LogLine, LogStream};
-pub use metrics::MetricsHandle;
+pub(crate) use logs::{GuestLogStore, LogLevel, LogLine, LogStream};
+pub(crate) use metrics::MetricsHandle;
 
 /// The span one invocation runs in, from the pool's acquire to the end of
 /// its response body: guest output and host events inside it carry its

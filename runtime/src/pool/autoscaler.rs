@@ -58,41 +58,41 @@ const WHOLE_NUMBER_TOLERANCE: f64 = 1e-9;
 /// is replaced by its default, and [`Autoscaler::settings`] shows the values
 /// in effect. The replacements are listed on each field.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AutoscalerSettings {
+pub(crate) struct AutoscalerSettings {
     /// Concurrent requests one instance should carry; 1.0 since an instance
     /// serves one request at a time. Not finite or not above 0: the default.
-    pub target_concurrency: f64,
+    pub(crate) target_concurrency: f64,
     /// Fraction of `target_concurrency` to aim for, leaving headroom for
     /// bursts; default 0.7. Not finite, not above 0 or above 1: the default.
-    pub target_utilization: f64,
+    pub(crate) target_utilization: f64,
     /// Window of the stable average, and how long panic mode outlasts its
     /// last trigger; default 60 s. Zero: the default.
-    pub stable_window: Duration,
+    pub(crate) stable_window: Duration,
     /// Window of the panic average; default 6 s. Zero: the default; longer
     /// than the stable window: the stable window.
-    pub panic_window: Duration,
+    pub(crate) panic_window: Duration,
     /// Panic when the panic-window desire is at least this many times the
     /// ready count; default 2.0. Infinity turns panic mode off. Not a number
     /// or not above 0: the default.
-    pub panic_threshold: f64,
+    pub(crate) panic_threshold: f64,
     /// At most `ceil(max_scale_up_rate * ready)` instances; default 1000.0.
     /// Infinity removes the limit. Not a number or not above 1 (which could
     /// never grow): the default.
-    pub max_scale_up_rate: f64,
+    pub(crate) max_scale_up_rate: f64,
     /// At least `floor(ready / max_scale_down_rate)` instances; default 2.0.
     /// Infinity removes the limit. Not a number or not above 1 (which could
     /// never shrink): the default.
-    pub max_scale_down_rate: f64,
+    pub(crate) max_scale_down_rate: f64,
     /// How long after the stable window has emptied of demand the last
     /// instance is kept before scaling to zero; default 30 s. Zero scales to
     /// zero as soon as the stable window holds no demand.
-    pub scale_to_zero_grace: Duration,
+    pub(crate) scale_to_zero_grace: Duration,
     /// Never fewer instances than this; 0 (the default) allows scale to zero.
     /// Above `max_instances`: lowered to `max_instances`.
-    pub min_instances: u32,
+    pub(crate) min_instances: u32,
     /// Never more instances than this; default 100. Taken as written: 0
     /// means no instance is ever wanted.
-    pub max_instances: u32,
+    pub(crate) max_instances: u32,
 }
 
 impl Default for AutoscalerSettings {
@@ -174,17 +174,17 @@ impl AutoscalerSettings {
 
 /// What the autoscaler decided at one tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScaleDecision {
+pub(crate) struct ScaleDecision {
     /// How many instances the pool should have ready.
-    pub desired: u32,
+    pub(crate) desired: u32,
     /// Whether the autoscaler is in panic mode (a burst; no scale-down).
-    pub panicking: bool,
+    pub(crate) panicking: bool,
 }
 
 /// The KPA scaling rule for one function version's pool, fed with
 /// concurrency samples and asked for a decision once per tick.
 #[derive(Debug, Clone)]
-pub struct Autoscaler {
+pub(crate) struct Autoscaler {
     /// The settings in effect (after replacing unusable values).
     settings: AutoscalerSettings,
     /// Recorded `(time, concurrency)` samples, none older than the stable
@@ -206,7 +206,7 @@ pub struct Autoscaler {
 impl Autoscaler {
     /// An autoscaler with no history. Unusable settings are replaced by
     /// their defaults, as documented on [`AutoscalerSettings`].
-    pub fn new(settings: AutoscalerSettings) -> Self {
+    pub(crate) fn new(settings: AutoscalerSettings) -> Self {
         Self {
             settings: settings.into_effective(),
             samples: VecDeque::new(),
@@ -219,7 +219,7 @@ impl Autoscaler {
 
     /// The settings in effect, after unusable values were replaced.
     #[cfg(test)]
-    pub fn settings(&self) -> &AutoscalerSettings {
+    pub(crate) fn settings(&self) -> &AutoscalerSettings {
         &self.settings
     }
 
@@ -227,7 +227,7 @@ impl Autoscaler {
     /// The pool samples about once a second; samples older than the stable window are dropped.
     ///
     /// A value that is not finite is ignored; a negative one counts as 0.
-    pub fn record(&mut self, now: Instant, concurrency: f64) {
+    pub(crate) fn record(&mut self, now: Instant, concurrency: f64) {
         self.note_call(now);
         self.drop_samples_older_than_stable_window(now);
         if !concurrency.is_finite() {
@@ -244,7 +244,7 @@ impl Autoscaler {
     /// passes idle + busy + starting).
     ///
     /// Call it once per tick: the panic state moves on with each call.
-    pub fn decide(&mut self, now: Instant, ready: u32) -> ScaleDecision {
+    pub(crate) fn decide(&mut self, now: Instant, ready: u32) -> ScaleDecision {
         self.note_call(now);
         self.drop_samples_older_than_stable_window(now);
 

@@ -30,7 +30,7 @@ use crate::observability::invocation_span;
 use autoscaler::{Autoscaler, AutoscalerSettings, ScaleDecision};
 use slots::{Acquire, Slots};
 
-pub use slots::SlotCounts;
+pub(crate) use slots::SlotCounts;
 
 /// How often the pool samples its load and releases idle instances.
 const MAINTENANCE_TICK: Duration = Duration::from_secs(1);
@@ -39,23 +39,23 @@ const TICKS_PER_DECISION: u64 = 2;
 
 /// A pool's settings (the manifest's scaling keys).
 #[derive(Debug, Clone, PartialEq)]
-pub struct PoolSettings {
+pub(crate) struct PoolSettings {
     /// Instances kept warm at all times (provisioned); 0 allows scale to zero.
-    pub min_instances: u32,
+    pub(crate) min_instances: u32,
     /// The most instances at once.
-    pub max_instances: u32,
+    pub(crate) max_instances: u32,
     /// Whether an instance serves more than one request.
-    pub reuse: bool,
+    pub(crate) reuse: bool,
     /// An instance idle this long is released (down to `min_instances`).
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// The most requests waiting for an instance.
-    pub max_queue: u32,
+    pub(crate) max_queue: u32,
     /// The longest a request waits for an instance.
-    pub queue_timeout: Duration,
+    pub(crate) queue_timeout: Duration,
     /// Requests one instance should serve at once (1 for WASI 0.2).
-    pub target_concurrency: f64,
+    pub(crate) target_concurrency: f64,
     /// The share of that target the autoscaler aims for.
-    pub target_utilization: f64,
+    pub(crate) target_utilization: f64,
 }
 
 impl Default for PoolSettings {
@@ -76,7 +76,7 @@ impl Default for PoolSettings {
 /// Why a pool did not produce a response: its own limits, or the
 /// invocation's failure.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum PoolError {
+pub(crate) enum PoolError {
     /// Every instance is busy and the wait queue is full, or the wait was
     /// too long: back off and retry.
     #[error(
@@ -125,7 +125,7 @@ impl PoolError {
 }
 
 /// The instances of one function.
-pub struct Pool {
+pub(crate) struct Pool {
     function: Arc<Function>,
     /// The function version this pool runs.
     version: u32,

@@ -29,15 +29,15 @@ pub(super) enum Acquire<T> {
 
 /// Counts for logs and the admin view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SlotCounts {
+pub(crate) struct SlotCounts {
     /// Warm instances waiting for work.
-    pub idle: u32,
+    pub(crate) idle: u32,
     /// Instances serving a request.
-    pub busy: u32,
+    pub(crate) busy: u32,
     /// Instances being created ahead of demand.
-    pub starting: u32,
+    pub(crate) starting: u32,
     /// Requests waiting for an instance.
-    pub queued: u32,
+    pub(crate) queued: u32,
 }
 
 pub(super) struct Slots<T> {

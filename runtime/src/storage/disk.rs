@@ -119,17 +119,17 @@ impl Disk {
     }
 
     /// The folder of a bucket (whose name was checked).
-    pub fn bucket_dir(&self, bucket: &str) -> PathBuf {
+    pub(crate) fn bucket_dir(&self, bucket: &str) -> PathBuf {
         self.root.join(bucket)
     }
 
     /// Whether the bucket exists.
-    pub fn bucket_exists(&self, bucket: &str) -> bool {
+    pub(crate) fn bucket_exists(&self, bucket: &str) -> bool {
         fs::symlink_metadata(self.bucket_dir(bucket)).is_ok_and(|m| m.is_dir())
     }
 
     /// Creates a bucket; `Ok(false)` when it already existed.
-    pub fn create_bucket(&self, bucket: &str) -> io::Result<bool> {
+    pub(crate) fn create_bucket(&self, bucket: &str) -> io::Result<bool> {
         match fs::create_dir(self.bucket_dir(bucket)) {
             Ok(()) => {
                 fs::create_dir_all(self.root.join(".meta").join(bucket))?;
@@ -142,7 +142,7 @@ impl Disk {
 
     /// Every bucket with its creation (or, where the file system does not
     /// know it, modification) time, in name order.
-    pub fn list_buckets(&self) -> io::Result<Vec<(String, SystemTime)>> {
+    pub(crate) fn list_buckets(&self) -> io::Result<Vec<(String, SystemTime)>> {
         let mut buckets = Vec::new();
         for entry in fs::read_dir(&self.root)? {
             let entry = entry?;
@@ -164,7 +164,7 @@ impl Disk {
     }
 
     /// A fresh path under `.tmp/` for an upload in progress.
-    pub fn temp_path(&self) -> PathBuf {
+    pub(crate) fn temp_path(&self) -> PathBuf {
         self.root
             .join(".tmp")
             .join(uuid::Uuid::new_v4().simple().to_string())
@@ -183,7 +183,7 @@ impl Disk {
     /// # Errors
     ///
     /// [`DiskError::KeyConflict`] when a folder or file is in the way.
-    pub fn commit(
+    pub(crate) fn commit(
         &self,
         bucket: &str,
         key: &str,
@@ -240,7 +240,7 @@ impl Disk {
     /// Finds an object and its sidecar, recomputing the sidecar when the
     /// file changed behind S3's back. `Ok(None)` when there is no such
     /// object (or the path is a folder or a symbolic link).
-    pub fn object(&self, bucket: &str, key: &str) -> io::Result<Option<FoundObject>> {
+    pub(crate) fn object(&self, bucket: &str, key: &str) -> io::Result<Option<FoundObject>> {
         let Some(path) = existing_file(&self.bucket_dir(bucket), key)? else {
             return Ok(None);
         };
@@ -293,7 +293,7 @@ impl Disk {
 
     /// Deletes an object and its sidecar, and the folders it leaves empty;
     /// `Ok(false)` when there was no such object.
-    pub fn delete(&self, bucket: &str, key: &str) -> io::Result<bool> {
+    pub(crate) fn delete(&self, bucket: &str, key: &str) -> io::Result<bool> {
         let bucket_dir = self.bucket_dir(bucket);
         let _guard = self
             .commit_lock
@@ -313,7 +313,7 @@ impl Disk {
     /// Every key in the bucket that starts with `prefix`, sorted by their
     /// UTF-8 bytes (S3's order). Files whose names are not valid keys
     /// (written through a mount) and symbolic links are left out.
-    pub fn list_keys(&self, bucket: &str, prefix: &str) -> io::Result<Vec<String>> {
+    pub(crate) fn list_keys(&self, bucket: &str, prefix: &str) -> io::Result<Vec<String>> {
         let bucket_dir = self.bucket_dir(bucket);
         // Start at the deepest folder the prefix names, when it names one.
         let (start_key, start_dir) = match prefix.rfind('/') {
@@ -365,7 +365,7 @@ impl Disk {
     }
 
     /// Starts a multipart upload and returns its id.
-    pub fn create_upload(&self, upload: &Upload) -> io::Result<String> {
+    pub(crate) fn create_upload(&self, upload: &Upload) -> io::Result<String> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.root.join(".uploads").join(&id);
         fs::create_dir(&dir)?;
@@ -377,7 +377,7 @@ impl Disk {
     }
 
     /// A multipart upload's record, or `None` when there is no such upload.
-    pub fn upload(&self, upload_id: &str) -> io::Result<Option<Upload>> {
+    pub(crate) fn upload(&self, upload_id: &str) -> io::Result<Option<Upload>> {
         let Some(dir) = self.upload_dir(upload_id) else {
             return Ok(None);
         };
@@ -391,13 +391,13 @@ impl Disk {
     }
 
     /// Where part `number` of an upload is kept (the upload exists).
-    pub fn part_path(&self, upload_id: &str, number: u32) -> Option<PathBuf> {
+    pub(crate) fn part_path(&self, upload_id: &str, number: u32) -> Option<PathBuf> {
         self.upload_dir(upload_id)
             .map(|dir| dir.join(format!("part-{number:05}")))
     }
 
     /// The parts uploaded so far: (number, size in bytes).
-    pub fn parts(&self, upload_id: &str) -> io::Result<Vec<(u32, u64)>> {
+    pub(crate) fn parts(&self, upload_id: &str) -> io::Result<Vec<(u32, u64)>> {
         let Some(dir) = self.upload_dir(upload_id) else {
             return Ok(Vec::new());
         };
@@ -420,7 +420,7 @@ impl Disk {
 
     /// Forgets a multipart upload and its parts; `Ok(false)` when there
     /// was no such upload.
-    pub fn remove_upload(&self, upload_id: &str) -> io::Result<bool> {
+    pub(crate) fn remove_upload(&self, upload_id: &str) -> io::Result<bool> {
         let Some(dir) = self.upload_dir(upload_id) else {
             return Ok(false);
         };

@@ -32,30 +32,22 @@ use tokio::net::TcpListener;
 use crate::engine::DirMount;
 use crate::model::ObjectChange;
 
-pub use names::{
-    MAX_KEY_BYTES, NameError, check_bucket_name, check_object_key, is_clean_mount_path,
-};
+pub(crate) use names::{check_bucket_name, is_clean_mount_path};
 
 /// The largest object accepted by default: 5 GiB, S3's PutObject limit.
-pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 << 30;
+pub(crate) const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 << 30;
 
 /// The smallest part of a multipart upload, except the last (S3's rule).
-pub const MIN_PART_BYTES: u64 = 5 << 20;
+pub(crate) const MIN_PART_BYTES: u64 = 5 << 20;
 
 /// The file under the data directory that keeps generated credentials.
-pub const CREDENTIALS_FILE: &str = "storage-credentials";
+pub(crate) const CREDENTIALS_FILE: &str = "storage-credentials";
 
 /// What `storage` calls after an object was created or removed, before the
 /// S3 call is answered. An error fails the S3 call with 503
 /// `ServiceUnavailable`.
 pub type ChangeHook =
     Arc<dyn Fn(ObjectChange) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
-
-/// A hook that accepts every change and does nothing (storage without
-/// triggers, and tests).
-pub fn ignore_changes() -> ChangeHook {
-    Arc::new(|_change| Box::pin(async { Ok(()) }))
-}
 
 /// The one access key pair S3 requests are signed with.
 #[derive(Clone, PartialEq, Eq)]
@@ -87,7 +79,7 @@ pub struct StorageOptions {
 }
 
 /// The storage folder of a data directory.
-pub fn storage_root(data_dir: &Path) -> PathBuf {
+pub(crate) fn storage_root(data_dir: &Path) -> PathBuf {
     data_dir.join("storage")
 }
 
@@ -148,7 +140,7 @@ pub async fn serve(
 ///
 /// When only one of the two keys is given, or the file cannot be read or
 /// written, or holds something else than a key pair.
-pub fn load_or_create_credentials(
+pub(crate) fn load_or_create_credentials(
     data_dir: &Path,
     access_key: Option<String>,
     secret_key: Option<String>,
@@ -235,7 +227,7 @@ fn parse_credentials(text: &str) -> Option<StorageCredentials> {
 /// One `files` entry of a function: a bucket seen by the guest at `path`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FileMount {
+pub(crate) struct FileMount {
     /// The bucket.
     pub bucket: String,
     /// Where the guest sees it (an absolute guest path such as `/data`).
@@ -255,7 +247,7 @@ fn read_only_by_default() -> bool {
 /// # Errors
 ///
 /// When the folder cannot be created.
-pub fn ensure_bucket(root: &Path, bucket: &str, why: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn ensure_bucket(root: &Path, bucket: &str, why: &str) -> anyhow::Result<PathBuf> {
     let host_path = root.join(bucket);
     if !host_path.is_dir() {
         std::fs::create_dir_all(&host_path).with_context(|| {
@@ -277,7 +269,7 @@ pub fn ensure_bucket(root: &Path, bucket: &str, why: &str) -> anyhow::Result<Pat
 /// # Errors
 ///
 /// When a bucket folder cannot be created.
-pub fn mount_dirs(root: &Path, mounts: &[FileMount]) -> anyhow::Result<Vec<DirMount>> {
+pub(crate) fn mount_dirs(root: &Path, mounts: &[FileMount]) -> anyhow::Result<Vec<DirMount>> {
     mounts
         .iter()
         .map(|mount| {

@@ -3,7 +3,7 @@
 
 /// Why a bucket name or an object key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
+pub(crate) enum NameError {
     /// The bucket name breaks S3's naming rules.
     #[error(
         "invalid bucket name `{name}`: {problem}; hint: use 3 to 63 lowercase letters, digits, `-` and `.`, \
@@ -37,14 +37,14 @@ pub enum NameError {
 }
 
 /// The longest key S3 accepts, in UTF-8 bytes.
-pub const MAX_KEY_BYTES: usize = 1024;
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
 
 /// The longest path segment (between `/`) most file systems store.
 const MAX_SEGMENT_BYTES: usize = 255;
 
 /// Whether a `files` mount's guest path is absolute and clean: `/`, or
 /// `/a/b` with no empty, `.` or `..` segment.
-pub fn is_clean_mount_path(path: &str) -> bool {
+pub(crate) fn is_clean_mount_path(path: &str) -> bool {
     path.starts_with('/')
         && (path == "/"
             || path[1..]
@@ -60,7 +60,7 @@ pub fn is_clean_mount_path(path: &str) -> bool {
 /// # Errors
 ///
 /// [`NameError::InvalidBucketName`] naming the rule broken.
-pub fn check_bucket_name(name: &str) -> Result<(), NameError> {
+pub(crate) fn check_bucket_name(name: &str) -> Result<(), NameError> {
     let problem = if !(3..=63).contains(&name.len()) {
         Some("it must be 3 to 63 characters long")
     } else if !name
@@ -100,7 +100,7 @@ pub fn check_bucket_name(name: &str) -> Result<(), NameError> {
 /// # Errors
 ///
 /// [`NameError::InvalidKey`] or [`NameError::KeyTooLong`].
-pub fn check_object_key(key: &str) -> Result<(), NameError> {
+pub(crate) fn check_object_key(key: &str) -> Result<(), NameError> {
     let invalid = |problem, hint| {
         Err(NameError::InvalidKey {
             key: key.escape_debug().to_string(),

@@ -31,7 +31,6 @@ pub(crate) enum CompileError {
          (relative paths are relative to the manifest), or build the function first (`kumo up --build`)"
     )]
     Unreadable {
-        /// The function.
         function: String,
         /// The file.
         path: String,
@@ -44,7 +43,6 @@ pub(crate) enum CompileError {
          hint: point `source` at the .wasm file your build writes"
     )]
     NotWasm {
-        /// The function.
         function: String,
         /// The file.
         path: String,
@@ -55,7 +53,6 @@ pub(crate) enum CompileError {
          hint: build for the `wasm32-wasip2` target, or wrap the module with `wasm-tools component new`"
     )]
     CoreModule {
-        /// The function.
         function: String,
         /// The file.
         path: String,
@@ -66,7 +63,6 @@ pub(crate) enum CompileError {
          (a truncated or hand-edited file fails this way), and check it with `wasm-tools validate`"
     )]
     Invalid {
-        /// The function.
         function: String,
         /// The file.
         path: String,
@@ -79,7 +75,6 @@ pub(crate) enum CompileError {
          imports of the `wasi:http/proxy` world (WASI 0.2) and nothing else"
     )]
     UnsupportedImport {
-        /// The function.
         function: String,
         /// The file.
         path: String,
@@ -93,7 +88,6 @@ pub(crate) enum CompileError {
          or any toolchain targeting that world)"
     )]
     NotHttpHandler {
-        /// The function.
         function: String,
         /// The file.
         path: String,

@@ -96,7 +96,6 @@ pub(crate) struct NewEvent {
     pub(crate) id: String,
     /// `<kind>:<trigger name>`.
     pub(crate) trigger_id: String,
-    /// The function target.
     pub(crate) target: String,
     pub(crate) kind: EventKind,
     /// Its document and CloudEvents attributes.
@@ -613,7 +612,7 @@ pub struct EventSummary {
     pub id: String,
     /// `<kind>:<trigger name>`.
     pub trigger: String,
-    /// The function target.
+    /// The target it is delivered to (`name`, `name:3` or `name:alias`).
     pub function: String,
     /// storage | watch | timer.
     pub kind: String,

@@ -38,7 +38,6 @@ const POLL: Duration = Duration::from_millis(100);
 /// What is known of a file's metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileStat {
-    /// Its size.
     pub(crate) size: u64,
     /// Its modification time.
     pub(crate) modified: SystemTime,

@@ -700,7 +700,7 @@ pub async fn list_events(
 ) -> Result<Vec<EventSummary>, sqlx::Error> {
     let rows: Vec<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {SUMMARY_COLUMNS} FROM events WHERE (?1 IS NULL OR state = ?1)
-         ORDER BY first_seen_ms, id LIMIT ?2"
+         ORDER BY first_seen_ms DESC, rowid DESC LIMIT ?2"
     )))
     .bind(state.map(EventState::as_str))
     .bind(i64::from(limit))

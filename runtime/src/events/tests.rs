@@ -487,3 +487,30 @@ async fn a_stored_event_that_does_not_read_back_goes_dead_instead_of_out() {
         assert!(reason.contains(words), "{column} = {value}: {reason}");
     }
 }
+
+#[tokio::test]
+async fn events_are_listed_newest_first_so_a_limit_keeps_the_newest() {
+    let (_dir, database) = database().await;
+    let names = ["first", "second", "third"];
+    for (seen_ms, name) in names.iter().enumerate() {
+        queue::insert_events(&database, &[timer_event(name)], seen_ms as i64 * 1000)
+            .await
+            .unwrap();
+    }
+    let listed = |limit| {
+        let database = database.clone();
+        async move {
+            list_events(&database, None, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|event| event.trigger)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(10).await,
+        ["timer:third", "timer:second", "timer:first"]
+    );
+    assert_eq!(listed(2).await, ["timer:third", "timer:second"]);
+}

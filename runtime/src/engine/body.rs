@@ -17,6 +17,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use super::scope::InvocationScope;
+
 /// The most of an oversized request body read and thrown away, and for how
 /// long, so the connection closes cleanly after a 413 (nginx's "lingering
 /// close"): closing on unread data makes the kernel reset the connection,
@@ -154,9 +156,9 @@ pub(crate) struct ResponseBody {
     finished: Option<oneshot::Receiver<bool>>,
     remaining: u64,
     limit: u64,
-    /// The invocation's span, entered while the body is polled (by the
-    /// server's connection task, outside the invocation's own future).
-    span: tracing::Span,
+    /// Where a cut-off is logged (the server's connection task polls the
+    /// body, outside the invocation's own future).
+    scope: InvocationScope,
     /// Stops the guest if it is still writing when the body is cut off.
     guest: Option<tokio::task::AbortHandle>,
     /// Body bytes handed to the caller so far.
@@ -189,7 +191,7 @@ impl ResponseBody {
         body: HyperOutgoingBody,
         finished: oneshot::Receiver<bool>,
         limit: u64,
-        span: tracing::Span,
+        scope: InvocationScope,
         guest: Option<tokio::task::AbortHandle>,
     ) -> Self {
         let mut body = Self {
@@ -198,7 +200,7 @@ impl ResponseBody {
             finished: Some(finished),
             remaining: limit,
             limit,
-            span,
+            scope,
             guest,
             sent: 0,
             on_done: None,
@@ -269,10 +271,13 @@ impl ResponseBody {
                 if let Some(guest) = &self.guest {
                     guest.abort();
                 }
-                tracing::warn!(
-                    limit = self.limit,
-                    "response body passed max_response_bytes; stream cut off"
-                );
+                let limit = self.limit;
+                self.scope.in_scope(|| {
+                    tracing::warn!(
+                        limit,
+                        "response body passed max_response_bytes; stream cut off"
+                    )
+                });
                 self.remaining = 0;
                 return Err(ResponseBodyError::TooLarge { limit: self.limit });
             }
@@ -307,15 +312,7 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
         let this = &mut *self;
-        // Entered without a clone of the span (a clone is a reference
-        // count in the subscriber): taken out for the poll, put back after.
-        let span = std::mem::replace(&mut this.span, tracing::Span::none());
-        let polled = {
-            let _entered = span.enter();
-            this.poll_next_frame(cx)
-        };
-        this.span = span;
-        polled
+        this.poll_next_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

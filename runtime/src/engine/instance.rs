@@ -1,10 +1,10 @@
 //! What lives inside one wasmtime `Store`: the WASI and `wasi:http` contexts,
 //! the memory limiter, and the guest's stdout/stderr routed to `tracing` (in
-//! the invocation's span, which names the function and request) and to the
-//! engine's [`GuestLogSink`], when one is set.
+//! the invocation's scope, whose span names the function and request) and
+//! to the engine's [`GuestLogSink`], when one is set.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use kumo_protocol::log::LogLevel;
@@ -15,33 +15,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::outbound::OutboundPolicy;
-
-/// The request id an instance is serving now, for the lines handed to the
-/// [`GuestLogSink`] (the `tracing` events take it from the invocation's
-/// span). An instance serves many requests over its life when it is reused.
-#[derive(Clone)]
-pub(super) struct CurrentRequest(Arc<Mutex<Arc<str>>>);
-
-impl CurrentRequest {
-    pub(super) fn new() -> Self {
-        Self(Arc::new(Mutex::new(Arc::from(""))))
-    }
-
-    pub(super) fn set(&self, request_id: Arc<str>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = request_id;
-    }
-
-    pub(super) fn get(&self) -> Arc<str> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
+use super::scope::CurrentInvocation;
 
 /// The data of one instance's `Store`.
 pub(crate) struct InstanceState {
-    pub(super) current_request: CurrentRequest,
+    pub(super) current: CurrentInvocation,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
@@ -51,13 +29,13 @@ pub(crate) struct InstanceState {
 
 impl InstanceState {
     pub(super) fn new(
-        current_request: CurrentRequest,
+        current: CurrentInvocation,
         wasi: WasiCtx,
         outbound: OutboundPolicy,
         memory_limit_bytes: usize,
     ) -> Self {
         Self {
-            current_request,
+            current,
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
@@ -212,10 +190,10 @@ impl std::fmt::Debug for GuestLogSink {
 }
 
 /// A guest's stdout or stderr: each complete line becomes one `tracing`
-/// event (in the invocation's span) and one call of the sink.
+/// event (in the invocation's scope) and one call of the sink.
 pub(super) struct GuestLog {
     pub(super) function: Arc<str>,
-    pub(super) current_request: CurrentRequest,
+    pub(super) current: CurrentInvocation,
     pub(super) stream: GuestStream,
     pub(super) sink: Option<GuestLogSink>,
 }
@@ -230,7 +208,7 @@ impl StdoutStream for GuestLog {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
         Box::new(GuestLogWriter {
             function: self.function.clone(),
-            current_request: self.current_request.clone(),
+            current: self.current.clone(),
             stream: self.stream,
             sink: self.sink.clone(),
             pending: Vec::new(),
@@ -249,7 +227,7 @@ const MAX_LOG_LINE: usize = 16 * 1024;
 
 struct GuestLogWriter {
     function: Arc<str>,
-    current_request: CurrentRequest,
+    current: CurrentInvocation,
     stream: GuestStream,
     sink: Option<GuestLogSink>,
     pending: Vec<u8>,
@@ -288,12 +266,18 @@ impl GuestLogWriter {
     }
 
     fn emit(&self, level: tracing::Level, message: &str) {
+        let scope = self.current.get();
         if let Some(sink) = &self.sink {
-            let request_id = self.current_request.get();
-            sink.call(&self.function, &request_id, self.stream, level, message);
+            sink.call(
+                &self.function,
+                &scope.request_id(),
+                self.stream,
+                level,
+                message,
+            );
         }
         let stream = self.stream.as_str();
-        match level {
+        scope.in_scope(|| match level {
             tracing::Level::ERROR => {
                 tracing::error!(target: "kumo::guest", stream, "{message}")
             }
@@ -306,7 +290,7 @@ impl GuestLogWriter {
             _ => {
                 tracing::info!(target: "kumo::guest", stream, "{message}")
             }
-        }
+        });
     }
 }
 

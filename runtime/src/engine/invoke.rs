@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http_body::Body;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tracing::Instrument;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 use wasmtime_wasi_http::WasiHttpView;
@@ -20,10 +19,9 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use super::body::{
     LimitedRequestBody, RequestTally, ResponseBody, declared_length, drain_in_background,
 };
-use super::instance::{
-    CurrentRequest, GuestLog, GuestLogSink, GuestStream, InstanceState, PeakMemory,
-};
+use super::instance::{GuestLog, GuestLogSink, GuestStream, InstanceState, PeakMemory};
 use super::outbound::{OutboundPolicy, OutboundRule};
+use super::scope::{CurrentInvocation, InvocationScope};
 
 /// Per-function limits and environment, fixed when the function is compiled.
 #[derive(Debug, Clone)]
@@ -255,7 +253,7 @@ impl Function {
     /// A new instance: its `Store` is ready; the component itself is
     /// instantiated by the first request (that request is a cold start).
     pub(crate) fn new_instance(&self) -> Instance {
-        let current_request = CurrentRequest::new();
+        let current = CurrentInvocation::default();
         let mut wasi = WasiCtx::builder();
         wasi.envs(&self.settings.env)
             .allow_tcp(false)
@@ -263,13 +261,13 @@ impl Function {
             .allow_ip_name_lookup(false)
             .stdout(GuestLog {
                 function: self.name.clone(),
-                current_request: current_request.clone(),
+                current: current.clone(),
                 stream: GuestStream::Stdout,
                 sink: self.log_sink.clone(),
             })
             .stderr(GuestLog {
                 function: self.name.clone(),
-                current_request: current_request.clone(),
+                current: current.clone(),
                 stream: GuestStream::Stderr,
                 sink: self.log_sink.clone(),
             });
@@ -293,11 +291,12 @@ impl Function {
         }
         let outbound = OutboundPolicy {
             rules: self.settings.allowed_outbound_hosts.clone(),
+            current: current.clone(),
         };
         let memory_limit = usize::try_from(self.settings.memory_mb << 20).unwrap_or(usize::MAX);
         let mut store = Store::new(
             self.pre.engine(),
-            InstanceState::new(current_request, wasi.build(), outbound, memory_limit),
+            InstanceState::new(current, wasi.build(), outbound, memory_limit),
         );
         store.limiter(|state| &mut state.memory);
         // Yield to the executor at every epoch tick: a guest spinning on the
@@ -358,7 +357,7 @@ impl Function {
         &self,
         mut instance: Instance,
         request: http::Request<B>,
-        request_id: Arc<str>,
+        scope: InvocationScope,
         on_exit: impl FnOnce(InvocationEnd) + Send + 'static,
     ) -> Result<http::Response<ResponseBody>, InvokeError>
     where
@@ -391,7 +390,7 @@ impl Function {
             request.map(|body| LimitedRequestBody::new(body, request_limit, request_tally.clone()));
 
         let deadline = Instant::now() + self.settings.timeout;
-        instance.store.data().current_request.set(request_id);
+        instance.store.data().current.set(scope.clone());
         instance.store.set_epoch_deadline(1);
         let (sender, receiver) = oneshot::channel();
         let (incoming, outparam) = {
@@ -406,7 +405,9 @@ impl Function {
                     let error = InvokeError::BadRequest {
                         message: format!("{error:#}"),
                     };
-                    tracing::debug!(%error, "the request cannot be handed to the guest");
+                    scope.in_scope(
+                        || tracing::debug!(%error, "the request cannot be handed to the guest"),
+                    );
                     exit.finish(Err(error.clone()), None);
                     return Err(error);
                 }
@@ -419,40 +420,38 @@ impl Function {
         // body that ends because the guest was stopped (timeout, trap) must
         // end with an error, not look complete.
         let (finished_sender, finished) = oneshot::channel::<bool>();
-        // The guest's run keeps the caller's span (the invocation's) when
-        // it continues in its own task.
-        let mut guest_run = Box::pin(
-            async move {
-                let mut exit = exit;
-                exit.started = Some(Instant::now());
-                let mut phase = Phase::Instantiating;
-                let result = tokio::time::timeout_at(deadline, async {
-                    if instance.proxy.is_none() {
-                        let started = Instant::now();
-                        instance.proxy = Some(pre.instantiate_async(&mut instance.store).await?);
-                        exit.init = Some(started.elapsed());
-                    }
-                    phase = Phase::Handling;
-                    let proxy = instance.proxy.as_ref().expect("instantiated just above");
-                    proxy
-                        .wasi_http_incoming_handler()
-                        .call_handle(&mut instance.store, incoming, outparam)
-                        .await
-                })
-                .await;
-                let exit_kind = classify_exit(result, instance.store.data(), settings, phase);
-                let _ = finished_sender.send(matches!(exit_kind, GuestExit::Completed));
-                match &exit_kind {
-                    GuestExit::Completed => exit.finish(Ok(()), Some(instance)),
-                    GuestExit::Failed(error) => {
-                        tracing::warn!(%error, "the guest failed");
-                        exit.finish(Err(error.clone()), None);
-                    }
+        // The guest's failure is logged in the invocation's scope, also
+        // when its run continues in its own task.
+        let guest_scope = scope.clone();
+        let mut guest_run = Box::pin(async move {
+            let mut exit = exit;
+            exit.started = Some(Instant::now());
+            let mut phase = Phase::Instantiating;
+            let result = tokio::time::timeout_at(deadline, async {
+                if instance.proxy.is_none() {
+                    let started = Instant::now();
+                    instance.proxy = Some(pre.instantiate_async(&mut instance.store).await?);
+                    exit.init = Some(started.elapsed());
                 }
-                exit_kind
+                phase = Phase::Handling;
+                let proxy = instance.proxy.as_ref().expect("instantiated just above");
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut instance.store, incoming, outparam)
+                    .await
+            })
+            .await;
+            let exit_kind = classify_exit(result, instance.store.data(), settings, phase);
+            let _ = finished_sender.send(matches!(exit_kind, GuestExit::Completed));
+            match &exit_kind {
+                GuestExit::Completed => exit.finish(Ok(()), Some(instance)),
+                GuestExit::Failed(error) => {
+                    guest_scope.in_scope(|| tracing::warn!(%error, "the guest failed"));
+                    exit.finish(Err(error.clone()), None);
+                }
             }
-            .instrument(tracing::Span::current()),
-        );
+            exit_kind
+        });
 
         // Run the guest right here until it answers or finishes: a small
         // handler usually does both in one go, so no task is spawned and
@@ -486,7 +485,9 @@ impl Function {
                     Ok(GuestExit::Failed(error)) => error,
                     Ok(GuestExit::Completed) => InvokeError::NoResponse,
                     Err(join_error) => {
-                        tracing::error!(error = %join_error, "the guest task failed");
+                        scope.in_scope(
+                            || tracing::error!(error = %join_error, "the guest task failed"),
+                        );
                         InvokeError::Internal
                     }
                 });
@@ -496,24 +497,18 @@ impl Function {
         let response_limit = self.settings.max_response_bytes;
         if declared_length(response.headers()).is_some_and(|length| length > response_limit) {
             guest.abort();
-            tracing::warn!(
-                limit = response_limit,
-                "response declared larger than max_response_bytes"
-            );
+            scope.in_scope(|| {
+                tracing::warn!(
+                    limit = response_limit,
+                    "response declared larger than max_response_bytes"
+                )
+            });
             return Err(InvokeError::ResponseTooLarge {
                 limit: response_limit,
             });
         }
         let guest = guest.abort_handle();
-        Ok(response.map(|body| {
-            ResponseBody::new(
-                body,
-                finished,
-                response_limit,
-                tracing::Span::current(),
-                guest,
-            )
-        }))
+        Ok(response.map(|body| ResponseBody::new(body, finished, response_limit, scope, guest)))
     }
 }
 

@@ -19,6 +19,7 @@ mod compile;
 mod instance;
 mod invoke;
 mod outbound;
+mod scope;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub(crate) use compile::{CompileError, CompileReport, ComponentSource};
 pub(crate) use instance::{GuestLogSink, GuestStream, InstanceState};
 pub(crate) use invoke::{DirMount, Instance, InvocationEnd, InvokeError};
 pub(crate) use outbound::OutboundRule;
+pub(crate) use scope::InvocationScope;
 
 /// How often the epoch advances. A running guest yields to the async
 /// executor once per tick, so other requests keep being served even while a

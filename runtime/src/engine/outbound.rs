@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::scope::CurrentInvocation;
+
 /// One entry of `allowed_outbound_hosts`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OutboundRule {
@@ -135,6 +137,8 @@ impl OutboundRule {
 /// against the function's rules, then sent by wasmtime's default client.
 pub(super) struct OutboundPolicy {
     pub(super) rules: Arc<[OutboundRule]>,
+    /// Whose request a denial is logged for.
+    pub(super) current: CurrentInvocation,
 }
 
 impl OutboundPolicy {
@@ -170,11 +174,12 @@ impl WasiHttpHooks for OutboundPolicy {
         fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendRequestFuture {
         if !self.allows(request.uri()) {
-            // The invocation's span names the function and request.
-            tracing::warn!(
-                uri = %request.uri(),
-                "outbound request denied; hint: add the destination to the function's allowed_outbound_hosts"
-            );
+            self.current.get().in_scope(|| {
+                tracing::warn!(
+                    uri = %request.uri(),
+                    "outbound request denied; hint: add the destination to the function's allowed_outbound_hosts"
+                )
+            });
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         // Allowed: send with wasmtime's own client, as the default hooks do.
@@ -290,16 +295,19 @@ mod tests {
     fn no_rules_means_no_outbound_http() {
         let policy = OutboundPolicy {
             rules: Arc::from(Vec::new()),
+            current: Default::default(),
         };
         assert!(!policy.allows(&"https://example.com/".parse().unwrap()));
         let policy = OutboundPolicy {
             rules: Arc::from(vec![OutboundRule::parse("http://127.0.0.1:*").unwrap()]),
+            current: Default::default(),
         };
         assert!(policy.allows(&"http://127.0.0.1:9/x".parse().unwrap()));
         assert!(!policy.allows(&"http://localhost:9/x".parse().unwrap()));
         assert!(!policy.allows(&"/relative".parse().unwrap()));
         let policy = OutboundPolicy {
             rules: Arc::from(vec![OutboundRule::parse("http://[::1]:8097").unwrap()]),
+            current: Default::default(),
         };
         assert!(policy.allows(&"http://[::1]:8097/x".parse().unwrap()));
     }

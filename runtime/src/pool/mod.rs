@@ -24,7 +24,7 @@ use bytes::Bytes;
 use http_body::Body;
 use tracing::Instrument;
 
-use crate::engine::{Function, Instance, InvokeError, ResponseBody};
+use crate::engine::{Function, Instance, InvocationScope, InvokeError, ResponseBody};
 use crate::metering::{Answer, Meter, Outcome, Recorder, TriggerKind};
 use crate::observability::invocation_span;
 use autoscaler::{Autoscaler, AutoscalerSettings, ScaleDecision};
@@ -250,8 +250,8 @@ impl Pool {
     /// cold if a slot is free, after a wait in the queue otherwise. The
     /// invocation is recorded on the pool's recorder whatever its outcome
     /// (a rejected one included), once the guest stopped, the answer is
-    /// known and the response body is done. It runs in its own span
-    /// ([`invocation_span`]), which its response body enters too.
+    /// known and the response body is done. What it logs goes in its span
+    /// ([`invocation_span`]), made only if it logs something.
     ///
     /// # Errors
     ///
@@ -267,26 +267,13 @@ impl Pool {
     where
         B: Body<Data = Bytes> + Send + 'static,
     {
-        let span = invocation_span(
-            self.function.name(),
-            self.version,
-            &request_id,
-            trigger.as_str(),
-        );
-        self.invoke_in_span(request, request_id, trigger)
-            .instrument(span)
-            .await
-    }
-
-    async fn invoke_in_span<B>(
-        self: &Arc<Self>,
-        request: http::Request<B>,
-        request_id: Arc<str>,
-        trigger: TriggerKind,
-    ) -> Result<http::Response<ResponseBody>, PoolError>
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-    {
+        let scope = {
+            let (function, version) = (Arc::clone(self.function.shared_name()), self.version);
+            let (request_id, trigger) = (Arc::clone(&request_id), trigger.as_str());
+            InvocationScope::new(Arc::clone(&request_id), move || {
+                invocation_span(&function, version, &request_id, trigger)
+            })
+        };
         // The record is finished by whichever of the guest's exit, the
         // answer and the response body comes last (the draft's drop).
         let draft = self.recorder.begin(&request_id, trigger);
@@ -305,7 +292,7 @@ impl Pool {
         let exit_draft = draft.clone();
         let result = self
             .function
-            .invoke(instance, request, request_id, move |mut end| {
+            .invoke(instance, request, scope, move |mut end| {
                 let instance = end.instance.take();
                 exit_draft.guest_exited(&end);
                 pool.release(instance);

@@ -145,7 +145,6 @@ impl Control {
     ) -> Result<Deployed, ControlError> {
         crate::model::check_function_name(function)?;
         let (settings, _) = self.settings_of(function, &config)?;
-        let _one_change_at_a_time = self.changes.lock().await;
         // The same code and configuration as the newest version: nothing
         // to compile or store.
         let sha256 = crate::registry::sha256_hex(&wasm);
@@ -183,6 +182,9 @@ impl Control {
         let (compiled, report) = compiled?;
         log_compile(function, &report);
         self.registry.store_artifact(&report.sha256, &wasm).await?;
+        // Compiling took no lock (a large component takes seconds); numbering
+        // the version and making it live is one change.
+        let _one_change_at_a_time = self.changes.lock().await;
         let (version, created) = self
             .registry
             .publish(function, &report.sha256, wasm.len() as u64, &config)

@@ -10,7 +10,7 @@
 //! - An event whose function no longer resolves goes dead with that reason.
 //!
 //! What follows an attempt (done, a retry and when, or dead) is decided in
-//! `retry.rs` ([`RetryPolicy::after_attempt`](super::trigger::RetryPolicy)).
+//! `retry.rs` ([`RetryPolicy::after_attempt`](crate::model::RetryPolicy)).
 //!
 //! The request carries the CloudEvents headers (`ce-specversion`, `ce-id`,
 //! `ce-source`, `ce-type`, `ce-time`, `ce-subject`), `content-type`, and

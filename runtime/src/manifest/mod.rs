@@ -573,7 +573,7 @@ fn function_config(function: &RawFunction) -> FunctionConfig {
     }
 }
 
-/// Where in the file the key a [`ConfigError`] names was written.
+/// Where in the file the key a [`crate::config::ConfigError`] names was written.
 fn config_error_span(
     function: &RawFunction,
     error: &crate::config::ConfigError,

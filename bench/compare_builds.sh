@@ -12,6 +12,8 @@
 #
 #   bench/compare_builds.sh BIN_A BIN_B [rounds, default 7] [seconds, default 5] [connections, default 16]
 #
+# KUMO_ARGS adds flags to both servers (for example KUMO_ARGS=--no-metering).
+#
 # Build the two binaries first, for example the current tree and another
 # revision in a worktree that shares this target directory:
 #   cargo build --release -p kumo && cp target/release/kumo /tmp/kumo-new
@@ -42,7 +44,7 @@ start() {
   local name="$1" bin="$2" out="$WORK/$1.out"
   : > "$out"
   taskset -c 0 "$bin" up -f "$WORK/kumo.toml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-    --storage-listen 127.0.0.1:0 --data-dir "$WORK/data-$name" > "$out" 2> "$WORK/$name.err" &
+    --storage-listen 127.0.0.1:0 --data-dir "$WORK/data-$name" ${KUMO_ARGS:-} > "$out" 2> "$WORK/$name.err" &
   local pid=$!
   PIDS+=("$pid")
   for _ in $(seq 1 200); do

@@ -2,8 +2,9 @@
 //! here. It checks the change against the registry's state (see
 //! [`checks`]), compiles what a deploy brings, writes the registry, and
 //! reloads: pools for every reachable version, the route table, the running
-//! event triggers, one swap of the live snapshot. Changes run one at a
-//! time, so a check is never stale when its write lands.
+//! event triggers, one swap of the live snapshot. Checks, writes and
+//! reloads run one at a time (a deploy compiles before it takes its turn),
+//! so a check is never stale when its write lands.
 //!
 //! Nothing else writes the registry; readers use [`Live`]'s snapshot.
 

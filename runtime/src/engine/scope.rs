@@ -17,16 +17,16 @@ pub(crate) struct InvocationScope(Option<Arc<Scope>>);
 
 struct Scope {
     request_id: Arc<str>,
-    make_span: Box<dyn Fn() -> tracing::Span + Send + Sync>,
+    make_span: Box<dyn Fn(&str) -> tracing::Span + Send + Sync>,
     span: OnceLock<tracing::Span>,
 }
 
 impl InvocationScope {
     /// The scope of the invocation `request_id`, whose span `make_span`
-    /// makes when first needed.
+    /// makes (from the request id) when first needed.
     pub(crate) fn new(
         request_id: Arc<str>,
-        make_span: impl Fn() -> tracing::Span + Send + Sync + 'static,
+        make_span: impl Fn(&str) -> tracing::Span + Send + Sync + 'static,
     ) -> Self {
         Self(Some(Arc::new(Scope {
             request_id,
@@ -46,7 +46,10 @@ impl InvocationScope {
     /// current span).
     pub(crate) fn in_scope<R>(&self, log: impl FnOnce() -> R) -> R {
         match &self.0 {
-            Some(scope) => scope.span.get_or_init(|| (scope.make_span)()).in_scope(log),
+            Some(scope) => scope
+                .span
+                .get_or_init(|| (scope.make_span)(&scope.request_id))
+                .in_scope(log),
             None => log(),
         }
     }
@@ -80,7 +83,8 @@ mod tests {
     fn the_span_is_made_once_and_only_when_something_is_logged() {
         let made = Arc::new(AtomicU32::new(0));
         let counter = Arc::clone(&made);
-        let scope = InvocationScope::new(Arc::from("r1"), move || {
+        let scope = InvocationScope::new(Arc::from("r1"), move |request_id| {
+            assert_eq!(request_id, "r1");
             counter.fetch_add(1, Ordering::Relaxed);
             tracing::Span::none()
         });

@@ -269,9 +269,9 @@ impl Pool {
     {
         let scope = {
             let (function, version) = (Arc::clone(self.function.shared_name()), self.version);
-            let (request_id, trigger) = (Arc::clone(&request_id), trigger.as_str());
-            InvocationScope::new(Arc::clone(&request_id), move || {
-                invocation_span(&function, version, &request_id, trigger)
+            let trigger = trigger.as_str();
+            InvocationScope::new(Arc::clone(&request_id), move |request_id| {
+                invocation_span(&function, version, request_id, trigger)
             })
         };
         // The record is finished by whichever of the guest's exit, the

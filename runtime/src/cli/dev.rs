@@ -8,6 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecursiveMode, Watcher};
 
 use super::UpArgs;
@@ -22,7 +23,9 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let (prepared, manifest) = super::up::start_with_manifest(&args).await?;
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        if let Ok(event) = event
+            && is_write(&event.kind)
+        {
             let _ = events_tx.send(event.paths);
         }
     })
@@ -40,7 +43,10 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<()> {
         "kumo dev: watching {} for changes",
         watched
             .iter()
-            .map(|(path, _)| path.display().to_string())
+            .map(|(path, _)| std::path::absolute(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string())
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -73,6 +79,17 @@ fn watch_list(manifest: &Manifest, build: bool) -> Vec<(PathBuf, RecursiveMode)>
             .map(|folder| (folder, RecursiveMode::NonRecursive)),
     );
     list
+}
+
+/// Whether a file event changed something. Reading a file is not a change:
+/// a build reads every source file, and counting its reads would start the
+/// next build, forever.
+fn is_write(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Any | EventKind::Other => false,
+    }
 }
 
 /// Whether a changed path is source code a build would read (not build
@@ -129,7 +146,7 @@ async fn redeploy_on_change(
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
                     println!(
-                        "kumo dev: build failed, still serving the previous versions: {error:#}"
+                        "kumo dev: build failed, still serving the previous versions: {error:#}; waiting for the next change"
                     );
                     continue;
                 }
@@ -138,9 +155,9 @@ async fn redeploy_on_change(
                     continue;
                 }
             }
-            // The build rewrote the components; their own events are
-            // handled here, so drop them.
-            while events.try_recv().is_ok() {}
+            // The build's own writes (under `target/`, and the components,
+            // redeployed below) are not source changes; a save made during
+            // the build is still queued and starts the next one.
         }
         for spec in manifest.functions.values() {
             let started = Instant::now();
@@ -176,6 +193,82 @@ async fn redeploy_on_change(
                     spec.name
                 ),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reading a source file (as every build does) must not count as a
+    /// change; writing one must. Uses the real watcher: the marker file is
+    /// written last, so once its event arrives every event of the reads
+    /// before it has arrived too.
+    #[test]
+    fn reads_are_not_changes_but_writes_are() {
+        let folder = tempfile::tempdir().unwrap();
+        let source = folder.path().join("lib.rs");
+        std::fs::write(&source, "fn main() {}\n").unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let _ = sender.send(event.unwrap());
+            })
+            .unwrap();
+        watcher
+            .watch(folder.path(), RecursiveMode::Recursive)
+            .unwrap();
+
+        for _ in 0..3 {
+            assert_eq!(std::fs::read_to_string(&source).unwrap(), "fn main() {}\n");
+        }
+        let marker = folder.path().join("marker.rs");
+        std::fs::write(&marker, "// saved\n").unwrap();
+
+        let mut seen_read = false;
+        let mut changed = Vec::new();
+        loop {
+            let event = receiver
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the watcher reports the marker's write");
+            seen_read |= event.paths.contains(&source);
+            if is_write(&event.kind) {
+                changed.extend(event.paths.clone());
+            }
+            if is_write(&event.kind) && event.paths.contains(&marker) {
+                break;
+            }
+        }
+        assert!(seen_read, "the watcher saw no event for the reads at all");
+        assert!(
+            !changed.contains(&source),
+            "reading {} counted as a change: {changed:?}",
+            source.display()
+        );
+    }
+
+    #[test]
+    fn event_kinds_that_are_changes() {
+        use notify::event::{CreateKind, DataChange, ModifyKind, RemoveKind};
+        let cases = [
+            (EventKind::Create(CreateKind::File), true),
+            (EventKind::Modify(ModifyKind::Data(DataChange::Any)), true),
+            (EventKind::Remove(RemoveKind::File), true),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                true,
+            ),
+            (EventKind::Access(AccessKind::Open(AccessMode::Any)), false),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Read)),
+                false,
+            ),
+            (EventKind::Access(AccessKind::Read), false),
+            (EventKind::Other, false),
+        ];
+        for (kind, expected) in cases {
+            assert_eq!(is_write(&kind), expected, "{kind:?}");
         }
     }
 }

@@ -297,16 +297,30 @@ impl Prepared {
             self.storage_options.credentials.access_key
         );
         println!("kumo: serving http://{}", self.gateway.local_addr()?);
-        for trigger in &snapshot.registry.triggers {
-            match &trigger.spec {
-                TriggerSpec::Http { route, function } => println!("  {route} -> {function}"),
-                other => println!(
-                    "  {} {} -> {}",
-                    other.kind(),
-                    other.describe(),
-                    other.function()
+        // Routes first, then the event triggers, each in name order: the
+        // registry's order (creation time) is not the reader's.
+        let mut lines: Vec<(bool, String)> = snapshot
+            .registry
+            .triggers
+            .iter()
+            .map(|trigger| match &trigger.spec {
+                TriggerSpec::Http { route, function } => {
+                    (false, format!("  {route} -> {function}"))
+                }
+                other => (
+                    true,
+                    format!(
+                        "  {} {} -> {}",
+                        other.kind(),
+                        other.describe(),
+                        other.function()
+                    ),
                 ),
-            }
+            })
+            .collect();
+        lines.sort();
+        for (_, line) in lines {
+            println!("{line}");
         }
         if snapshot.registry.triggers.is_empty() {
             tracing::warn!(

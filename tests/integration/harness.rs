@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 /// components first; a cold debug build on 2 cores is the slow case).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn repo_root() -> &'static Path {
+/// The repository's root folder.
+pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("runtime/ has a parent")
@@ -56,6 +57,32 @@ fn ensure_wasm_target() {
     assert!(status.success(), "rustup target add wasm32-wasip2 failed");
 }
 
+/// The object-storage tests and the docs drive a real S3 client, boto3:
+/// installed here when missing, so that `cargo test --workspace` alone
+/// runs the whole suite on a fresh machine.
+pub fn ensure_boto3() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let present = Command::new("python3")
+            .args(["-c", "import boto3"])
+            .stderr(Stdio::null())
+            .status()
+            .expect("python3 runs; hint: install Python 3");
+        if present.success() {
+            return;
+        }
+        let output = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "boto3>=1.34"])
+            .output()
+            .expect("python3 runs");
+        assert!(
+            output.status.success(),
+            "boto3 is missing and `python3 -m pip install boto3` failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
+
 fn build_guest_workspace(workspace: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let output = Command::new(cargo)
@@ -88,13 +115,13 @@ pub fn test_guest(name: &str) -> PathBuf {
 
 /// Lines a child process wrote, shared with the thread reading them.
 #[derive(Default)]
-struct Lines {
+pub struct Lines {
     text: Mutex<(String, bool)>,
     changed: Condvar,
 }
 
 impl Lines {
-    fn collect(self: &Arc<Self>, stream: impl std::io::Read + Send + 'static) {
+    pub fn collect(self: &Arc<Self>, stream: impl std::io::Read + Send + 'static) {
         let lines = self.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines() {
@@ -112,7 +139,7 @@ impl Lines {
 
     /// Waits (bounded) until `predicate` holds for the text so far, or the
     /// stream closed without it.
-    fn wait_for(&self, timeout: Duration, predicate: impl Fn(&str) -> bool) -> bool {
+    pub fn wait_for(&self, timeout: Duration, predicate: impl Fn(&str) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut text = self.text.lock().unwrap();
         loop {
@@ -128,7 +155,7 @@ impl Lines {
     }
 
     /// Waits (bounded) until the stream is closed.
-    fn wait_closed(&self, timeout: Duration) {
+    pub fn wait_closed(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         let mut text = self.text.lock().unwrap();
         while !text.1 && Instant::now() < deadline {
@@ -137,7 +164,7 @@ impl Lines {
         }
     }
 
-    fn snapshot(&self) -> String {
+    pub fn snapshot(&self) -> String {
         self.text.lock().unwrap().0.clone()
     }
 }

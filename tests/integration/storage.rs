@@ -41,6 +41,7 @@ impl Endpoint {
 /// Runs S3 calls with boto3, in order, and returns one result per call:
 /// `{"ok": response, "status": n}` or `{"error": {"code", "status", "message"}}`.
 pub fn s3_calls(endpoint: &Endpoint, calls: Value) -> Vec<Value> {
+    crate::harness::ensure_boto3();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/integration/s3_client.py");
     let mut child = Command::new("python3")
         .arg(script)
@@ -48,7 +49,7 @@ pub fn s3_calls(endpoint: &Endpoint, calls: Value) -> Vec<Value> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3 runs; hint: install Python 3 and `pip install boto3` (see .ci/run)");
+        .expect("python3 runs; hint: install Python 3");
     let request = json!({
         "endpoint": endpoint.url,
         "access_key": endpoint.access_key,

@@ -50,7 +50,8 @@
 //! crate-type = ["cdylib"]
 //!
 //! [dependencies]
-//! kumo-sdk = "0.1"
+//! # Not published on crates.io: depend on a checkout of Kumo by path (or git).
+//! kumo-sdk = { path = "../kumo/sdk" }
 //! ```
 //!
 //! ```sh

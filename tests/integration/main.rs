@@ -7,6 +7,7 @@ mod admin_api;
 mod bad_guests;
 mod cli;
 mod deploys;
+mod docs;
 mod events;
 mod gateway;
 mod layering;

@@ -17,15 +17,19 @@ pub(crate) use metrics::MetricsHandle;
 /// its response body: guest output and host events inside it carry its
 /// function, version, request id and trigger kind without naming them.
 ///
-/// At `info`, so the default log filter shows its fields. Without a
-/// subscriber interested in it, it costs one check of a cached interest.
+/// At level `error`: a span's level only decides whether it is enabled,
+/// and a span a filter disables takes its fields away from the lines inside
+/// it. At `error` every filter that lets one of its lines through
+/// (`KUMO_LOG=warn` included) keeps the fields.
+/// Without a subscriber interested in it, it costs one check of a cached
+/// interest.
 pub(crate) fn invocation_span(
     function: &str,
     version: u32,
     request_id: &str,
     trigger: &'static str,
 ) -> tracing::Span {
-    tracing::info_span!(
+    tracing::error_span!(
         "invocation",
         function = %function,
         version,

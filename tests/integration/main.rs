@@ -8,6 +8,7 @@ mod bad_guests;
 mod cli;
 mod deploys;
 mod events;
+mod failure_lines;
 mod gateway;
 mod layering;
 mod lifecycle;

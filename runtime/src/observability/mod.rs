@@ -1,7 +1,8 @@
 //! What an operator watches while Kumo runs, apart from billing: the guests'
-//! own output ([`logs`]: one [`LogLine`] type from the engine's sink to the
-//! API's follow stream), the Prometheus metrics ([`metrics`]), and the
-//! tracing span every invocation runs in ([`invocation_span`]).
+//! own output and the failure line of each failed invocation ([`logs`]: one
+//! [`LogLine`] type from the engine's sink to the API's follow stream), the
+//! Prometheus metrics ([`metrics`]), and the tracing span every invocation
+//! runs in ([`invocation_span`]).
 //!
 //! Nothing here knows about invocation records: metering uses this module
 //! (to send `REPORT` lines to followers and to feed the metrics), never the

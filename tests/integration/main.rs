@@ -9,6 +9,7 @@ mod cli;
 mod deploys;
 mod docs;
 mod events;
+mod failure_lines;
 mod gateway;
 mod layering;
 mod lifecycle;

@@ -156,7 +156,7 @@ pub(crate) struct ResponseBody {
     finished: Option<oneshot::Receiver<bool>>,
     remaining: u64,
     limit: u64,
-    /// Where a cut-off is logged (the server's connection task polls the
+    /// Where a cut-off is reported (the server's connection task polls the
     /// body, outside the invocation's own future).
     scope: InvocationScope,
     /// Stops the guest if it is still writing when the body is cut off.
@@ -271,13 +271,8 @@ impl ResponseBody {
                 if let Some(guest) = &self.guest {
                     guest.abort();
                 }
-                let limit = self.limit;
-                self.scope.in_scope(|| {
-                    tracing::warn!(
-                        limit,
-                        "response body passed max_response_bytes; stream cut off"
-                    )
-                });
+                self.scope
+                    .report_failure(&super::InvokeError::ResponseTooLarge { limit: self.limit });
                 self.remaining = 0;
                 return Err(ResponseBodyError::TooLarge { limit: self.limit });
             }

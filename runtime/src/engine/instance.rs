@@ -1,10 +1,11 @@
 //! What lives inside one wasmtime `Store`: the WASI and `wasi:http` contexts,
 //! the memory limiter, and the guest's stdout/stderr routed to `tracing` (in
 //! the invocation's scope, whose span names the function and request) and
-//! to the engine's [`GuestLogSink`], when one is set.
+//! to the engine's [`GuestLogSink`], when one is set, with a Rust panic's
+//! report held back for the invocation's failure line ([`PanicCapture`]).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use kumo_protocol::log::LogLevel;
@@ -15,7 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::outbound::OutboundPolicy;
-use super::scope::CurrentInvocation;
+use super::scope::{CurrentInvocation, InvocationScope};
 
 /// The data of one instance's `Store`.
 pub(crate) struct InstanceState {
@@ -25,6 +26,8 @@ pub(crate) struct InstanceState {
     table: ResourceTable,
     outbound: OutboundPolicy,
     pub(super) memory: MemoryLimiter,
+    /// The panic report the guest's stderr is holding back, if any.
+    pub(super) panic: PanicCapture,
 }
 
 impl InstanceState {
@@ -33,6 +36,7 @@ impl InstanceState {
         wasi: WasiCtx,
         outbound: OutboundPolicy,
         memory_limit_bytes: usize,
+        panic: PanicCapture,
     ) -> Self {
         Self {
             current,
@@ -40,6 +44,7 @@ impl InstanceState {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             outbound,
+            panic,
             memory: MemoryLimiter {
                 limit_bytes: memory_limit_bytes,
                 peak: PeakMemory::default(),
@@ -131,42 +136,47 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Which of the guest's output streams a line came from.
+/// Where a line of a function's log comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum GuestStream {
+pub(crate) enum LogSource {
     /// The guest's stdout.
     Stdout,
     /// The guest's stderr.
     Stderr,
+    /// Not the guest's: Kumo's one line saying why an invocation failed
+    /// ([`InvocationScope::report_failure`]).
+    Failure,
 }
 
-impl GuestStream {
-    /// `stdout` or `stderr`.
+impl LogSource {
+    /// `stdout`, `stderr` or `failure`.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            GuestStream::Stdout => "stdout",
-            GuestStream::Stderr => "stderr",
+            LogSource::Stdout => "stdout",
+            LogSource::Stderr => "stderr",
+            LogSource::Failure => "failure",
         }
     }
 }
 
-/// Where guest output lines go besides `tracing`: a callback set once per
+/// Where lines of a function's log go besides `tracing`: a callback set once per
 /// engine ([`super::EngineOptions::guest_log_sink`]). It runs on the
 /// guest's thread while the guest writes, so it must be quick and never
 /// block (push to a bounded buffer, send on a channel).
 ///
 /// It is called with the function, the request the instance was serving
-/// (empty during a pre-warm), the stream, the level word the line started
-/// with (`info` when none) and the text without its level word and newline.
+/// (empty during a pre-warm), the source, the level (for guest output, the
+/// level word the line started with, `info` when none; `error` for a
+/// failure) and the text without its level word and newline.
 #[derive(Clone)]
 pub(crate) struct GuestLogSink(Arc<SinkFn>);
 
-type SinkFn = dyn Fn(&Arc<str>, &Arc<str>, GuestStream, tracing::Level, &str) + Send + Sync;
+type SinkFn = dyn Fn(&Arc<str>, &Arc<str>, LogSource, tracing::Level, &str) + Send + Sync;
 
 impl GuestLogSink {
     /// A sink calling `sink` with each line.
     pub(crate) fn new(
-        sink: impl Fn(&Arc<str>, &Arc<str>, GuestStream, tracing::Level, &str) + Send + Sync + 'static,
+        sink: impl Fn(&Arc<str>, &Arc<str>, LogSource, tracing::Level, &str) + Send + Sync + 'static,
     ) -> Self {
         Self(Arc::new(sink))
     }
@@ -175,11 +185,11 @@ impl GuestLogSink {
         &self,
         function: &Arc<str>,
         request_id: &Arc<str>,
-        stream: GuestStream,
+        source: LogSource,
         level: tracing::Level,
         text: &str,
     ) {
-        (self.0)(function, request_id, stream, level, text);
+        (self.0)(function, request_id, source, level, text);
     }
 }
 
@@ -189,13 +199,82 @@ impl std::fmt::Debug for GuestLogSink {
     }
 }
 
-/// A guest's stdout or stderr: each complete line becomes one `tracing`
-/// event (in the invocation's scope) and one call of the sink.
-pub(super) struct GuestLog {
+/// One function's log: its name and the engine's sink. Shared (behind an
+/// `Arc`) by the function, its instances' stdout and stderr, and the scope
+/// of each of its invocations.
+#[derive(Debug)]
+pub(crate) struct FunctionLog {
     pub(super) function: Arc<str>,
-    pub(super) current: CurrentInvocation,
-    pub(super) stream: GuestStream,
     pub(super) sink: Option<GuestLogSink>,
+}
+
+impl FunctionLog {
+    pub(super) fn new(function: Arc<str>, sink: Option<GuestLogSink>) -> Self {
+        Self { function, sink }
+    }
+
+    /// Writes one line of guest output (its level word already split off)
+    /// in `scope`: to the sink and as a `tracing` event under the
+    /// `kumo::guest` target.
+    fn write_guest_line(
+        &self,
+        scope: &InvocationScope,
+        source: LogSource,
+        level: tracing::Level,
+        message: &str,
+    ) {
+        if let Some(sink) = &self.sink {
+            sink.call(&self.function, &scope.request_id(), source, level, message);
+        }
+        let stream = source.as_str();
+        scope.in_scope(|| match level {
+            tracing::Level::ERROR => {
+                tracing::error!(target: "kumo::guest", stream, "{message}")
+            }
+            tracing::Level::WARN => {
+                tracing::warn!(target: "kumo::guest", stream, "{message}")
+            }
+            tracing::Level::DEBUG => {
+                tracing::debug!(target: "kumo::guest", stream, "{message}")
+            }
+            _ => {
+                tracing::info!(target: "kumo::guest", stream, "{message}")
+            }
+        });
+    }
+
+    /// Writes the lines of a panic report that was held back, as the
+    /// stderr lines they were.
+    fn write_held(&self, held: HeldPanic) {
+        for line in &held.lines {
+            let (level, message) = split_log_level(line);
+            self.write_guest_line(&held.scope, LogSource::Stderr, level, message);
+        }
+    }
+
+    /// Sends an invocation's failure line to the sink.
+    pub(super) fn write_failure(&self, request_id: &Arc<str>, text: &str) {
+        if let Some(sink) = &self.sink {
+            sink.call(
+                &self.function,
+                request_id,
+                LogSource::Failure,
+                tracing::Level::ERROR,
+                text,
+            );
+        }
+    }
+}
+
+/// A guest's stdout or stderr: each complete line becomes one `tracing`
+/// event (in the invocation's scope) and one call of the sink; on stderr,
+/// a panic's report is held back first ([`PanicCapture`]).
+pub(super) struct GuestLog {
+    pub(super) log: Arc<FunctionLog>,
+    pub(super) current: CurrentInvocation,
+    pub(super) source: LogSource,
+    /// Stderr's; `None` on stdout.
+    pub(super) panic: Option<PanicCapture>,
 }
 
 impl IsTerminal for GuestLog {
@@ -207,10 +286,10 @@ impl IsTerminal for GuestLog {
 impl StdoutStream for GuestLog {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
         Box::new(GuestLogWriter {
-            function: self.function.clone(),
+            log: self.log.clone(),
             current: self.current.clone(),
-            stream: self.stream,
-            sink: self.sink.clone(),
+            source: self.source,
+            panic: self.panic.clone(),
             pending: Vec::new(),
             continued_level: None,
         })
@@ -226,10 +305,10 @@ impl StdoutStream for GuestLog {
 const MAX_LOG_LINE: usize = 16 * 1024;
 
 struct GuestLogWriter {
-    function: Arc<str>,
+    log: Arc<FunctionLog>,
     current: CurrentInvocation,
-    stream: GuestStream,
-    sink: Option<GuestLogSink>,
+    source: LogSource,
+    panic: Option<PanicCapture>,
     pending: Vec<u8>,
     /// The level of a long line already partly emitted: its later pieces
     /// keep it.
@@ -257,40 +336,164 @@ impl GuestLogWriter {
         if text.trim().is_empty() {
             return;
         }
+        if let Some(panic) = &self.panic
+            && self.continued_level.is_none()
+            && panic.hold(&self.current, text)
+        {
+            return;
+        }
         let (level, message) = match self.continued_level {
             Some(level) => (level, text),
             None => split_log_level(text),
         };
         self.continued_level = Some(level);
-        self.emit(level, message);
+        self.log
+            .write_guest_line(&self.current.get(), self.source, level, message);
+    }
+}
+
+/// The most of a panic's report held back, in bytes; past it the report
+/// ends and the rest goes to the log as it comes.
+const MAX_PANIC_REPORT: usize = MAX_LOG_LINE;
+
+/// A Rust guest's panic report on stderr, held back from the log while the
+/// guest runs. Rust writes a panic as `thread '<unnamed>' panicked at
+/// src/lib.rs:10:9:`, the message (one or more lines) and a `note:` line
+/// on `RUST_BACKTRACE`, then aborts: the guest traps. The invocation's
+/// failure line then carries the report as one line
+/// ([`PanicCapture::take_message`]) instead of three lines of stderr. When
+/// no trap follows (the guest wrote something that only looked like a
+/// panic), the held lines go to the log as they were, in the invocation
+/// that wrote them, when its run ends ([`PanicCapture::release`]) or the
+/// instance is dropped.
+///
+/// A guest that does not panic pays one prefix comparison per stderr line
+/// and one atomic load per invocation.
+#[derive(Clone)]
+pub(super) struct PanicCapture(Arc<CaptureShared>);
+
+struct CaptureShared {
+    log: Arc<FunctionLog>,
+    /// Set while `held` has lines: read at the end of every run instead of
+    /// taking the lock.
+    holding: AtomicBool,
+    held: Mutex<HeldPanic>,
+}
+
+#[derive(Default)]
+struct HeldPanic {
+    /// The invocation that wrote the lines.
+    scope: InvocationScope,
+    /// The report's lines, the `thread '…' panicked at …` line first.
+    lines: Vec<String>,
+    bytes: usize,
+    /// The report ended (with its `note:` line, a backtrace, or its size).
+    complete: bool,
+}
+
+impl HeldPanic {
+    /// The report as one line: `panicked at src/lib.rs:10:9: <message>`,
+    /// the message's own line breaks written `\n`.
+    fn message(&self) -> Option<String> {
+        let (header, rest) = self.lines.split_first()?;
+        let at = header.find(PANICKED_AT).map_or(0, |index| index + 1);
+        let mut message = header[at..].to_string();
+        let mut first = true;
+        for line in rest.iter().filter(|line| !is_backtrace_note(line)) {
+            message.push_str(if first { " " } else { "\\n" });
+            message.push_str(line);
+            first = false;
+        }
+        Some(message)
+    }
+}
+
+const PANICKED_AT: &str = " panicked at ";
+
+/// Whether a line starts a Rust panic report: `thread 'NAME' panicked at
+/// ...` (or `thread 'NAME' (ID) panicked at ...`, as recent Rust writes
+/// it).
+fn is_panic_header(line: &str) -> bool {
+    line.starts_with("thread '") && line.contains(PANICKED_AT)
+}
+
+/// The line Rust writes after a panic's message when no backtrace is asked
+/// for.
+fn is_backtrace_note(line: &str) -> bool {
+    line.starts_with("note: run with `RUST_BACKTRACE=")
+}
+
+impl PanicCapture {
+    pub(super) fn new(log: Arc<FunctionLog>) -> Self {
+        Self(Arc::new(CaptureShared {
+            log,
+            holding: AtomicBool::new(false),
+            held: Mutex::new(HeldPanic::default()),
+        }))
     }
 
-    fn emit(&self, level: tracing::Level, message: &str) {
-        let scope = self.current.get();
-        if let Some(sink) = &self.sink {
-            sink.call(
-                &self.function,
-                &scope.request_id(),
-                self.stream,
-                level,
-                message,
-            );
+    fn lock(&self) -> MutexGuard<'_, HeldPanic> {
+        self.0.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes `line` (a line of stderr) into the report when it starts or
+    /// continues one; `false` when it goes to the log as usual.
+    fn hold(&self, current: &CurrentInvocation, line: &str) -> bool {
+        if !self.0.holding.load(Ordering::Relaxed) {
+            if !is_panic_header(line) {
+                return false;
+            }
+            let mut held = self.lock();
+            held.scope = current.get();
+            held.lines.push(line.to_string());
+            held.bytes = line.len();
+            held.complete = false;
+            self.0.holding.store(true, Ordering::Relaxed);
+            return true;
         }
-        let stream = self.stream.as_str();
-        scope.in_scope(|| match level {
-            tracing::Level::ERROR => {
-                tracing::error!(target: "kumo::guest", stream, "{message}")
-            }
-            tracing::Level::WARN => {
-                tracing::warn!(target: "kumo::guest", stream, "{message}")
-            }
-            tracing::Level::DEBUG => {
-                tracing::debug!(target: "kumo::guest", stream, "{message}")
-            }
-            _ => {
-                tracing::info!(target: "kumo::guest", stream, "{message}")
-            }
-        });
+        let mut held = self.lock();
+        if held.complete {
+            return false;
+        }
+        if line == "stack backtrace:" || held.bytes + line.len() > MAX_PANIC_REPORT {
+            held.complete = true;
+            return false;
+        }
+        held.complete = is_backtrace_note(line);
+        held.bytes += line.len();
+        held.lines.push(line.to_string());
+        true
+    }
+
+    /// The held report as one line (see [`HeldPanic::message`]), no longer
+    /// held; `None` when nothing is held.
+    pub(super) fn take_message(&self) -> Option<String> {
+        if !self.0.holding.load(Ordering::Relaxed) {
+            return None;
+        }
+        let held = std::mem::take(&mut *self.lock());
+        self.0.holding.store(false, Ordering::Relaxed);
+        held.message()
+    }
+
+    /// Sends the held lines, if any, to the log as the stderr lines they
+    /// were (the guest's run ended without the trap a panic brings).
+    pub(super) fn release(&self) {
+        if !self.0.holding.load(Ordering::Relaxed) {
+            return;
+        }
+        let held = std::mem::take(&mut *self.lock());
+        self.0.holding.store(false, Ordering::Relaxed);
+        self.0.log.write_held(held);
+    }
+}
+
+impl Drop for CaptureShared {
+    fn drop(&mut self) {
+        if *self.holding.get_mut() {
+            let held = std::mem::take(self.held.get_mut().unwrap_or_else(PoisonError::into_inner));
+            self.log.write_held(held);
+        }
     }
 }
 
@@ -350,6 +553,99 @@ impl Drop for GuestLogWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes `stderr` through a stderr writer; returns the lines that
+    /// reached the sink, and the capture.
+    fn write_stderr(stderr: &str) -> (Arc<Mutex<Vec<String>>>, PanicCapture) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&lines);
+        let sink = GuestLogSink::new(move |_, _, source, _, text| {
+            assert_eq!(source, LogSource::Stderr);
+            seen.lock().unwrap().push(text.to_string());
+        });
+        let log = Arc::new(FunctionLog::new(Arc::from("f"), Some(sink)));
+        let panic = PanicCapture::new(Arc::clone(&log));
+        let mut writer = GuestLogWriter {
+            log,
+            current: CurrentInvocation::default(),
+            source: LogSource::Stderr,
+            panic: Some(panic.clone()),
+            pending: Vec::new(),
+            continued_level: None,
+        };
+        writer.write(Bytes::from(stderr.to_string())).unwrap();
+        drop(writer);
+        (lines, panic)
+    }
+
+    #[test]
+    fn a_panic_report_on_stderr_becomes_one_message() {
+        let note = "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace";
+        let cases: [(String, &[&str], Option<&str>); 6] = [
+            (
+                format!(
+                    "before\nthread '<unnamed>' (1) panicked at src/lib.rs:6:5:\ndeliberate panic\n{note}\nafter\n"
+                ),
+                &["before", "after"],
+                Some("panicked at src/lib.rs:6:5: deliberate panic"),
+            ),
+            // Rust before 1.73: the message on the first line.
+            (
+                format!("thread 'main' panicked at 'boom', src/main.rs:2:5\n{note}\n"),
+                &[],
+                Some("panicked at 'boom', src/main.rs:2:5"),
+            ),
+            (
+                format!(
+                    "thread '<unnamed>' panicked at src/lib.rs:1:1:\nassertion `left == right` failed\n  left: 1\n right: 2\n{note}\n"
+                ),
+                &[],
+                Some(
+                    "panicked at src/lib.rs:1:1: assertion `left == right` failed\\n  left: 1\\n right: 2",
+                ),
+            ),
+            // With RUST_BACKTRACE set in the function's environment, the
+            // backtrace is ordinary output.
+            (
+                "thread '<unnamed>' panicked at src/lib.rs:1:1:\nboom\nstack backtrace:\n   0: <unknown>\n"
+                    .to_string(),
+                &["stack backtrace:", "   0: <unknown>"],
+                Some("panicked at src/lib.rs:1:1: boom"),
+            ),
+            (
+                "error no panic here\nthe thread 'x' panicked at nothing\n".to_string(),
+                &["no panic here", "the thread 'x' panicked at nothing"],
+                None,
+            ),
+            (
+                format!("thread 'x' panicked at a.rs:1:1:\n{}\nlast\n", "y".repeat(MAX_PANIC_REPORT)),
+                &[&"y".repeat(MAX_PANIC_REPORT), "last"],
+                Some("panicked at a.rs:1:1:"),
+            ),
+        ];
+        for (stderr, logged, message) in cases {
+            let (lines, panic) = write_stderr(&stderr);
+            assert_eq!(*lines.lock().unwrap(), logged, "{stderr:?}");
+            assert_eq!(panic.take_message().as_deref(), message, "{stderr:?}");
+            assert_eq!(panic.take_message(), None, "taken once");
+        }
+    }
+
+    #[test]
+    fn a_held_report_without_a_trap_goes_to_the_log_as_it_was() {
+        let (lines, panic) = write_stderr("thread 'x' panicked at a.rs:1:1:\nwarn not really\n");
+        assert!(lines.lock().unwrap().is_empty());
+        panic.release();
+        assert_eq!(
+            *lines.lock().unwrap(),
+            ["thread 'x' panicked at a.rs:1:1:", "not really"]
+        );
+        assert_eq!(panic.take_message(), None);
+        // Held when the instance goes away: written then.
+        let (lines, panic) = write_stderr("thread 'x' panicked at a.rs:1:1:\n");
+        drop(panic);
+        assert_eq!(*lines.lock().unwrap(), ["thread 'x' panicked at a.rs:1:1:"]);
+    }
 
     #[test]
     fn log_level_words_are_recognised() {

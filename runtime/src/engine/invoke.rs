@@ -19,7 +19,9 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use super::body::{
     LimitedRequestBody, RequestTally, ResponseBody, declared_length, drain_in_background,
 };
-use super::instance::{GuestLog, GuestLogSink, GuestStream, InstanceState, PeakMemory};
+use super::instance::{
+    FunctionLog, GuestLog, GuestLogSink, InstanceState, LogSource, PanicCapture, PeakMemory,
+};
 use super::outbound::{OutboundPolicy, OutboundRule};
 use super::scope::{CurrentInvocation, InvocationScope};
 
@@ -61,7 +63,7 @@ pub(crate) struct Function {
     name: Arc<str>,
     pre: ProxyPre<InstanceState>,
     settings: FunctionSettings,
-    log_sink: Option<GuestLogSink>,
+    log: Arc<FunctionLog>,
 }
 
 /// One instance of a function: a wasmtime `Store` and, once instantiated,
@@ -230,10 +232,10 @@ impl Function {
         log_sink: Option<GuestLogSink>,
     ) -> Self {
         Self {
+            log: Arc::new(FunctionLog::new(name.clone(), log_sink)),
             name,
             pre,
             settings,
-            log_sink,
         }
     }
 
@@ -250,26 +252,38 @@ impl Function {
         &self.settings
     }
 
+    /// The log scope of one invocation of this function, `request_id`;
+    /// `make_span` makes its span (from the function's name and the request
+    /// id) the first time it logs.
+    pub(crate) fn invocation_scope(
+        &self,
+        request_id: Arc<str>,
+        make_span: impl Fn(&str, &str) -> tracing::Span + Send + Sync + 'static,
+    ) -> InvocationScope {
+        InvocationScope::new(Arc::clone(&self.log), request_id, make_span)
+    }
+
     /// A new instance: its `Store` is ready; the component itself is
     /// instantiated by the first request (that request is a cold start).
     pub(crate) fn new_instance(&self) -> Instance {
         let current = CurrentInvocation::default();
+        let panic = PanicCapture::new(Arc::clone(&self.log));
         let mut wasi = WasiCtx::builder();
         wasi.envs(&self.settings.env)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .stdout(GuestLog {
-                function: self.name.clone(),
+                log: Arc::clone(&self.log),
                 current: current.clone(),
-                stream: GuestStream::Stdout,
-                sink: self.log_sink.clone(),
+                source: LogSource::Stdout,
+                panic: None,
             })
             .stderr(GuestLog {
-                function: self.name.clone(),
+                log: Arc::clone(&self.log),
                 current: current.clone(),
-                stream: GuestStream::Stderr,
-                sink: self.log_sink.clone(),
+                source: LogSource::Stderr,
+                panic: Some(panic.clone()),
             });
         for mount in &self.settings.mounts {
             let perms = if mount.writable {
@@ -296,7 +310,7 @@ impl Function {
         let memory_limit = usize::try_from(self.settings.memory_mb << 20).unwrap_or(usize::MAX);
         let mut store = Store::new(
             self.pre.engine(),
-            InstanceState::new(current, wasi.build(), outbound, memory_limit),
+            InstanceState::new(current, wasi.build(), outbound, memory_limit, panic),
         );
         store.limiter(|state| &mut state.memory);
         // Yield to the executor at every epoch tick: a guest spinning on the
@@ -328,6 +342,9 @@ impl Function {
             Ok(())
         })
         .await;
+        // A panic in the component's start is no invocation's failure: its
+        // report goes to the log as the guest wrote it.
+        instance.store.data().panic.release();
         match classify_exit(
             result,
             instance.store.data(),
@@ -347,6 +364,13 @@ impl Function {
     /// `max_response_bytes` and to what is left of the timeout. `on_exit`
     /// is called exactly once when the guest is done, with the instance if
     /// it may serve again.
+    ///
+    /// Every failure is reported in `scope`
+    /// ([`InvocationScope::report_failure`], the first one counts): the
+    /// error returned, the guest's own failure (a trap, with the panic's
+    /// message when a Rust guest panicked; a timeout; its memory limit),
+    /// also after the answer, and a response body cut off at
+    /// `max_response_bytes`.
     ///
     /// # Errors
     ///
@@ -382,7 +406,7 @@ impl Function {
             };
             // The instance never ran: it is as good as it was.
             exit.finish(Err(error.clone()), Some(instance));
-            return Err(error);
+            return failed(&scope, error);
         }
         let request_tally = Arc::new(RequestTally::default());
         exit.request = Some(request_tally.clone());
@@ -405,11 +429,8 @@ impl Function {
                     let error = InvokeError::BadRequest {
                         message: format!("{error:#}"),
                     };
-                    scope.in_scope(
-                        || tracing::debug!(%error, "the request cannot be handed to the guest"),
-                    );
                     exit.finish(Err(error.clone()), None);
-                    return Err(error);
+                    return failed(&scope, error);
                 }
             }
         };
@@ -443,10 +464,25 @@ impl Function {
             .await;
             let exit_kind = classify_exit(result, instance.store.data(), settings, phase);
             let _ = finished_sender.send(matches!(exit_kind, GuestExit::Completed));
+            let panic = &instance.store.data().panic;
             match &exit_kind {
-                GuestExit::Completed => exit.finish(Ok(()), Some(instance)),
+                GuestExit::Completed => {
+                    panic.release();
+                    exit.finish(Ok(()), Some(instance));
+                }
                 GuestExit::Failed(error) => {
-                    guest_scope.in_scope(|| tracing::warn!(%error, "the guest failed"));
+                    // A Rust guest's panic ends in a trap: its message says
+                    // why, in the log only (the caller's answer keeps the
+                    // guest's internals out).
+                    let panicked = match error {
+                        InvokeError::Trap { .. } => panic.take_message(),
+                        _ => None,
+                    };
+                    panic.release();
+                    match panicked {
+                        Some(message) => guest_scope.report_failure(&InvokeError::Trap { message }),
+                        None => guest_scope.report_failure(error),
+                    }
                     exit.finish(Err(error.clone()), None);
                 }
             }
@@ -467,21 +503,27 @@ impl Function {
             // Whatever the guest did after its body read was cut off (an
             // error answer, a trap), the caller's request was at fault.
             guest.abort();
-            return Err(InvokeError::PayloadTooLarge {
-                limit: request_limit,
-            });
+            return failed(
+                &scope,
+                InvokeError::PayloadTooLarge {
+                    limit: request_limit,
+                },
+            );
         }
         let response = match answer {
             Ok(Ok(response)) => response,
             Ok(Err(code)) => {
-                return Err(InvokeError::FunctionFailed {
-                    message: format!("{code:?}"),
-                });
+                return failed(
+                    &scope,
+                    InvokeError::FunctionFailed {
+                        message: format!("{code:?}"),
+                    },
+                );
             }
             // The guest dropped the outparam (it stopped) without answering:
             // its exit says why.
             Err(_) => {
-                return Err(match guest.exit().await {
+                let error = match guest.exit().await {
                     Ok(GuestExit::Failed(error)) => error,
                     Ok(GuestExit::Completed) => InvokeError::NoResponse,
                     Err(join_error) => {
@@ -490,26 +532,30 @@ impl Function {
                         );
                         InvokeError::Internal
                     }
-                });
+                };
+                return failed(&scope, error);
             }
         };
 
         let response_limit = self.settings.max_response_bytes;
         if declared_length(response.headers()).is_some_and(|length| length > response_limit) {
             guest.abort();
-            scope.in_scope(|| {
-                tracing::warn!(
-                    limit = response_limit,
-                    "response declared larger than max_response_bytes"
-                )
-            });
-            return Err(InvokeError::ResponseTooLarge {
-                limit: response_limit,
-            });
+            return failed(
+                &scope,
+                InvokeError::ResponseTooLarge {
+                    limit: response_limit,
+                },
+            );
         }
         let guest = guest.abort_handle();
         Ok(response.map(|body| ResponseBody::new(body, finished, response_limit, scope, guest)))
     }
+}
+
+/// Reports `error` as the invocation's failure and returns it.
+fn failed<T>(scope: &InvocationScope, error: InvokeError) -> Result<T, InvokeError> {
+    scope.report_failure(&error);
+    Err(error)
 }
 
 /// How the guest's task ended, as seen after it stopped.

@@ -29,10 +29,9 @@ use wasmtime::{Cache, CacheConfig, Config, InstanceAllocationStrategy, PoolingAl
 
 pub(crate) use body::ResponseBody;
 pub(crate) use compile::{CompileError, CompileReport, ComponentSource};
-pub(crate) use instance::{GuestLogSink, GuestStream, InstanceState};
+pub(crate) use instance::{GuestLogSink, InstanceState, LogSource};
 pub(crate) use invoke::{DirMount, Instance, InvocationEnd, InvokeError};
 pub(crate) use outbound::OutboundRule;
-pub(crate) use scope::InvocationScope;
 
 /// How often the epoch advances. A running guest yields to the async
 /// executor once per tick, so other requests keep being served even while a
@@ -56,8 +55,8 @@ pub(crate) struct EngineOptions {
     /// Try the pooling allocator first (falls back to on-demand allocation
     /// with a warning when its virtual memory cannot be reserved).
     pub(crate) pooling: bool,
-    /// Where guests' stdout/stderr lines go besides the log; `None` for the
-    /// log only.
+    /// Where guests' stdout/stderr lines and invocations' failure lines go
+    /// besides the log; `None` for the log only.
     pub(crate) guest_log_sink: Option<GuestLogSink>,
 }
 

@@ -177,6 +177,22 @@ impl Outcome {
             .find(|outcome| outcome.as_str() == text)
     }
 
+    /// What the `REPORT` line of an invocation with this outcome ends with,
+    /// after a tab: nothing for `ok`; Lambda's words where Lambda has the
+    /// case (`Status: timeout`; `Status: error` with an `Error Type` when
+    /// the runtime died or ran out of memory), and `Status: rejected` for
+    /// what Lambda has no line for (a refused invocation never ran).
+    pub(crate) fn report_status(self) -> Option<&'static str> {
+        match self {
+            Outcome::Ok => None,
+            Outcome::Error => Some("Status: error"),
+            Outcome::Trap => Some("Status: error\tError Type: Runtime.ExitError"),
+            Outcome::Timeout => Some("Status: timeout"),
+            Outcome::OutOfMemory => Some("Status: error\tError Type: Runtime.OutOfMemory"),
+            Outcome::Rejected => Some("Status: rejected"),
+        }
+    }
+
     /// The outcome of an engine error, by the table above.
     pub(crate) fn of_error(error: &InvokeError) -> Self {
         match error {
@@ -269,8 +285,9 @@ impl InvocationRecord {
 
     /// The Lambda-style `REPORT` line (without a trailing newline):
     /// `REPORT RequestId: <id>\tDuration: 3.21 ms\tBilled Duration: 4 ms\t
-    /// Memory Size: 128 MB\tMax Memory Used: 18 MB` and, on a cold start,
-    /// `\tInit Duration: 1.02 ms`.
+    /// Memory Size: 128 MB\tMax Memory Used: 18 MB`, on a cold start
+    /// `\tInit Duration: 1.02 ms`, and for a failed invocation its
+    /// [`Outcome::report_status`] (`\tStatus: timeout`).
     pub(crate) fn report_line(&self) -> String {
         let mut line = String::with_capacity(160);
         self.push_report_line(&mut line);
@@ -304,6 +321,10 @@ impl InvocationRecord {
             out.push_str("\tInit Duration: ");
             push_ms(out, init);
             out.push_str(" ms");
+        }
+        if let Some(status) = self.outcome.report_status() {
+            out.push('\t');
+            out.push_str(status);
         }
     }
 }
@@ -415,8 +436,41 @@ mod tests {
     }
 
     #[test]
-    fn report_lines_have_lambdas_format() {
-        let mut record = InvocationRecord {
+    fn report_lines_of_failed_invocations_end_with_their_status() {
+        let line = "REPORT RequestId: abc\tDuration: 3.21 ms\tBilled Duration: 4 ms\tMemory Size: 128 MB\tMax Memory Used: 18 MB";
+        let cases = [
+            (Outcome::Ok, None, line.to_string()),
+            (Outcome::Timeout, None, format!("{line}\tStatus: timeout")),
+            (
+                Outcome::Timeout,
+                Some(1_020),
+                format!("{line}\tInit Duration: 1.02 ms\tStatus: timeout"),
+            ),
+            (
+                Outcome::Trap,
+                None,
+                format!("{line}\tStatus: error\tError Type: Runtime.ExitError"),
+            ),
+            (
+                Outcome::OutOfMemory,
+                None,
+                format!("{line}\tStatus: error\tError Type: Runtime.OutOfMemory"),
+            ),
+            (Outcome::Error, None, format!("{line}\tStatus: error")),
+            (Outcome::Rejected, None, format!("{line}\tStatus: rejected")),
+        ];
+        for (outcome, init_duration_us, expected) in cases {
+            let record = InvocationRecord {
+                outcome,
+                init_duration_us,
+                ..record()
+            };
+            assert_eq!(record.report_line(), expected, "{outcome:?}");
+        }
+    }
+
+    fn record() -> InvocationRecord {
+        InvocationRecord {
             request_id: "abc".into(),
             function: "hello".into(),
             version: 1,
@@ -431,7 +485,12 @@ mod tests {
             outcome: Outcome::Ok,
             bytes_in: 0,
             bytes_out: 5,
-        };
+        }
+    }
+
+    #[test]
+    fn report_lines_have_lambdas_format() {
+        let mut record = record();
         assert_eq!(
             record.report_line(),
             "REPORT RequestId: abc\tDuration: 3.21 ms\tBilled Duration: 4 ms\tMemory Size: 128 MB\tMax Memory Used: 18 MB"

@@ -1,7 +1,9 @@
 //! Guest logs: per function, the last [`LINES_PER_FUNCTION`] lines its
 //! instances wrote on stdout/stderr, each with its time and request id, in
 //! memory (a restart forgets them; the process log keeps them too, under the
-//! `kumo::guest` target).
+//! `kumo::guest` target), and the one line of each failed invocation that
+//! says why (stream [`LogStream::Failure`]; a Rust panic's report is in it
+//! rather than on stderr).
 //!
 //! Fed by the engine's [`GuestLogSink`] (see [`GuestLogStore::sink`]); read
 //! with [`GuestLogStore::since`] and followed live with
@@ -28,7 +30,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::engine::{GuestLogSink, GuestStream};
+use crate::engine::{GuestLogSink, LogSource};
 
 /// Lines kept per function.
 pub(crate) const LINES_PER_FUNCTION: usize = 10_000;
@@ -37,7 +39,8 @@ pub(crate) const LINES_PER_FUNCTION: usize = 10_000;
 pub(crate) const FOLLOW_BUFFER: usize = 1_024;
 
 /// One line of a function's log: written by an instance on stdout or
-/// stderr, or the `REPORT` line Kumo adds after each invocation.
+/// stderr, the line saying why an invocation failed, or the `REPORT` line
+/// Kumo adds after each invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub(crate) struct LogLine {
     /// When the host received it.
@@ -51,7 +54,8 @@ pub(crate) struct LogLine {
     pub(crate) request_id: String,
     /// Which stream it came from.
     pub(crate) stream: LogStream,
-    /// From a leading level word (`info` for a `REPORT` line or none).
+    /// From a leading level word (`info` for a `REPORT` line or none;
+    /// `error` for a failure line).
     pub(crate) level: LogLevel,
     /// The text, without its level word and newline.
     pub(crate) text: String,
@@ -65,16 +69,21 @@ pub(crate) enum LogStream {
     Stdout,
     /// The guest's standard error.
     Stderr,
+    /// Why an invocation failed (a trap with the guest's panic message, a
+    /// timeout, a memory limit, a refusal), written by Kumo, one line per
+    /// failed invocation.
+    Failure,
     /// A `REPORT` line, made by Kumo from an invocation record.
     Report,
 }
 
 impl LogStream {
-    /// `stdout`, `stderr` or `report`.
+    /// `stdout`, `stderr`, `failure` or `report`.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             LogStream::Stdout => "stdout",
             LogStream::Stderr => "stderr",
+            LogStream::Failure => "failure",
             LogStream::Report => "report",
         }
     }
@@ -86,11 +95,12 @@ impl std::fmt::Display for LogStream {
     }
 }
 
-impl From<GuestStream> for LogStream {
-    fn from(stream: GuestStream) -> Self {
-        match stream {
-            GuestStream::Stdout => LogStream::Stdout,
-            GuestStream::Stderr => LogStream::Stderr,
+impl From<LogSource> for LogStream {
+    fn from(source: LogSource) -> Self {
+        match source {
+            LogSource::Stdout => LogStream::Stdout,
+            LogSource::Stderr => LogStream::Stderr,
+            LogSource::Failure => LogStream::Failure,
         }
     }
 }
@@ -168,12 +178,12 @@ impl GuestLogStore {
     /// The engine sink that feeds this store.
     pub(crate) fn sink(&self) -> GuestLogSink {
         let store = self.clone();
-        GuestLogSink::new(move |function, request_id, stream, level, text| {
+        GuestLogSink::new(move |function, request_id, source, level, text| {
             store.push(LogLine {
                 time: Utc::now(),
                 function: function.to_string(),
                 request_id: request_id.to_string(),
-                stream: stream.into(),
+                stream: source.into(),
                 level: level.into(),
                 text: text.to_string(),
             });
@@ -386,7 +396,7 @@ mod tests {
         sink.call(
             &Arc::from(function),
             &Arc::from(request_id),
-            GuestStream::Stderr,
+            LogSource::Stderr,
             tracing::Level::WARN,
             text,
         );

@@ -1,7 +1,8 @@
 //! What an operator watches while Kumo runs, apart from billing: the guests'
-//! own output ([`logs`]: one [`LogLine`] type from the engine's sink to the
-//! API's follow stream), the Prometheus metrics ([`metrics`]), and the
-//! tracing span every invocation runs in ([`invocation_span`]).
+//! own output and the failure line of each failed invocation ([`logs`]: one
+//! [`LogLine`] type from the engine's sink to the API's follow stream), the
+//! Prometheus metrics ([`metrics`]), and the tracing span every invocation
+//! runs in ([`invocation_span`]).
 //!
 //! Nothing here knows about invocation records: metering uses this module
 //! (to send `REPORT` lines to followers and to feed the metrics), never the
@@ -17,15 +18,19 @@ pub(crate) use metrics::MetricsHandle;
 /// its response body: guest output and host events inside it carry its
 /// function, version, request id and trigger kind without naming them.
 ///
-/// At `info`, so the default log filter shows its fields. Without a
-/// subscriber interested in it, it costs one check of a cached interest.
+/// At level `error`: a span's level only decides whether it is enabled,
+/// and a span a filter disables takes its fields away from the lines inside
+/// it. At `error` every filter that lets one of its lines through
+/// (`KUMO_LOG=warn` included) keeps the fields.
+/// Without a subscriber interested in it, it costs one check of a cached
+/// interest.
 pub(crate) fn invocation_span(
     function: &str,
     version: u32,
     request_id: &str,
     trigger: &'static str,
 ) -> tracing::Span {
-    tracing::info_span!(
+    tracing::error_span!(
         "invocation",
         function = %function,
         version,

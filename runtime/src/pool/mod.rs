@@ -24,7 +24,7 @@ use bytes::Bytes;
 use http_body::Body;
 use tracing::Instrument;
 
-use crate::engine::{Function, Instance, InvocationScope, InvokeError, ResponseBody};
+use crate::engine::{Function, Instance, InvokeError, ResponseBody};
 use crate::metering::{Answer, Meter, Outcome, Recorder, TriggerKind};
 use crate::observability::invocation_span;
 use autoscaler::{Autoscaler, AutoscalerSettings, ScaleDecision};
@@ -251,7 +251,9 @@ impl Pool {
     /// invocation is recorded on the pool's recorder whatever its outcome
     /// (a rejected one included), once the guest stopped, the answer is
     /// known and the response body is done. What it logs goes in its span
-    /// ([`invocation_span`]), made only if it logs something.
+    /// ([`invocation_span`]), made only if it logs something. A failure is
+    /// reported as the invocation's failure line: the pool's own refusals
+    /// here, the rest by the engine.
     ///
     /// # Errors
     ///
@@ -268,11 +270,11 @@ impl Pool {
         B: Body<Data = Bytes> + Send + 'static,
     {
         let scope = {
-            let (function, version) = (Arc::clone(self.function.shared_name()), self.version);
-            let trigger = trigger.as_str();
-            InvocationScope::new(Arc::clone(&request_id), move |request_id| {
-                invocation_span(&function, version, request_id, trigger)
-            })
+            let (version, trigger) = (self.version, trigger.as_str());
+            self.function
+                .invocation_scope(Arc::clone(&request_id), move |function, request_id| {
+                    invocation_span(function, version, request_id, trigger)
+                })
         };
         // The record is finished by whichever of the guest's exit, the
         // answer and the response body comes last (the draft's drop).
@@ -280,6 +282,7 @@ impl Pool {
         let instance = match self.acquire().await {
             Ok(instance) => instance,
             Err(error) => {
+                scope.report_failure(&error);
                 draft.answered(Answer::Error(error.outcome()));
                 return Err(error);
             }

@@ -274,6 +274,35 @@ impl Control {
         Ok(added.remove(0))
     }
 
+    /// Rewrites a trigger in place (same id, same kind): another target,
+    /// route or settings, checked as for a new trigger.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::NotFound`] (the id or the target),
+    /// [`ControlError::Invalid`] (another kind, bad settings),
+    /// [`ControlError::Conflict`] (the route or name is another's).
+    pub(crate) async fn update_trigger(
+        &self,
+        id: &str,
+        mut spec: TriggerSpec,
+    ) -> Result<Trigger, ControlError> {
+        let _one_change_at_a_time = self.changes.lock().await;
+        let state = self.registry.load().await?;
+        let stored = checks::check_trigger_update(&state, id, &spec)?;
+        checks::check_new_trigger(&state, &mut spec, Some(id))?;
+        let trigger = Trigger {
+            id: stored.id.clone(),
+            spec,
+            created_at: stored.created_at.clone(),
+        };
+        self.registry
+            .write_triggers(&[], std::slice::from_ref(&trigger), Vec::new())
+            .await?;
+        self.reload(None).await?;
+        Ok(trigger)
+    }
+
     /// Deletes a trigger.
     ///
     /// # Errors

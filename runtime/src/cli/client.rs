@@ -17,7 +17,7 @@ use crate::api::ErrorBody;
 use crate::api::aliases::AliasUpdate;
 use crate::api::functions::{Deployment, FunctionDeleted, FunctionDetail, FunctionList};
 use crate::api::triggers::TriggerList;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, trigger_subject};
 use crate::model::Trigger;
 use crate::registry::{Alias, WeightedVersion, sha256_hex};
 
@@ -234,42 +234,41 @@ pub(super) async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         results.push(serde_json::json!({"function": spec.name, "version": deployment.version.version, "status": status}));
     }
 
+    // The same plan `kumo up` applies: the manifest wins, except that a
+    // target moved through the API to an alias or version of the function
+    // the manifest names is kept; triggers it does not mention stay.
     let triggers: TriggerList = client
         .call(client.request(Method::GET, "/v1/triggers"))
         .await?;
+    let manifest_name = manifest.file_name();
     let mut trigger_results = Vec::new();
-    for wanted in manifest.trigger_specs() {
-        let same_slot = triggers
-            .triggers
-            .iter()
-            .find(|stored| stored.spec.same_slot(&wanted));
-        let status = match same_slot {
-            Some(stored) if stored.spec == wanted => "unchanged",
-            Some(stored) => {
-                client
-                    .send(client.request(Method::DELETE, &format!("/v1/triggers/{}", stored.id)))
-                    .await?;
-                let _: Trigger = client
-                    .call(client.request(Method::POST, "/v1/triggers").json(&wanted))
-                    .await?;
-                "updated"
-            }
-            None => {
-                let _: Trigger = client
-                    .call(client.request(Method::POST, "/v1/triggers").json(&wanted))
-                    .await?;
-                "created"
-            }
-        };
-        let (kind, source, function) = (wanted.kind(), wanted.describe(), wanted.function());
-        if !client.json {
-            if kind == "http" {
-                println!("route {source} -> {function}: {status}");
-            } else {
-                println!("{kind} trigger {source} -> {function}: {status}");
-            }
+    for planned in manifest.plan_triggers(&triggers.triggers) {
+        if planned.change.writes() {
+            let request = match planned.change.stored_id() {
+                None => client.request(Method::POST, "/v1/triggers"),
+                Some(id) => client.request(Method::PUT, &format!("/v1/triggers/{id}")),
+            };
+            let _: Trigger = client
+                .call(request.json(&planned.spec))
+                .await
+                .with_context(|| {
+                    format!(
+                        "{}: {}",
+                        manifest.path.display(),
+                        trigger_subject(&planned.spec)
+                    )
+                })?;
         }
-        trigger_results.push(serde_json::json!({"kind": kind, "source": source, "function": function, "status": status}));
+        if !client.json {
+            println!("{}", planned.line(&manifest_name));
+        }
+        let spec = &planned.spec;
+        trigger_results.push(serde_json::json!({
+            "kind": spec.kind(),
+            "source": spec.describe(),
+            "function": spec.function(),
+            "status": planned.change.status(),
+        }));
     }
     if client.json {
         client.print_json(&serde_json::json!({"functions": results, "triggers": trigger_results}));

@@ -3,6 +3,9 @@
 //! Every error names the file, the line and the key, and carries a hint.
 //! Unknown keys are errors (a typo must not silently fall back to a
 //! default). Relative paths in the manifest are relative to its folder.
+//! [`trigger_plan`] says what applying it does to the stored triggers.
+
+mod trigger_plan;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -13,10 +16,12 @@ use toml::Spanned;
 
 use crate::config::FunctionConfig;
 use crate::model::{
-    Route, StorageTrigger, Target, TimerTrigger, TriggerError, TriggerSpec, WatchTrigger,
+    Route, StorageTrigger, Target, TimerTrigger, Trigger, TriggerError, TriggerSpec, WatchTrigger,
     is_valid_function_name,
 };
 use crate::storage::FileMount;
+
+pub(crate) use trigger_plan::{PlannedTrigger, TriggerChange, trigger_subject};
 
 /// A loaded, validated manifest.
 #[derive(Debug, Clone)]
@@ -379,6 +384,20 @@ impl Manifest {
         }));
         specs.extend(self.timer_triggers.iter().cloned().map(TriggerSpec::Timer));
         specs
+    }
+
+    /// What applying this manifest does to the registry's triggers
+    /// `stored`; see [`trigger_plan`].
+    pub(crate) fn plan_triggers(&self, stored: &[Trigger]) -> Vec<PlannedTrigger> {
+        trigger_plan::plan_triggers(self.trigger_specs(), stored)
+    }
+
+    /// The manifest's file name (`kumo.toml`), for messages.
+    pub(crate) fn file_name(&self) -> String {
+        self.path.file_name().map_or_else(
+            || self.path.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        )
     }
 
     /// The manifest's folder, where build commands run.

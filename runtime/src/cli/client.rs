@@ -18,7 +18,7 @@ use crate::api::aliases::AliasUpdate;
 use crate::api::functions::{Deployment, FunctionDeleted, FunctionDetail, FunctionList};
 use crate::api::triggers::TriggerList;
 use crate::manifest::{Manifest, trigger_subject};
-use crate::model::Trigger;
+use crate::model::{Route, Target, Trigger, TriggerSpec};
 use crate::registry::{Alias, WeightedVersion, sha256_hex};
 
 /// A connection to one server's admin API.
@@ -630,8 +630,66 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Which stored trigger a verb is about: its route, or its id. Typed once
+/// from the command line.
+#[derive(Debug, Clone)]
+pub(super) enum TriggerSelector {
+    Route(Route),
+    Id(String),
+}
+
+impl TriggerSelector {
+    /// `/greet/...` (a route) or `trg_...` (an id).
+    pub(super) fn parse(text: &str) -> Result<Self, String> {
+        if text.starts_with('/') {
+            return Route::try_from(text.to_string()).map(Self::Route);
+        }
+        match text.strip_prefix("trg_") {
+            Some(rest) if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                Ok(Self::Id(text.to_string()))
+            }
+            _ => Err(format!(
+                "`{text}` is neither a route nor a trigger id; hint: write a route like `/greet/...`, or an id like `trg_5e0c1b2f9a7d4c11` (`kumo triggers list` shows both)"
+            )),
+        }
+    }
+
+    /// The stored trigger it names.
+    fn find<'a>(&self, triggers: &'a [Trigger]) -> anyhow::Result<&'a Trigger> {
+        let found = triggers.iter().find(|trigger| match self {
+            Self::Id(id) => trigger.id == *id,
+            Self::Route(route) => {
+                matches!(&trigger.spec, TriggerSpec::Http { route: stored, .. } if stored == route)
+            }
+        });
+        found.ok_or_else(|| match self {
+            Self::Id(id) => {
+                anyhow::anyhow!("no trigger `{id}`; hint: `kumo triggers list` shows the ids")
+            }
+            Self::Route(route) => anyhow::anyhow!(
+                "no trigger has the route `{route}`; hint: `kumo triggers list` shows the routes; `kumo triggers create --route {route} --function TARGET` makes one"
+            ),
+        })
+    }
+}
+
 pub(super) async fn triggers(command: TriggersCommand) -> anyhow::Result<()> {
-    let TriggersCommand::List(args) = command;
+    let args = match command {
+        TriggersCommand::List(args) => args,
+        TriggersCommand::Create {
+            route,
+            function,
+            client,
+        } => return create_route(route, function, &client).await,
+        TriggersCommand::Update {
+            trigger,
+            function,
+            client,
+        } => return retarget_trigger(&trigger, function, &client).await,
+        TriggersCommand::Delete { trigger, client } => {
+            return delete_trigger(&trigger, &client).await;
+        }
+    };
     let client = Client::new(&args)?;
     let list: TriggerList = client
         .call(client.request(Method::GET, "/v1/triggers"))
@@ -654,6 +712,76 @@ pub(super) async fn triggers(command: TriggersCommand) -> anyhow::Result<()> {
         })
         .collect();
     print_table(&["ID", "KIND", "SOURCE", "FUNCTION"], &rows);
+    Ok(())
+}
+
+async fn create_route(route: Route, function: Target, args: &ClientArgs) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let spec = TriggerSpec::Http { route, function };
+    let created: Trigger = client
+        .call(client.request(Method::POST, "/v1/triggers").json(&spec))
+        .await?;
+    if client.json {
+        client.print_json(&created);
+    } else {
+        println!(
+            "{}: created ({})",
+            trigger_subject(&created.spec),
+            created.id
+        );
+    }
+    Ok(())
+}
+
+/// Points a stored trigger at `function` with one PUT: same id, same
+/// settings, never missing in between.
+async fn retarget_trigger(
+    selector: &TriggerSelector,
+    function: Target,
+    args: &ClientArgs,
+) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let list: TriggerList = client
+        .call(client.request(Method::GET, "/v1/triggers"))
+        .await?;
+    let stored = selector.find(&list.triggers)?;
+    let previous = stored.spec.function().clone();
+    let mut spec = stored.spec.clone();
+    *spec.function_mut() = function;
+    let updated: Trigger = client
+        .call(
+            client
+                .request(Method::PUT, &format!("/v1/triggers/{}", stored.id))
+                .json(&spec),
+        )
+        .await?;
+    if client.json {
+        client.print_json(&updated);
+    } else if previous == *updated.spec.function() {
+        println!("{}: unchanged", trigger_subject(&updated.spec));
+    } else {
+        println!(
+            "{}: retargeted (was {previous})",
+            trigger_subject(&updated.spec)
+        );
+    }
+    Ok(())
+}
+
+async fn delete_trigger(selector: &TriggerSelector, args: &ClientArgs) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let list: TriggerList = client
+        .call(client.request(Method::GET, "/v1/triggers"))
+        .await?;
+    let stored = selector.find(&list.triggers)?;
+    client
+        .send(client.request(Method::DELETE, &format!("/v1/triggers/{}", stored.id)))
+        .await?;
+    if client.json {
+        client.print_json(&serde_json::json!({"deleted": stored.id}));
+    } else {
+        println!("{}: deleted ({})", trigger_subject(&stored.spec), stored.id);
+    }
     Ok(())
 }
 

@@ -223,9 +223,10 @@ pub(super) fn check_new_trigger(
                 matches!(&trigger.spec, TriggerSpec::Http { route: other, .. } if other == route)
             }) {
                 return Err(ControlError::Conflict(format!(
-                    "route `{route}` is already used by trigger {} (to `{}`); hint: delete that trigger first",
+                    "route `{route}` is already used by trigger {} (to `{}`); hint: point it elsewhere with `kumo triggers update {route} --function TARGET` (PUT /v1/triggers/{}), or delete that trigger first",
                     taken.id,
-                    taken.spec.function()
+                    taken.spec.function(),
+                    taken.id
                 )));
             }
         }

@@ -16,5 +16,6 @@ mod lifecycle;
 mod manifest_errors;
 mod metering;
 mod metering_api;
+mod route_targets;
 mod scaling;
 mod storage;

@@ -60,6 +60,28 @@ fn manifest_mistakes_name_the_file_line_and_key() {
                 "hint: the functions in this manifest are: hello",
             ],
         ),
+        (
+            format!(
+                "[function.hello]\nsource = {hello}\n\
+                 [trigger.http]\nroute = \"/a\"\nfunction = \"hello\"\n"
+            ),
+            vec![
+                "kumo.toml:3:",
+                "`[trigger.http]` is a single table, but triggers are a list",
+                "hint: write [[trigger.http]] (double brackets): each route is one entry of a list",
+            ],
+        ),
+        (
+            format!(
+                "[function.hello]\nsource = {hello}\n\
+                 [[trigger.http]]\nroute = \"/a\"\nfunction = \"helo:live\"\n"
+            ),
+            vec![
+                "kumo.toml:5:",
+                "unknown function `helo` (in `helo:live`)",
+                "hint: the functions in this manifest are: hello",
+            ],
+        ),
     ];
     for (manifest, expected) in cases {
         assert_refused(&manifest, &expected);

@@ -17,8 +17,8 @@ use crate::api::ErrorBody;
 use crate::api::aliases::AliasUpdate;
 use crate::api::functions::{Deployment, FunctionDeleted, FunctionDetail, FunctionList};
 use crate::api::triggers::TriggerList;
-use crate::manifest::Manifest;
-use crate::model::Trigger;
+use crate::manifest::{Manifest, trigger_subject};
+use crate::model::{Route, Target, Trigger, TriggerSpec};
 use crate::registry::{Alias, WeightedVersion, sha256_hex};
 
 /// A connection to one server's admin API.
@@ -234,42 +234,41 @@ pub(super) async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         results.push(serde_json::json!({"function": spec.name, "version": deployment.version.version, "status": status}));
     }
 
+    // The same plan `kumo up` applies: the manifest wins, except that a
+    // target moved through the API to an alias or version of the function
+    // the manifest names is kept; triggers it does not mention stay.
     let triggers: TriggerList = client
         .call(client.request(Method::GET, "/v1/triggers"))
         .await?;
+    let manifest_name = manifest.file_name();
     let mut trigger_results = Vec::new();
-    for wanted in manifest.trigger_specs() {
-        let same_slot = triggers
-            .triggers
-            .iter()
-            .find(|stored| stored.spec.same_slot(&wanted));
-        let status = match same_slot {
-            Some(stored) if stored.spec == wanted => "unchanged",
-            Some(stored) => {
-                client
-                    .send(client.request(Method::DELETE, &format!("/v1/triggers/{}", stored.id)))
-                    .await?;
-                let _: Trigger = client
-                    .call(client.request(Method::POST, "/v1/triggers").json(&wanted))
-                    .await?;
-                "updated"
-            }
-            None => {
-                let _: Trigger = client
-                    .call(client.request(Method::POST, "/v1/triggers").json(&wanted))
-                    .await?;
-                "created"
-            }
-        };
-        let (kind, source, function) = (wanted.kind(), wanted.describe(), wanted.function());
-        if !client.json {
-            if kind == "http" {
-                println!("route {source} -> {function}: {status}");
-            } else {
-                println!("{kind} trigger {source} -> {function}: {status}");
-            }
+    for planned in manifest.plan_triggers(&triggers.triggers) {
+        if planned.change.writes() {
+            let request = match planned.change.stored_id() {
+                None => client.request(Method::POST, "/v1/triggers"),
+                Some(id) => client.request(Method::PUT, &format!("/v1/triggers/{id}")),
+            };
+            let _: Trigger = client
+                .call(request.json(&planned.spec))
+                .await
+                .with_context(|| {
+                    format!(
+                        "{}: {}",
+                        manifest.path.display(),
+                        trigger_subject(&planned.spec)
+                    )
+                })?;
         }
-        trigger_results.push(serde_json::json!({"kind": kind, "source": source, "function": function, "status": status}));
+        if !client.json {
+            println!("{}", planned.line(&manifest_name));
+        }
+        let spec = &planned.spec;
+        trigger_results.push(serde_json::json!({
+            "kind": spec.kind(),
+            "source": spec.describe(),
+            "function": spec.function(),
+            "status": planned.change.status(),
+        }));
     }
     if client.json {
         client.print_json(&serde_json::json!({"functions": results, "triggers": trigger_results}));
@@ -631,8 +630,66 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Which stored trigger a verb is about: its route, or its id. Typed once
+/// from the command line.
+#[derive(Debug, Clone)]
+pub(super) enum TriggerSelector {
+    Route(Route),
+    Id(String),
+}
+
+impl TriggerSelector {
+    /// `/greet/...` (a route) or `trg_...` (an id).
+    pub(super) fn parse(text: &str) -> Result<Self, String> {
+        if text.starts_with('/') {
+            return Route::try_from(text.to_string()).map(Self::Route);
+        }
+        match text.strip_prefix("trg_") {
+            Some(rest) if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                Ok(Self::Id(text.to_string()))
+            }
+            _ => Err(format!(
+                "`{text}` is neither a route nor a trigger id; hint: write a route like `/greet/...`, or an id like `trg_5e0c1b2f9a7d4c11` (`kumo triggers list` shows both)"
+            )),
+        }
+    }
+
+    /// The stored trigger it names.
+    fn find<'a>(&self, triggers: &'a [Trigger]) -> anyhow::Result<&'a Trigger> {
+        let found = triggers.iter().find(|trigger| match self {
+            Self::Id(id) => trigger.id == *id,
+            Self::Route(route) => {
+                matches!(&trigger.spec, TriggerSpec::Http { route: stored, .. } if stored == route)
+            }
+        });
+        found.ok_or_else(|| match self {
+            Self::Id(id) => {
+                anyhow::anyhow!("no trigger `{id}`; hint: `kumo triggers list` shows the ids")
+            }
+            Self::Route(route) => anyhow::anyhow!(
+                "no trigger has the route `{route}`; hint: `kumo triggers list` shows the routes; `kumo triggers create --route {route} --function TARGET` makes one"
+            ),
+        })
+    }
+}
+
 pub(super) async fn triggers(command: TriggersCommand) -> anyhow::Result<()> {
-    let TriggersCommand::List(args) = command;
+    let args = match command {
+        TriggersCommand::List(args) => args,
+        TriggersCommand::Create {
+            route,
+            function,
+            client,
+        } => return create_route(route, function, &client).await,
+        TriggersCommand::Update {
+            trigger,
+            function,
+            client,
+        } => return retarget_trigger(&trigger, function, &client).await,
+        TriggersCommand::Delete { trigger, client } => {
+            return delete_trigger(&trigger, &client).await;
+        }
+    };
     let client = Client::new(&args)?;
     let list: TriggerList = client
         .call(client.request(Method::GET, "/v1/triggers"))
@@ -655,6 +712,76 @@ pub(super) async fn triggers(command: TriggersCommand) -> anyhow::Result<()> {
         })
         .collect();
     print_table(&["ID", "KIND", "SOURCE", "FUNCTION"], &rows);
+    Ok(())
+}
+
+async fn create_route(route: Route, function: Target, args: &ClientArgs) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let spec = TriggerSpec::Http { route, function };
+    let created: Trigger = client
+        .call(client.request(Method::POST, "/v1/triggers").json(&spec))
+        .await?;
+    if client.json {
+        client.print_json(&created);
+    } else {
+        println!(
+            "{}: created ({})",
+            trigger_subject(&created.spec),
+            created.id
+        );
+    }
+    Ok(())
+}
+
+/// Points a stored trigger at `function` with one PUT: same id, same
+/// settings, never missing in between.
+async fn retarget_trigger(
+    selector: &TriggerSelector,
+    function: Target,
+    args: &ClientArgs,
+) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let list: TriggerList = client
+        .call(client.request(Method::GET, "/v1/triggers"))
+        .await?;
+    let stored = selector.find(&list.triggers)?;
+    let previous = stored.spec.function().clone();
+    let mut spec = stored.spec.clone();
+    *spec.function_mut() = function;
+    let updated: Trigger = client
+        .call(
+            client
+                .request(Method::PUT, &format!("/v1/triggers/{}", stored.id))
+                .json(&spec),
+        )
+        .await?;
+    if client.json {
+        client.print_json(&updated);
+    } else if previous == *updated.spec.function() {
+        println!("{}: unchanged", trigger_subject(&updated.spec));
+    } else {
+        println!(
+            "{}: retargeted (was {previous})",
+            trigger_subject(&updated.spec)
+        );
+    }
+    Ok(())
+}
+
+async fn delete_trigger(selector: &TriggerSelector, args: &ClientArgs) -> anyhow::Result<()> {
+    let client = Client::new(args)?;
+    let list: TriggerList = client
+        .call(client.request(Method::GET, "/v1/triggers"))
+        .await?;
+    let stored = selector.find(&list.triggers)?;
+    client
+        .send(client.request(Method::DELETE, &format!("/v1/triggers/{}", stored.id)))
+        .await?;
+    if client.json {
+        client.print_json(&serde_json::json!({"deleted": stored.id}));
+    } else {
+        println!("{}: deleted ({})", trigger_subject(&stored.spec), stored.id);
+    }
     Ok(())
 }
 

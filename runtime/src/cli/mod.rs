@@ -47,7 +47,8 @@ enum Command {
     Alias(AliasCommand),
     /// Invoke a function once and print its response.
     Invoke(InvokeArgs),
-    /// List triggers on a running server.
+    /// List, create, retarget or delete triggers (HTTP routes and event
+    /// triggers) on a running server.
     #[command(subcommand)]
     Triggers(TriggersCommand),
     /// List queued, retrying and dead events, and replay dead ones.
@@ -352,6 +353,45 @@ enum EventsCommand {
 enum TriggersCommand {
     /// List the triggers.
     List(ClientArgs),
+    /// Route requests to a function: `--route /greet/... --function greet:live`.
+    Create {
+        /// `/exact` or `/prefix/...`.
+        #[arg(long, value_parser = parse_route)]
+        route: crate::model::Route,
+        /// What it invokes: `name`, `name:3` or `name:alias`.
+        #[arg(long, value_name = "TARGET", value_parser = parse_target)]
+        function: crate::model::Target,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Point an existing route (or any trigger, by id) at another target,
+    /// in place: no moment without it.
+    Update {
+        /// The route (`/greet/...`) or the trigger's id (`trg_...`).
+        #[arg(value_parser = client::TriggerSelector::parse)]
+        trigger: client::TriggerSelector,
+        /// The new target: `name`, `name:3` or `name:alias`.
+        #[arg(long, value_name = "TARGET", value_parser = parse_target)]
+        function: crate::model::Target,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a route (or any trigger, by id).
+    Delete {
+        /// The route (`/greet/...`) or the trigger's id (`trg_...`).
+        #[arg(value_parser = client::TriggerSelector::parse)]
+        trigger: client::TriggerSelector,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+fn parse_route(text: &str) -> Result<crate::model::Route, String> {
+    crate::model::Route::try_from(text.to_string())
+}
+
+fn parse_target(text: &str) -> Result<crate::model::Target, String> {
+    crate::model::Target::parse(text).map_err(|invalid| invalid.0)
 }
 
 /// Runs the command line; the process exits with the returned code.

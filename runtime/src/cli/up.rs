@@ -1,10 +1,10 @@
-//! `kumo up` (deploy a manifest into the registry, then serve) and
-//! `kumo server` (serve the registry as it is).
+//! `kumo up` (deploy a manifest into the registry, say what it changed,
+//! then serve) and `kumo server` (serve the registry as it is).
 
 use anyhow::Context;
 
 use super::{ServeArgs, UpArgs};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, TriggerChange};
 use crate::server::{self, Prepared};
 
 pub(super) async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -38,6 +38,14 @@ pub(super) async fn start_with_manifest(args: &UpArgs) -> anyhow::Result<(Prepar
     for (function, version, created) in &deployed.functions {
         if *created {
             tracing::info!(%function, version, "deployed a new version from the manifest");
+        }
+    }
+    // What the manifest changed, what it left to the API, and the triggers
+    // of earlier deploys it does not mention (still served).
+    let manifest_name = manifest.file_name();
+    for planned in &deployed.triggers {
+        if !matches!(planned.change, TriggerChange::Unchanged { .. }) {
+            println!("kumo: {}", planned.line(&manifest_name));
         }
     }
     Ok((prepared, manifest))

@@ -162,6 +162,32 @@ fn check_weights(alias: &str, versions: &[WeightedVersion]) -> Result<(), Contro
     }
 }
 
+/// Checks that trigger `id` exists and that `spec` keeps its kind; returns
+/// the stored trigger. The rest is [`check_new_trigger`]'s.
+pub(super) fn check_trigger_update<'a>(
+    state: &'a RegistryState,
+    id: &str,
+    spec: &TriggerSpec,
+) -> Result<&'a Trigger, ControlError> {
+    let stored = state
+        .triggers
+        .iter()
+        .find(|trigger| trigger.id == id)
+        .ok_or_else(|| {
+            ControlError::NotFound(format!(
+                "no trigger `{id}`; hint: `kumo triggers list` shows the ids"
+            ))
+        })?;
+    if stored.spec.kind() != spec.kind() {
+        return Err(ControlError::Invalid(format!(
+            "trigger {id} is of kind `{}`, the new settings are of kind `{}`; hint: an update keeps the kind: delete the trigger and create a new one",
+            stored.spec.kind(),
+            spec.kind()
+        )));
+    }
+    Ok(stored)
+}
+
 /// Checks a trigger about to be added, in place of the stored trigger
 /// `replacing` (whose route and name it may take over): its target exists,
 /// its settings hold, its route or name is free. An event trigger without
@@ -197,9 +223,10 @@ pub(super) fn check_new_trigger(
                 matches!(&trigger.spec, TriggerSpec::Http { route: other, .. } if other == route)
             }) {
                 return Err(ControlError::Conflict(format!(
-                    "route `{route}` is already used by trigger {} (to `{}`); hint: delete that trigger first",
+                    "route `{route}` is already used by trigger {} (to `{}`); hint: point it elsewhere with `kumo triggers update {route} --function TARGET` (PUT /v1/triggers/{}), or delete that trigger first",
                     taken.id,
-                    taken.spec.function()
+                    taken.spec.function(),
+                    taken.id
                 )));
             }
         }
@@ -388,6 +415,31 @@ mod tests {
                 "a taken route, replacing its trigger",
                 check_new_trigger(&state, &mut http("/hello", "hello:2"), Some("trg_1")),
                 None,
+            ),
+            (
+                "updating a trigger to another target",
+                check_trigger_update(&state, "trg_1", &http("/hello", "hello:2")).map(drop),
+                None,
+            ),
+            (
+                "updating a missing trigger",
+                check_trigger_update(&state, "trg_9", &http("/hello", "hello")).map(drop),
+                Some(("not found", "no trigger `trg_9`")),
+            ),
+            (
+                "updating a route into a timer",
+                check_trigger_update(
+                    &state,
+                    "trg_1",
+                    &TriggerSpec::Timer(
+                        toml::from_str("cron = \"* * * * *\"\nfunction = \"hello\"").unwrap(),
+                    ),
+                )
+                .map(drop),
+                Some((
+                    "invalid",
+                    "trigger trg_1 is of kind `http`, the new settings are of kind `timer`",
+                )),
             ),
             (
                 "a missing version",

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use crate::config::{ConfigError, FunctionConfig};
 use crate::engine::{CompileError, CompileReport, ComponentSource, Engine, Function};
 use crate::live::{Live, ResolveError, Snapshot, VersionKey};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, PlannedTrigger};
 use crate::metering::Meter;
 use crate::model::{Invalid, Qualifier, Target, Trigger, TriggerSpec};
 use crate::pool::{Pool, PoolSettings};
@@ -73,7 +73,9 @@ pub(crate) struct Deployed {
 pub(crate) struct ManifestApplied {
     /// `(function, version, created)`.
     pub(crate) functions: Vec<(String, u32, bool)>,
-    pub(crate) triggers_created: usize,
+    /// Every trigger of the manifest and every stored one it does not
+    /// mention, with what was done to it.
+    pub(crate) triggers: Vec<PlannedTrigger>,
 }
 
 /// Owns the registry's writes and keeps [`Live`] in step with them.
@@ -274,6 +276,35 @@ impl Control {
         Ok(added.remove(0))
     }
 
+    /// Rewrites a trigger in place (same id, same kind): another target,
+    /// route or settings, checked as for a new trigger.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::NotFound`] (the id or the target),
+    /// [`ControlError::Invalid`] (another kind, bad settings),
+    /// [`ControlError::Conflict`] (the route or name is another's).
+    pub(crate) async fn update_trigger(
+        &self,
+        id: &str,
+        mut spec: TriggerSpec,
+    ) -> Result<Trigger, ControlError> {
+        let _one_change_at_a_time = self.changes.lock().await;
+        let state = self.registry.load().await?;
+        let stored = checks::check_trigger_update(&state, id, &spec)?;
+        checks::check_new_trigger(&state, &mut spec, Some(id))?;
+        let trigger = Trigger {
+            id: stored.id.clone(),
+            spec,
+            created_at: stored.created_at.clone(),
+        };
+        self.registry
+            .write_triggers(&[], std::slice::from_ref(&trigger), Vec::new())
+            .await?;
+        self.reload(None).await?;
+        Ok(trigger)
+    }
+
     /// Deletes a trigger.
     ///
     /// # Errors
@@ -293,8 +324,12 @@ impl Control {
 
     /// Deploys every function of a manifest (a new version only where code
     /// or configuration changed) and makes each of its triggers exist as
-    /// written: a trigger in the same place (route, or kind and name) with
-    /// other settings is replaced in one transaction.
+    /// written, in one transaction: a trigger in the same place (route, or
+    /// kind and name) with other settings is rewritten in place, except
+    /// that a target set through the API on an alias or version of the
+    /// function the manifest names is kept (see
+    /// [`crate::manifest::PlannedTrigger`]). Stored triggers the manifest
+    /// does not mention stay; the outcome lists them.
     ///
     /// # Errors
     ///
@@ -328,25 +363,31 @@ impl Control {
         }
         let _one_change_at_a_time = self.changes.lock().await;
         let state = self.registry.load().await?;
-        let (mut remove, mut add) = (Vec::new(), Vec::new());
-        for mut wanted in manifest.trigger_specs() {
-            let existing = state
-                .triggers
-                .iter()
-                .find(|stored| stored.spec.same_slot(&wanted));
-            if existing.is_some_and(|stored| stored.spec == wanted) {
-                continue;
+        let mut plan = manifest.plan_triggers(&state.triggers);
+        let (mut update, mut add) = (Vec::new(), Vec::new());
+        for planned in plan.iter_mut().filter(|planned| planned.change.writes()) {
+            let replacing = planned.change.stored_id();
+            checks::check_new_trigger(&state, &mut planned.spec, replacing).map_err(|error| {
+                anyhow::anyhow!(
+                    "{}: {}: {error}",
+                    manifest.path.display(),
+                    crate::manifest::trigger_subject(&planned.spec)
+                )
+            })?;
+            match replacing.and_then(|id| state.triggers.iter().find(|stored| stored.id == id)) {
+                Some(stored) => update.push(Trigger {
+                    id: stored.id.clone(),
+                    spec: planned.spec.clone(),
+                    created_at: stored.created_at.clone(),
+                }),
+                None => add.push(planned.spec.clone()),
             }
-            let replacing = existing.map(|stored| stored.id.as_str());
-            checks::check_new_trigger(&state, &mut wanted, replacing)?;
-            remove.extend(replacing);
-            add.push(wanted);
         }
-        if !add.is_empty() {
-            outcome.triggers_created = add.len();
-            self.registry.replace_triggers(&remove, add).await?;
+        if !update.is_empty() || !add.is_empty() {
+            self.registry.write_triggers(&[], &update, add).await?;
             self.reload(None).await?;
         }
+        outcome.triggers = plan;
         Ok(outcome)
     }
 

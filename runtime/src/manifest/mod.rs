@@ -3,6 +3,9 @@
 //! Every error names the file, the line and the key, and carries a hint.
 //! Unknown keys are errors (a typo must not silently fall back to a
 //! default). Relative paths in the manifest are relative to its folder.
+//! [`trigger_plan`] says what applying it does to the stored triggers.
+
+mod trigger_plan;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -13,10 +16,12 @@ use toml::Spanned;
 
 use crate::config::FunctionConfig;
 use crate::model::{
-    Route, StorageTrigger, Target, TimerTrigger, TriggerError, TriggerSpec, WatchTrigger,
+    Route, StorageTrigger, Target, TimerTrigger, Trigger, TriggerError, TriggerSpec, WatchTrigger,
     is_valid_function_name,
 };
 use crate::storage::FileMount;
+
+pub(crate) use trigger_plan::{PlannedTrigger, TriggerChange, trigger_subject};
 
 /// A loaded, validated manifest.
 #[derive(Debug, Clone)]
@@ -55,7 +60,8 @@ pub(crate) struct FunctionSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HttpTrigger {
     pub(crate) route: Route,
-    /// The function it invokes (its newest version).
+    /// What it invokes: a function of the manifest (its newest version),
+    /// one of its versions (`name:3`) or an alias (`name:live`).
     pub(crate) function: Target,
 }
 
@@ -198,7 +204,24 @@ impl Manifest {
             ManifestError::at(path, text, span, message, hint)
         };
         let raw: RawManifest = toml::from_str(text).map_err(|error| {
-            let message = error.message().trim().to_string();
+            let message = error.message().trim();
+            // A value's own message may carry its hint (an invalid target).
+            if let Some((message, hint)) = message.split_once("; hint: ") {
+                return fail(error.span(), message.to_string(), hint);
+            }
+            if message.starts_with("invalid type: map, expected a sequence")
+                && let Some(kind) = error.span().and_then(|span| single_bracket_trigger(text, &span))
+            {
+                let entry = if kind == "http" { "route" } else { "trigger" };
+                return fail(
+                    error.span(),
+                    format!("`[trigger.{kind}]` is a single table, but triggers are a list"),
+                    &format!(
+                        "write [[trigger.{kind}]] (double brackets): each {entry} is one entry of a list"
+                    ),
+                );
+            }
+            let message = message.to_string();
             let hint = if message.starts_with("unknown field") {
                 "check the spelling; every key is listed in docs/manifest.md"
             } else if message.starts_with("missing field") {
@@ -285,12 +308,27 @@ impl Manifest {
                     "write an exact route like `/hello`, or a prefix like `/api/...`",
                 )
             })?;
-            let function = trigger.function.get_ref();
-            if !functions.contains_key(function) {
+            let written = trigger.function.get_ref();
+            let target = Target::parse(written).map_err(|invalid| {
+                let (message, hint) = invalid
+                    .0
+                    .split_once("; hint: ")
+                    .unwrap_or((&invalid.0, "write `NAME`, `NAME:3` or `NAME:live`"));
+                fail(
+                    Some(trigger.function.span()),
+                    format!("trigger for route `{route}`: {message}"),
+                    hint,
+                )
+            })?;
+            if !functions.contains_key(&target.function) {
                 let known: Vec<&str> = functions.keys().map(String::as_str).collect();
                 return Err(fail(
                     Some(trigger.function.span()),
-                    format!("trigger for route `{route}` names unknown function `{function}`"),
+                    format!(
+                        "trigger for route `{route}` names unknown function `{}`{}",
+                        target.function,
+                        written_in(&target)
+                    ),
                     &if known.is_empty() {
                         "define it in a `[function.NAME]` table".to_string()
                     } else {
@@ -308,7 +346,7 @@ impl Manifest {
             }
             http_triggers.push(HttpTrigger {
                 route: parsed,
-                function: Target::latest(function),
+                function: target,
             });
         }
 
@@ -348,6 +386,20 @@ impl Manifest {
         specs
     }
 
+    /// What applying this manifest does to the registry's triggers
+    /// `stored`; see [`trigger_plan`].
+    pub(crate) fn plan_triggers(&self, stored: &[Trigger]) -> Vec<PlannedTrigger> {
+        trigger_plan::plan_triggers(self.trigger_specs(), stored)
+    }
+
+    /// The manifest's file name (`kumo.toml`), for messages.
+    pub(crate) fn file_name(&self) -> String {
+        self.path.file_name().map_or_else(
+            || self.path.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        )
+    }
+
     /// The manifest's folder, where build commands run.
     pub(crate) fn folder(&self) -> &Path {
         self.path
@@ -355,6 +407,27 @@ impl Manifest {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
     }
+}
+
+/// ` (in `greet:live`)` for a target naming a version or an alias, to
+/// show what was written; empty for a plain function name.
+fn written_in(target: &Target) -> String {
+    match target.qualifier {
+        crate::model::Qualifier::Latest => String::new(),
+        _ => format!(" (in `{target}`)"),
+    }
+}
+
+/// The trigger kind of a `[trigger.KIND]` table written with single
+/// brackets, when the error at `span` is about one.
+fn single_bracket_trigger(text: &str, span: &Range<usize>) -> Option<String> {
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |index| index + 1);
+    let line = text[line_start..].lines().next()?.trim();
+    let kind = line.strip_prefix("[trigger.")?.split(']').next()?.trim();
+    ["http", "storage", "watch", "timer"]
+        .contains(&kind)
+        .then(|| kind.to_string())
 }
 
 /// The validated storage, watch and timer triggers.
@@ -407,13 +480,17 @@ fn event_triggers(
             &error.hint,
         )
     };
-    let check_function = |kind: &str, name: &str, span: &Range<usize>, function: &str| {
-        if functions.contains_key(function) {
+    let check_function = |kind: &str, name: &str, span: &Range<usize>, target: &Target| {
+        if functions.contains_key(&target.function) {
             return Ok(());
         }
         Err(fail(
             Some(key_span(text, span, "function")),
-            format!("[[trigger.{kind}]] `{name}` names unknown function `{function}`"),
+            format!(
+                "[[trigger.{kind}]] `{name}` names unknown function `{}`{}",
+                target.function,
+                written_in(target)
+            ),
             &if known.is_empty() {
                 "define it in a `[function.NAME]` table".to_string()
             } else {
@@ -450,7 +527,7 @@ fn event_triggers(
         trigger
             .validate()
             .map_err(|error| problem("storage", &name, &span, error))?;
-        check_function("storage", &name, &span, &trigger.function.to_string())?;
+        check_function("storage", &name, &span, &trigger.function)?;
         check_unique("storage", &mut names, &name, &span)?;
         storage.push(trigger);
     }
@@ -466,7 +543,7 @@ fn event_triggers(
         trigger
             .validate()
             .map_err(|error| problem("watch", &name, &span, error))?;
-        check_function("watch", &name, &span, &trigger.function.to_string())?;
+        check_function("watch", &name, &span, &trigger.function)?;
         check_unique("watch", &mut names, &name, &span)?;
         trigger.path = folder.join(&trigger.path);
         watch.push(trigger);
@@ -483,7 +560,7 @@ fn event_triggers(
         trigger
             .validate()
             .map_err(|error| problem("timer", &name, &span, error))?;
-        check_function("timer", &name, &span, &trigger.function.to_string())?;
+        check_function("timer", &name, &span, &trigger.function)?;
         check_unique("timer", &mut names, &name, &span)?;
         timer.push(trigger);
     }
@@ -752,6 +829,37 @@ function = "echo"
                 3,
                 &["unknown field `mode`"],
             ),
+            (
+                "[function.a]\nsource = \"a.wasm\"\n[trigger.http]\nroute = \"/x\"\nfunction = \"a\"\n",
+                3,
+                &[
+                    "`[trigger.http]` is a single table, but triggers are a list",
+                    "hint: write [[trigger.http]] (double brackets): each route is one entry of a list",
+                ],
+            ),
+            (
+                "[function.a]\nsource = \"a.wasm\"\n\n[trigger.timer]\ncron = \"* * * * *\"\nfunction = \"a\"\n",
+                4,
+                &[
+                    "hint: write [[trigger.timer]] (double brackets): each trigger is one entry of a list",
+                ],
+            ),
+            (
+                "[function.a]\nsource = \"a.wasm\"\n[[trigger.http]]\nroute = \"/x\"\nfunction = \"b:live\"\n",
+                5,
+                &[
+                    "trigger for route `/x` names unknown function `b` (in `b:live`)",
+                    "hint: the functions in this manifest are: a",
+                ],
+            ),
+            (
+                "[function.a]\nsource = \"a.wasm\"\n[[trigger.http]]\nroute = \"/x\"\nfunction = \"a:Live\"\n",
+                5,
+                &[
+                    "trigger for route `/x`: invalid target `a:Live`: `Live` is neither a version number nor an alias name",
+                    "\n  hint: write `a`, `a:3` or `a:live`",
+                ],
+            ),
         ];
         for (text, line, words) in cases {
             let error = Manifest::parse(Path::new("dir/kumo.toml"), text)
@@ -765,6 +873,21 @@ function = "echo"
                 assert!(error.contains(word), "expected {word:?} in: {error}");
             }
         }
+    }
+
+    #[test]
+    fn triggers_may_name_a_version_or_an_alias_of_a_manifest_function() {
+        let text = "[function.greet]\nsource = \"g.wasm\"\n\
+                    [[trigger.http]]\nroute = \"/greet/...\"\nfunction = \"greet:live\"\n\
+                    [[trigger.http]]\nroute = \"/v3\"\nfunction = \"greet:3\"\n\
+                    [[trigger.timer]]\ncron = \"* * * * *\"\nfunction = \"greet:live\"\n";
+        let manifest = Manifest::parse(Path::new("kumo.toml"), text).unwrap();
+        let targets: Vec<String> = manifest
+            .trigger_specs()
+            .iter()
+            .map(|spec| spec.function().to_string())
+            .collect();
+        assert_eq!(targets, ["greet:live", "greet:3", "greet:live"]);
     }
 
     const EVENTS: &str = r#"
@@ -840,6 +963,19 @@ retry_base_ms = 50
                 &[
                     "cron expression `every day` does not parse",
                     "hint: write five fields",
+                ],
+            ),
+            (
+                "[[trigger.timer]]\ncron = \"* * * * *\"\nfunction = \"b:live\"\n",
+                5,
+                &["[[trigger.timer]] `timer-1` names unknown function `b` (in `b:live`)"],
+            ),
+            (
+                "[[trigger.timer]]\ncron = \"* * * * *\"\nfunction = \"a:0\"\n",
+                5,
+                &[
+                    "invalid target `a:0`: versions start at 1",
+                    "\n  hint: write `a:1`",
                 ],
             ),
             (

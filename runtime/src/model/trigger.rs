@@ -38,6 +38,16 @@ impl TriggerSpec {
         }
     }
 
+    /// The target it invokes, to point it elsewhere.
+    pub(crate) fn function_mut(&mut self) -> &mut Target {
+        match self {
+            Self::Http { function, .. } => function,
+            Self::Storage(trigger) => &mut trigger.function,
+            Self::Watch(trigger) => &mut trigger.function,
+            Self::Timer(trigger) => &mut trigger.function,
+        }
+    }
+
     /// `http`, `storage`, `watch` or `timer`.
     pub(crate) fn kind(&self) -> &'static str {
         match self {

@@ -435,10 +435,35 @@ impl Registry {
         remove: &[&str],
         add: Vec<TriggerSpec>,
     ) -> Result<Vec<Trigger>, RegistryError> {
+        self.write_triggers(remove, &[], add).await
+    }
+
+    /// Deletes the triggers `remove`, stores the new settings of the
+    /// triggers `update` (each keeps its id and creation time) and adds
+    /// `add`, in one transaction. Returns the added triggers.
+    ///
+    /// # Errors
+    ///
+    /// The database fails; then nothing changed.
+    pub(crate) async fn write_triggers(
+        &self,
+        remove: &[&str],
+        update: &[Trigger],
+        add: Vec<TriggerSpec>,
+    ) -> Result<Vec<Trigger>, RegistryError> {
         let mut transaction = crate::database::begin_write(&self.database).await?;
         for id in remove {
             sqlx::query("DELETE FROM triggers WHERE id = $1")
                 .bind(id)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        for trigger in update {
+            sqlx::query("UPDATE triggers SET kind = $2, target = $3, config = $4 WHERE id = $1")
+                .bind(&trigger.id)
+                .bind(trigger.spec.kind())
+                .bind(trigger.spec.function().to_string())
+                .bind(serde_json::to_string(&trigger.spec).expect("a trigger serializes"))
                 .execute(&mut *transaction)
                 .await?;
         }
@@ -519,6 +544,29 @@ mod tests {
         assert_eq!(hello.version(2).unwrap().config.memory_mb, 256);
         assert_eq!(hello.alias("live").unwrap().versions, live);
         assert_eq!(state.triggers, replaced);
+        // An update keeps the id and the creation time, in the same step
+        // as an addition.
+        let retargeted = Trigger {
+            spec: http("/hello", "hello:live"),
+            ..replaced[0].clone()
+        };
+        let added = registry
+            .write_triggers(
+                &[],
+                std::slice::from_ref(&retargeted),
+                vec![http("/v4", "hello:4")],
+            )
+            .await
+            .unwrap();
+        let state = registry.load().await.unwrap();
+        // (Both may have the same creation millisecond: no order asserted.)
+        assert_eq!(state.triggers.len(), 2);
+        assert!(state.triggers.contains(&retargeted), "{:?}", state.triggers);
+        assert!(state.triggers.contains(&added[0]), "{:?}", state.triggers);
+        registry
+            .replace_triggers(&[added[0].id.as_str()], Vec::new())
+            .await
+            .unwrap();
 
         registry
             .delete_function("hello", &[replaced[0].id.as_str()])

@@ -130,6 +130,8 @@ impl Normaliser {
             (r"\b\d+(\.\d+)? ?(ms|s|µs)\b", "<duration>"),
             (r"wasm_bytes=\d+", "wasm_bytes=<n>"),
             (r"curl/[0-9.]+", "curl/<version>"),
+            // `--help` shows the variables set in its environment.
+            (r"\[env: ([A-Z_]+)=[^\]]*\]", "[env: $1=]"),
             (r"access[_ ]key:? =? ?[A-Za-z0-9]+", "access key <key>"),
             (r"secret[_ ]key:? =? ?[A-Za-z0-9]+", "secret key <key>"),
         ];
@@ -328,6 +330,8 @@ impl World {
             .unwrap();
         let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&output.stderr));
+        // Shown when the test fails (or with --nocapture): the whole walk.
+        eprintln!("$ {}\n{text}", block.trim_end());
         assert!(
             output.status.success(),
             "the block at line {line} failed ({}):\n{block}\n--- its output:\n{text}",

@@ -151,6 +151,11 @@ pub(super) fn parse_limit<T: std::str::FromStr + PartialOrd + std::fmt::Display 
     }
 }
 
+/// How long a read of invocation records waits for the records of the
+/// invocations that ended before it (the writer stores every ~100 ms; a
+/// slow disk can take longer, and then the read goes on without them).
+pub(super) const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[utoipa::path(get, path = "/v1/billing", tag = "metering", params(BillingParams),
     responses(
         (status = 200, description = "The report: one row per group, totals with the free tier applied, and the prices used", body = BillingReport),
@@ -160,6 +165,7 @@ async fn billing(
     ApiQuery(params): ApiQuery<BillingParams>,
 ) -> Result<Json<BillingReport>, ApiError> {
     let query = billing_query(params)?;
+    state.meter.settled(SETTLE_WAIT).await;
     let report = billing_report(&state.database, &query, &state.prices)
         .await
         .map_err(|error| {
@@ -184,6 +190,7 @@ async fn invocations(
         1,
     )?;
     let function = params.function.as_deref().filter(|name| !name.is_empty());
+    state.meter.settled(SETTLE_WAIT).await;
     let invocations = recent_invocations(&state.database, function, limit)
         .await
         .map_err(|error| {

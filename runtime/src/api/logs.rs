@@ -148,6 +148,8 @@ async fn function_logs(
     };
     // Subscribe before reading the history, so no line falls in between.
     let receiver = follow.then(|| state.guest_logs.follow(&name));
+    // The REPORT lines of invocations that already ended are stored first.
+    state.meter.settled(super::billing::SETTLE_WAIT).await;
     let guest_lines = state.guest_logs.since(&name, since, limit);
     let report_lines = stored_report_lines(&state.database, &name, since, limit).await?;
     let history = newest_of_both(guest_lines, report_lines, limit);
@@ -207,14 +209,39 @@ async fn stored_report_lines(
 }
 
 /// The last `limit` lines of guest output (oldest first) and `REPORT`
-/// lines (in any order), merged in time order.
+/// lines (in any order), merged in time order. An invocation's `REPORT`
+/// line comes after its other lines, as Lambda's does, even when one of
+/// them (the failure line of a timeout, written as the answer is made) is
+/// timed a little after the run's end.
 fn newest_of_both(guest: Vec<LogLine>, reports: Vec<LogLine>, limit: usize) -> Vec<LogLine> {
-    let mut lines = guest;
+    let mut last_of_request: std::collections::HashMap<&str, DateTime<Utc>> =
+        std::collections::HashMap::new();
+    for line in &guest {
+        let last = last_of_request
+            .entry(line.request_id.as_str())
+            .or_insert(line.time);
+        *last = (*last).max(line.time);
+    }
+    let reports: Vec<(DateTime<Utc>, LogLine)> = reports
+        .into_iter()
+        .map(|report| {
+            let after = last_of_request
+                .get(report.request_id.as_str())
+                .map_or(report.time, |last| report.time.max(*last));
+            (after, report)
+        })
+        .collect();
+    let mut lines: Vec<(DateTime<Utc>, LogLine)> =
+        guest.into_iter().map(|line| (line.time, line)).collect();
     lines.extend(reports);
     // Stable: lines of the same time keep guest output before REPORT.
-    lines.sort_by_key(|line| line.time);
+    lines.sort_by_key(|(time, _)| *time);
     let skip = lines.len().saturating_sub(limit);
-    lines.split_off(skip)
+    lines
+        .split_off(skip)
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect()
 }
 
 /// The live part of a followed log: the follower's lines as NDJSON, an
@@ -336,5 +363,29 @@ mod tests {
                 "limit {limit}"
             );
         }
+    }
+
+    #[test]
+    fn a_report_line_follows_its_invocations_later_lines() {
+        let at = |millis: i64| DateTime::from_timestamp_millis(millis).unwrap();
+        let of = |request: &str, millis: i64, stream: LogStream, text: &str| LogLine {
+            time: at(millis),
+            request_id: request.into(),
+            stream,
+            ..line(0, text)
+        };
+        // A timeout: the run ends at 2000, its failure line is written at
+        // 2003; another invocation logs at 2001.
+        let guest = vec![
+            of("a", 0, LogStream::Stderr, "start a"),
+            of("b", 2001, LogStream::Stdout, "b"),
+            of("a", 2003, LogStream::Failure, "a timed out"),
+        ];
+        let reports = vec![of("a", 2000, LogStream::Report, "report a")];
+        let texts: Vec<String> = newest_of_both(guest, reports, 10)
+            .into_iter()
+            .map(|line| line.text)
+            .collect();
+        assert_eq!(texts, ["start a", "b", "a timed out", "report a"]);
     }
 }

@@ -53,6 +53,9 @@ pub(crate) struct ApiState {
     pub(crate) metrics: crate::observability::MetricsHandle,
     /// The prices billing reports apply.
     pub(crate) prices: crate::metering::Prices,
+    /// The metering writer's handle: reads of records first wait for the
+    /// records of invocations that already ended.
+    pub(crate) meter: crate::metering::Meter,
     /// Turns true when the server begins to stop: followed logs end then.
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
 }

@@ -131,6 +131,11 @@ impl Control {
         &self.live
     }
 
+    /// The metering handle every pool records into.
+    pub(crate) fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
     /// Validates, compiles and stores a component as a new version of
     /// `function` (or returns the identical newest version), then makes it
     /// live. `file_name` only names the upload in error messages.

@@ -191,6 +191,34 @@ mod tests {
         records.remove(0)
     }
 
+    /// A read after `settled` sees every invocation that ended before it,
+    /// without stopping the writer.
+    #[tokio::test]
+    async fn records_are_readable_once_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = crate::database::open(dir.path()).await.unwrap();
+        let (meter, task) = Meter::start(database.clone(), Default::default());
+        let recorder = Recorder::new(&meter, Arc::from("f"), 4, 128);
+        let invoke = |id: &str| {
+            let draft = recorder.begin(&Arc::from(id), TriggerKind::Http);
+            draft.answered(Answer::Status(200));
+            draft.guest_exited(&end(Ok(())));
+        };
+        // The writer's first store is right after it starts; after it, the
+        // writer sleeps for its batch interval.
+        invoke("r0");
+        meter.settled(Duration::from_secs(30)).await;
+        for id in ["r1", "r2", "r3"] {
+            invoke(id);
+        }
+        meter.settled(Duration::from_secs(30)).await;
+        let records = super::super::store::newest_records(&database, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 4);
+        task.shutdown().await;
+    }
+
     #[tokio::test]
     async fn the_last_part_to_finish_stores_one_whole_record() {
         let record = recorded(|draft| {

@@ -24,6 +24,10 @@
 //! log ([`crate::observability::logs`]) shows them, made from the stored
 //! records.
 //!
+//! A reader that must see every invocation that ended before it (a bill, a
+//! function's log read right after a request) first awaits
+//! [`Meter::settled`]: the writer's next store, at most ~100 ms away.
+//!
 //! Every [`MeterOptions::rollup_interval`] the task also folds records
 //! older than [`MeterOptions::retention`] into hourly aggregates
 //! ([`super::rollup`]).
@@ -107,6 +111,13 @@ struct Shared {
     /// Milliseconds after `created` of the last drop log line, plus one (0:
     /// never logged).
     last_drop_log: AtomicU64,
+    /// Records accepted into a pending batch so far (written under the
+    /// pending lock).
+    accepted: AtomicU64,
+    /// Of those, how many the writer has dealt with (stored, or failed and
+    /// logged); [`Shared::settled_changed`] wakes the waiters.
+    settled: AtomicU64,
+    settled_changed: tokio::sync::Notify,
 }
 
 /// What the writer takes at each tick.
@@ -189,6 +200,9 @@ impl Meter {
             dropped: AtomicU64::new(0),
             created: Instant::now(),
             last_drop_log: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
+            settled_changed: tokio::sync::Notify::new(),
         });
         let meter = Meter {
             shared: Some(Arc::clone(&shared)),
@@ -225,6 +239,7 @@ impl Meter {
                             record.push_report_line(&mut pending.report);
                             pending.report.push('\n');
                         }
+                        shared.accepted.fetch_add(1, Ordering::Relaxed);
                         true
                     }
                     Err(_) => false,
@@ -232,6 +247,24 @@ impl Meter {
         };
         if !accepted {
             shared.record_dropped();
+        }
+    }
+
+    /// Waits (at most `wait`) until every record accepted before the call
+    /// has been stored, so that a read of the database sees them; returns
+    /// at once for a disabled meter.
+    pub(crate) async fn settled(&self, wait: Duration) {
+        let Some(shared) = &self.shared else { return };
+        let target = shared.accepted.load(Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let changed = shared.settled_changed.notified();
+            if shared.settled.load(Ordering::Acquire) >= target {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return;
+            }
         }
     }
 
@@ -249,11 +282,20 @@ impl Shared {
     }
 
     /// Swaps the pending batch into `taken` (which must be cleared); with
-    /// `close`, later records are refused.
-    fn take_pending(&self, taken: &mut Pending, close: bool) {
+    /// `close`, later records are refused. Returns how many records had
+    /// been accepted up to and including the taken batch.
+    fn take_pending(&self, taken: &mut Pending, close: bool) -> u64 {
         let mut pending = self.pending();
         std::mem::swap(&mut *pending, taken);
         pending.closed = taken.closed || close;
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Marks every record up to `through` as dealt with, and wakes the
+    /// readers waiting for it.
+    fn settle(&self, through: u64) {
+        self.settled.store(through, Ordering::Release);
+        self.settled_changed.notify_waiters();
     }
 
     fn record_dropped(&self) {
@@ -313,7 +355,7 @@ async fn run_writer(
             _ = ticks.tick() => false,
         };
         // Everything pending now; on shutdown, the last of it.
-        shared.take_pending(&mut taken, stopping);
+        let through = shared.take_pending(&mut taken, stopping);
         if !taken.batch.is_empty() {
             let records = taken.batch.len() as u64;
             match store::insert_batch(&database, &taken.batch).await {
@@ -338,6 +380,7 @@ async fn run_writer(
             update_metrics(taken.batch.functions(), &taken.tallies);
             taken.clear();
         }
+        shared.settle(through);
         if stopping {
             return stats;
         }

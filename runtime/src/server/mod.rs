@@ -358,6 +358,7 @@ impl Prepared {
             guest_logs: self.guest_logs.clone(),
             metrics: self.metrics.clone(),
             prices: self.prices,
+            meter: self.control.meter().clone(),
             stopping: stop_rx.clone(),
         });
         let (gateway, admin) = tokio::join!(

@@ -502,6 +502,11 @@ fn getting_started_runs_as_written() {
 }
 
 #[test]
+fn operations_blocks_marked_run_run_as_written() {
+    run_page("operations.md");
+}
+
+#[test]
 fn normalising_and_matching() {
     let normaliser = Normaliser::new();
     let cases = [

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::{Exited, Kumo, client, example, free_port_base, toml_path};
+use crate::harness::{Exited, Kumo, client, example, free_port_base, test_guest, toml_path};
 
 fn manifest(memory_mb: u64) -> String {
     format!(
@@ -467,5 +467,41 @@ async fn a_refused_token_is_named_with_the_server_it_was_sent_to() {
         )),
         "{}",
         missing.stderr
+    );
+}
+
+#[test]
+fn an_invoke_error_is_one_line_on_stderr_and_nothing_on_stdout() {
+    let kumo = Kumo::up(&format!(
+        "[function.sink]\nsource = {}\n",
+        toml_path(&test_guest("eventsink"))
+    ));
+    // Kumo's own error (an unknown function), as text and as JSON.
+    for args in [&["invoke", "nope"][..], &["invoke", "nope", "-o", "json"]] {
+        let unknown = kumo.cli(args);
+        assert!(!unknown.status.success(), "{unknown:#?}");
+        assert_eq!(unknown.stdout, "", "{args:?}");
+        assert_eq!(unknown.stderr.lines().count(), 1, "{}", unknown.stderr);
+        assert!(
+            unknown.stderr.contains("no function `nope`"),
+            "{}",
+            unknown.stderr
+        );
+    }
+    // The function's own non-2xx answer: eventsink answers 400 to a
+    // request that is no event.
+    let refused = kumo.cli(&["invoke", "sink", "--data", "not an event"]);
+    assert!(!refused.status.success(), "{refused:#?}");
+    assert_eq!(refused.stdout, "");
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("the function answered HTTP 400"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("not an event"),
+        "{}",
+        refused.stderr
     );
 }

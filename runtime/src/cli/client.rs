@@ -715,9 +715,6 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
     let mut request = client
         .request(Method::POST, &format!("/v1/functions/{name}/invoke"))
         .query(&[("path", args.path.as_str())]);
-    if let Some(qualifier) = &qualifier {
-        request = request.query(&[("qualifier", qualifier.as_str())]);
-    }
     for header in &args.headers {
         let Some((key, value)) = header.split_once(':') else {
             bail!(
@@ -725,6 +722,9 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
             );
         };
         request = request.header(key.trim(), value.trim());
+    }
+    if let Some(qualifier) = &qualifier {
+        request = request.query(&[("qualifier", qualifier.as_str())]);
     }
     let response = client.answer(request.body(body)).await?;
     let status = response.status();
@@ -738,6 +738,27 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
         .bytes()
         .await
         .context("the response body broke off")?;
+    // A failure is one line on stderr (through the error); stdout carries
+    // only a successful answer.
+    if !status.is_success() {
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(error) => bail!(
+                "{} (HTTP {}, {}, request {request_id})",
+                error.error.message,
+                status.as_u16(),
+                error.error.code
+            ),
+            Err(_) => {
+                let excerpt = one_line_excerpt(&body);
+                let excerpt = if excerpt.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {excerpt}")
+                };
+                bail!("the function answered HTTP {status} (request {request_id}){excerpt}")
+            }
+        }
+    }
     if client.json {
         let headers: serde_json::Map<String, serde_json::Value> = headers
             .iter()
@@ -761,20 +782,20 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
             println!();
         }
     }
-    if status.is_success() {
-        return Ok(());
+    Ok(())
+}
+
+/// A body as one readable line: whitespace runs (newlines too) become one
+/// space, and past 200 characters it is cut with `...`.
+fn one_line_excerpt(body: &[u8]) -> String {
+    const LIMIT: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= LIMIT {
+        return line;
     }
-    let is_kumo_error =
-        status == StatusCode::UNAUTHORIZED || serde_json::from_slice::<ErrorBody>(&body).is_ok();
-    match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(error) if is_kumo_error => bail!(
-            "{} (HTTP {}, {}, request {request_id})",
-            error.error.message,
-            status.as_u16(),
-            error.error.code
-        ),
-        _ => bail!("the function answered HTTP {status} (request {request_id})"),
-    }
+    let cut: String = line.chars().take(LIMIT).collect();
+    format!("{cut}...")
 }
 
 /// Which stored trigger a verb is about: its route, or its id. Typed once
@@ -999,6 +1020,21 @@ pub(super) async fn events(command: EventsCommand) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_invocations_body_becomes_one_short_line() {
+        let long = "x".repeat(250);
+        let cut = format!("{}...", "x".repeat(200));
+        let cases = [
+            ("", ""),
+            ("oops", "oops"),
+            ("  line one\n\tline two\r\n", "line one line two"),
+            (long.as_str(), cut.as_str()),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(one_line_excerpt(body.as_bytes()), expected, "{body:?}");
+        }
+    }
 
     #[test]
     fn only_the_admin_apis_own_401_is_a_refused_token() {

@@ -119,6 +119,24 @@ async fn functions_alias_invoke_and_triggers_verbs() {
     let show = kumo.cli(&["functions", "show", "hello"]);
     assert!(show.status.success(), "{show:#?}");
     assert!(show.stdout.contains("VERSION"), "{}", show.stdout);
+    // Each version says what changed from the one before: the second
+    // deploy changed only memory_mb.
+    let version_row = |number: &str| {
+        show.stdout
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(number))
+            .unwrap_or_else(|| panic!("no row for version {number}:\n{}", show.stdout))
+    };
+    assert!(
+        version_row("1").ends_with("first version"),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        version_row("2").ends_with("memory_mb 128 -> 256"),
+        "{}",
+        show.stdout
+    );
     assert!(
         show.stdout.contains("live -> 1 (90%), 2 (10%)"),
         "{}",

@@ -531,10 +531,14 @@ pub(super) async fn functions(command: FunctionsCommand) -> anyhow::Result<()> {
             }
             println!("function {}  (created {})", detail.name, detail.created_at);
             println!();
+            // Versions come oldest first: each is described against the
+            // one before it.
             let rows: Vec<Vec<String>> = detail
                 .versions
                 .iter()
-                .map(|version| {
+                .enumerate()
+                .map(|(index, version)| {
+                    let previous = index.checked_sub(1).map(|before| &detail.versions[before]);
                     vec![
                         version.version.to_string(),
                         version.sha256[..12].to_string(),
@@ -542,6 +546,7 @@ pub(super) async fn functions(command: FunctionsCommand) -> anyhow::Result<()> {
                         version.config.memory_mb.to_string(),
                         version.config.timeout_ms.to_string(),
                         version.created_at.clone(),
+                        super::version_changes::describe_version_change(previous, version),
                     ]
                 })
                 .collect();
@@ -553,6 +558,7 @@ pub(super) async fn functions(command: FunctionsCommand) -> anyhow::Result<()> {
                     "MEMORY_MB",
                     "TIMEOUT_MS",
                     "CREATED",
+                    "CHANGES",
                 ],
                 &rows,
             );

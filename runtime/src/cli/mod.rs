@@ -12,6 +12,7 @@ mod client;
 mod dev;
 mod metering;
 mod up;
+mod version_changes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

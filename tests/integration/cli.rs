@@ -3,9 +3,10 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::harness::{Exited, Kumo, client, example, free_port_base, test_guest, toml_path};
+use crate::storage::{ACCESS_KEY, SECRET_KEY, STORAGE_ENV, md5_hex, s3_ok, storage_endpoint};
 
 fn manifest(memory_mb: u64) -> String {
     format!(
@@ -521,5 +522,94 @@ fn an_invoke_error_is_one_line_on_stderr_and_nothing_on_stdout() {
         refused.stderr.contains("not an event"),
         "{}",
         refused.stderr
+    );
+}
+
+/// What the `eventsink` guest logged about each event it received, past
+/// its id (which differs per event): attempt, hops, type, subject and the
+/// document's summary.
+fn sink_receipts(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter_map(|line| {
+            let rest = &line[line.find("eventsink id=")?..];
+            let rest = &rest[rest.find(" attempt=")? + 1..];
+            // The host appends its own fields after the guest's message.
+            Some(
+                rest.split_once(" stream=")
+                    .map_or(rest, |(seen, _)| seen)
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn invoke_event_sends_what_an_upload_sends() {
+    let manifest = format!(
+        "[function.sink]\nsource = {}\n\n[[trigger.storage]]\nname = \"thumbs\"\nbucket = \"photos\"\n\
+         events = [\"ObjectCreated:*\"]\nprefix = \"in/\"\nformat = \"s3\"\nfunction = \"sink\"\n",
+        toml_path(&test_guest("eventsink"))
+    );
+    let kumo = Kumo::up_with_env(&manifest, &STORAGE_ENV);
+    let s3 = storage_endpoint(&kumo, ACCESS_KEY, SECRET_KEY);
+    s3_ok(
+        &s3,
+        "put_object",
+        json!({"Bucket": "photos", "Key": "in/cat.png", "Body": {"text": "meow"}}),
+    );
+    assert!(
+        kumo.wait_for_log_count("eventsink id=", 1),
+        "the upload's event did not arrive:\n{}",
+        kumo.logs()
+    );
+    let sample = kumo.cli(&[
+        "invoke",
+        "sink",
+        "--event",
+        "s3-put",
+        "--bucket",
+        "photos",
+        "--key",
+        "in/cat.png",
+    ]);
+    assert!(sample.status.success(), "{sample:#?}");
+    assert_eq!(sample.stdout, "ok\n");
+    assert!(
+        kumo.wait_for_log_count("eventsink id=", 2),
+        "the sample event did not arrive:\n{}",
+        kumo.logs()
+    );
+    let receipts = sink_receipts(&kumo.logs());
+    assert_eq!(receipts.len(), 2, "{receipts:?}");
+    let expected = format!(
+        "attempt=1 hops=0 type=kumo.storage.ObjectCreated:PutObject subject=in/cat.png summary=ObjectCreated:Put:photos/in/cat.png:4:{}",
+        md5_hex(b"meow")
+    );
+    assert_eq!(receipts[0], expected, "the upload");
+    assert_eq!(receipts[1], expected, "the sample");
+
+    // A timer event, from a function without a timer trigger: named
+    // `sample`, with no payload.
+    let timer = kumo.cli(&["invoke", "sink", "--event", "timer"]);
+    assert!(timer.status.success(), "{timer:#?}");
+    assert!(
+        kumo.wait_for_log_count("eventsink id=", 3),
+        "the timer event did not arrive:\n{}",
+        kumo.logs()
+    );
+    let receipts = sink_receipts(&kumo.logs());
+    assert!(
+        receipts[2]
+            .starts_with("attempt=1 hops=0 type=kumo.timer subject=sample summary=timer:sample:"),
+        "{receipts:?}"
+    );
+    // A file event names a watched folder, and sink watches none.
+    let file = kumo.cli(&["invoke", "sink", "--event", "file"]);
+    assert!(!file.status.success(), "{file:#?}");
+    assert_eq!(file.stdout, "");
+    assert!(
+        file.stderr.contains("function `sink` has no watch trigger"),
+        "{}",
+        file.stderr
     );
 }

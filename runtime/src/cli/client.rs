@@ -21,6 +21,7 @@ use super::{
 use crate::api::ErrorBody;
 use crate::api::aliases::AliasUpdate;
 use crate::api::functions::{Deployment, FunctionDeleted, FunctionDetail, FunctionList};
+use crate::api::invoke::SampleEventRequest;
 use crate::api::triggers::TriggerList;
 use crate::manifest::{Manifest, trigger_subject};
 use crate::model::{Route, Target, Trigger, TriggerSpec};
@@ -712,27 +713,39 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
         Some((name, qualifier)) => (name.to_string(), Some(qualifier.to_string())),
         None => (args.target.clone(), None),
     };
-    let body = match (&args.data, &args.data_file) {
-        (Some(data), _) => data.clone().into_bytes(),
-        (None, Some(path)) => std::fs::read(path)
-            .with_context(|| format!("cannot read --data-file {}", path.display()))?,
-        (None, None) => Vec::new(),
+    let mut request = match args.event {
+        Some(kind) => client
+            .request(Method::POST, &format!("/v1/functions/{name}/sample-event"))
+            .json(&SampleEventRequest {
+                kind,
+                bucket: args.bucket.clone(),
+                key: args.key.clone(),
+            }),
+        None => {
+            let body = match (&args.data, &args.data_file) {
+                (Some(data), _) => data.clone().into_bytes(),
+                (None, Some(path)) => std::fs::read(path)
+                    .with_context(|| format!("cannot read --data-file {}", path.display()))?,
+                (None, None) => Vec::new(),
+            };
+            let mut request = client
+                .request(Method::POST, &format!("/v1/functions/{name}/invoke"))
+                .query(&[("path", args.path.as_str())]);
+            for header in &args.headers {
+                let Some((key, value)) = header.split_once(':') else {
+                    bail!(
+                        "--header `{header}` is not `Name: value`; hint: `--header 'content-type: application/json'`"
+                    );
+                };
+                request = request.header(key.trim(), value.trim());
+            }
+            request.body(body)
+        }
     };
-    let mut request = client
-        .request(Method::POST, &format!("/v1/functions/{name}/invoke"))
-        .query(&[("path", args.path.as_str())]);
-    for header in &args.headers {
-        let Some((key, value)) = header.split_once(':') else {
-            bail!(
-                "--header `{header}` is not `Name: value`; hint: `--header 'content-type: application/json'`"
-            );
-        };
-        request = request.header(key.trim(), value.trim());
-    }
     if let Some(qualifier) = &qualifier {
         request = request.query(&[("qualifier", qualifier.as_str())]);
     }
-    let response = client.answer(request.body(body)).await?;
+    let response = client.answer(request).await?;
     let status = response.status();
     let headers = response.headers().clone();
     let request_id = headers

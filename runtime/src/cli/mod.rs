@@ -313,6 +313,19 @@ struct InvokeArgs {
     /// The path the function sees.
     #[arg(long, default_value = "/")]
     path: String,
+    /// Send a sample event instead of a request: the document and headers
+    /// a real event of this kind delivers (an upload in a storage
+    /// trigger's format, a timer firing, a file in a watched folder).
+    #[arg(long, value_enum, value_name = "KIND", conflicts_with_all = ["data", "data_file", "headers", "path"])]
+    event: Option<crate::api::invoke::SampleEventKind>,
+    /// With --event: the object's bucket [default: the bucket of the
+    /// function's storage trigger].
+    #[arg(long, requires = "event")]
+    bucket: Option<String>,
+    /// With --event: the object's key, or the file's path in the watched
+    /// folder [default: `example` with the trigger's prefix and suffix].
+    #[arg(long, requires = "event")]
+    key: Option<String>,
     #[command(flatten)]
     client: ClientArgs,
 }

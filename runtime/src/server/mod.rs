@@ -504,6 +504,7 @@ impl Prepared {
             let events = events.clone();
             Box::pin(async move { events.on_object_change(change).await })
         });
+        let storage_root = self.storage_options.root.clone();
         let storage = tokio::spawn(crate::storage::serve(
             self.storage,
             self.storage_options,
@@ -521,6 +522,7 @@ impl Prepared {
             prices: self.prices,
             meter: self.control.meter().clone(),
             stopping: stop_rx.clone(),
+            storage_root,
         });
         let (gateway, admin) = tokio::join!(
             serve(

@@ -200,17 +200,29 @@ pub struct Start<'a> {
     pub env: &'a [(&'a str, &'a str)],
 }
 
-fn spawn(verb: &str, start: &Start<'_>) -> (Child, Arc<Lines>, Arc<Lines>) {
+/// `port_base`: where the three listeners go (`--port-base`); `None` gives
+/// each a free port.
+fn spawn(verb: &str, start: &Start<'_>, port_base: Option<u16>) -> (Child, Arc<Lines>, Arc<Lines>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kumo"));
     command.arg(verb);
     if verb != "server" {
         command.arg("-f").arg(start.manifest);
     }
+    match port_base {
+        None => command
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--admin-listen")
+            .arg("127.0.0.1:0")
+            // Every test server gets its own free storage port (a test may
+            // still set another through `env`).
+            .env("KUMO_STORAGE_LISTEN", "127.0.0.1:0"),
+        Some(base) => command
+            .arg("--port-base")
+            .arg(base.to_string())
+            .env_remove("KUMO_STORAGE_LISTEN"),
+    };
     command
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--admin-listen")
-        .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(start.data_dir)
         .args(start.extra_args)
@@ -221,9 +233,7 @@ fn spawn(verb: &str, start: &Start<'_>) -> (Child, Arc<Lines>, Arc<Lines>) {
         .env_remove("KUMO_ADMIN_LISTEN")
         .env_remove("KUMO_ADMIN_TOKEN")
         .env_remove("KUMO_SERVER")
-        // Every test server gets its own free storage port (a test may
-        // still set another through `env`).
-        .env("KUMO_STORAGE_LISTEN", "127.0.0.1:0")
+        .env_remove("KUMO_PORT_BASE")
         .env_remove("KUMO_STORAGE_ACCESS_KEY")
         .env_remove("KUMO_STORAGE_SECRET_KEY")
         .stdin(Stdio::null())
@@ -286,7 +296,28 @@ impl Kumo {
     /// Starts `kumo VERB` (`up`, `dev` or `server`) and waits until it
     /// serves, or until it exits.
     pub fn start_verb(verb: &str, start: &Start<'_>) -> Result<Kumo, Exited> {
-        let (mut child, stdout, stderr) = spawn(verb, start);
+        Kumo::start_listening(verb, start, None)
+    }
+
+    /// Starts `kumo server` on a data directory with `--port-base base`
+    /// (and no other listen flag), and waits until it serves.
+    pub fn server_on_port_base(data_dir: &Path, base: u16) -> Kumo {
+        let start = Start {
+            manifest: Path::new(""),
+            data_dir,
+            extra_args: &[],
+            env: &[],
+        };
+        Kumo::start_listening("server", &start, Some(base))
+            .unwrap_or_else(|exited| panic!("kumo server did not start: {exited:#?}"))
+    }
+
+    fn start_listening(
+        verb: &str,
+        start: &Start<'_>,
+        port_base: Option<u16>,
+    ) -> Result<Kumo, Exited> {
+        let (mut child, stdout, stderr) = spawn(verb, start, port_base);
         let serving = stdout.wait_for(START_TIMEOUT, |text| text.contains("kumo: serving http://"));
         if !serving {
             let _ = child.kill();
@@ -459,6 +490,27 @@ pub fn up_expecting_failure(dir: &Path, manifest: &str) -> Exited {
         ),
         Err(exited) => exited,
     }
+}
+
+/// A `--port-base` whose three loopback ports are free right now. It is
+/// taken below Linux's ephemeral range (32768 and up), where no port-0
+/// listener of a concurrent test can land, and each call tries new
+/// numbers, so two tests of one run do not get the same base.
+pub fn free_port_base() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id() % 1000;
+    for _ in 0..1000 {
+        let call = CALLS.fetch_add(1, Ordering::Relaxed);
+        let base = 20_000 + (offset * 7 + call * 3) % 10_000;
+        let base = u16::try_from(base).expect("below 30000");
+        let free =
+            (base..base + 3).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no three free consecutive ports between 20000 and 30000");
 }
 
 /// A TOML string literal for a path.

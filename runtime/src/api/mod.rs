@@ -58,6 +58,8 @@ pub(crate) struct ApiState {
     pub(crate) meter: crate::metering::Meter,
     /// Turns true when the server begins to stop: followed logs end then.
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+    /// The object storage folder, for the objects sample events describe.
+    pub(crate) storage_root: std::path::PathBuf,
 }
 
 /// The admin API's router.

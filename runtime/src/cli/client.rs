@@ -1,8 +1,13 @@
 //! The client verbs: they talk to a running server's admin API over HTTP
-//! (`--server` / `KUMO_SERVER`, token from `KUMO_ADMIN_TOKEN` or the data
-//! directory) and print a table, or JSON with `--output json`.
+//! and print a table, or JSON with `--output json`.
+//!
+//! The server is `--admin-url` / `KUMO_SERVER`, else the address the server
+//! wrote into `<data-dir>/admin-url`, else `http://127.0.0.1:3001`; the
+//! token is `KUMO_ADMIN_TOKEN`, else `<data-dir>/admin-token`. Errors say
+//! which address was tried and which token was refused, and that no server
+//! is running before anything about a missing token.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use reqwest::{Method, StatusCode};
@@ -16,6 +21,7 @@ use super::{
 use crate::api::ErrorBody;
 use crate::api::aliases::AliasUpdate;
 use crate::api::functions::{Deployment, FunctionDeleted, FunctionDetail, FunctionList};
+use crate::api::invoke::SampleEventRequest;
 use crate::api::triggers::TriggerList;
 use crate::manifest::{Manifest, trigger_subject};
 use crate::model::{Route, Target, Trigger, TriggerSpec};
@@ -25,45 +31,139 @@ use crate::registry::{Alias, WeightedVersion, sha256_hex};
 pub(super) struct Client {
     http: reqwest::Client,
     pub(super) base: String,
-    token: String,
+    /// Where `base` came from, to say so when nothing answers there.
+    base_source: AdminUrlSource,
+    token: AdminToken,
     pub(super) json: bool,
 }
 
+/// Where the admin API's URL came from.
+enum AdminUrlSource {
+    /// `--admin-url` or `KUMO_SERVER`.
+    Given,
+    /// `<data-dir>/admin-url`, written by the server at its start.
+    DataDir(PathBuf),
+    /// Neither: the default address.
+    Default,
+}
+
+/// The admin token, and where it came from, to name it when the server
+/// refuses it.
+enum AdminToken {
+    /// `KUMO_ADMIN_TOKEN`.
+    Environment(String),
+    /// `<data-dir>/admin-token`.
+    File { path: PathBuf, token: String },
+    /// Neither could be had; said only once a server answers, so that no
+    /// server running is said first.
+    Missing { path: PathBuf, reason: String },
+}
+
+/// The admin API's address when nothing says otherwise.
+const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:3001";
+
 impl Client {
     pub(super) fn new(args: &ClientArgs) -> anyhow::Result<Self> {
+        let (base, base_source) = admin_url(args.server.as_deref(), &args.data_dir);
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!(
+                "admin url `{base}` is not an http:// URL; hint: pass the address the server printed on its `kumo: admin api` line, such as --admin-url http://127.0.0.1:3001"
+            );
+        }
         let token = match std::env::var("KUMO_ADMIN_TOKEN") {
-            Ok(token) if !token.is_empty() => token,
-            _ => read_token(&args.data_dir)?,
+            Ok(token) if !token.is_empty() => AdminToken::Environment(token),
+            _ => read_token(&args.data_dir),
         };
         Ok(Self {
             http: reqwest::Client::new(),
-            base: args.server.trim_end_matches('/').to_string(),
+            base: base.trim_end_matches('/').to_string(),
+            base_source,
             token,
             json: args.output == "json",
         })
     }
 
     pub(super) fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            AdminToken::Environment(token) | AdminToken::File { token, .. } => {
+                request.bearer_auth(token)
+            }
+            AdminToken::Missing { .. } => request,
+        }
+    }
+
+    /// Sends a request; a server that is not there, and a token it
+    /// refuses, become errors that say which address and which token.
+    /// Any other answer is returned, whatever its status.
+    pub(super) async fn answer(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = request
+            .send()
+            .await
+            .map_err(|error| self.unreachable(&error))?;
+        if is_admin_refusal(&response) {
+            return Err(self.refused());
+        }
+        Ok(response)
     }
 
     pub(super) async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<reqwest::Response> {
-        let response = request.send().await.map_err(|error| {
-            anyhow::anyhow!(
-                "cannot reach the kumo server at {}: {}; hint: is `kumo server` (or `kumo up`) running? set --server or KUMO_SERVER",
-                self.base,
-                error_chain(&error)
-            )
-        })?;
+        let response = self.answer(request).await?;
         if response.status().is_success() {
             return Ok(response);
         }
         Err(server_error(response).await)
+    }
+
+    /// Why a request got no answer: no server at that address, or
+    /// another failure on the way.
+    fn unreachable(&self, error: &reqwest::Error) -> anyhow::Error {
+        let source = match &self.base_source {
+            AdminUrlSource::DataDir(path) => format!(
+                " (the address in {}, written by the last server started with that data directory)",
+                path.display()
+            ),
+            AdminUrlSource::Given | AdminUrlSource::Default => String::new(),
+        };
+        if is_connection_refused(error) {
+            return anyhow::anyhow!(
+                "no kumo server is running at {}{source}; hint: start one with `kumo up` (or pass --admin-url if it listens elsewhere)",
+                self.base
+            );
+        }
+        anyhow::anyhow!(
+            "cannot reach the kumo server at {}{source}: {}; hint: is `kumo up` (or `kumo server`) running there? pass --admin-url (or KUMO_SERVER) with the address its `kumo: admin api` line printed",
+            self.base,
+            error_chain(error)
+        )
+    }
+
+    /// The server answered 401: say which token was refused, or that there
+    /// was none.
+    fn refused(&self) -> anyhow::Error {
+        match &self.token {
+            AdminToken::Environment(_) => anyhow::anyhow!(
+                "wrong admin token: the kumo server at {} refused the token in KUMO_ADMIN_TOKEN; hint: set it to that server's token (its <data-dir>/admin-token), or unset it to read the token from --data-dir",
+                self.base
+            ),
+            AdminToken::File { path, .. } => anyhow::anyhow!(
+                "wrong admin token: the kumo server at {} refused the token read from {}; hint: that file belongs to another server: run this where you started the server at {}, pass its --data-dir, or set KUMO_ADMIN_TOKEN",
+                self.base,
+                path.display(),
+                self.base
+            ),
+            AdminToken::Missing { path, reason } => anyhow::anyhow!(
+                "no admin token: KUMO_ADMIN_TOKEN is not set and {} {reason}; hint: run this where you started the server at {}, pass its --data-dir, or set KUMO_ADMIN_TOKEN to the token it printed",
+                path.display(),
+                self.base
+            ),
+        }
     }
 
     pub(super) async fn call<T: DeserializeOwned>(
@@ -74,7 +174,7 @@ impl Client {
         response
             .json()
             .await
-            .context("the server's answer is not the expected JSON; hint: are --server and this kumo the same version?")
+            .context("the server's answer is not the expected JSON; hint: are --admin-url and this kumo the same version?")
     }
 
     pub(super) fn print_json(&self, value: &impl Serialize) {
@@ -83,6 +183,54 @@ impl Client {
             serde_json::to_string_pretty(value).expect("wire types serialize")
         );
     }
+}
+
+/// Whether the admin API refused the token: its 401 names Kumo's realm and
+/// carries no request id. (A function invoked through the API may answer
+/// 401 itself; that answer has a request id, and is the function's.)
+fn is_admin_refusal(response: &reqwest::Response) -> bool {
+    let headers = response.headers();
+    response.status() == StatusCode::UNAUTHORIZED
+        && headers
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .is_some_and(|value| value.as_bytes().ends_with(b"realm=\"kumo-admin\""))
+        && !headers.contains_key(crate::request_id::REQUEST_ID_HEADER)
+}
+
+/// The admin API's URL: the one given, else the one the server wrote into
+/// the data directory, else the default.
+fn admin_url(given: Option<&str>, data_dir: &Path) -> (String, AdminUrlSource) {
+    if let Some(url) = given.filter(|url| !url.trim().is_empty()) {
+        return (url.trim().to_string(), AdminUrlSource::Given);
+    }
+    let path = absolute(&data_dir.join(crate::server::ADMIN_URL_FILE));
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => {
+            (text.trim().to_string(), AdminUrlSource::DataDir(path))
+        }
+        _ => (DEFAULT_ADMIN_URL.to_string(), AdminUrlSource::Default),
+    }
+}
+
+/// `path` made absolute against the current folder, so a message names
+/// the file wherever the reader is.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Whether nothing listens at the address (as opposed to a name that does
+/// not resolve, a timeout, a broken connection).
+fn is_connection_refused(error: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
@@ -113,15 +261,21 @@ async fn server_error(response: reqwest::Response) -> anyhow::Error {
     }
 }
 
-fn read_token(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join(crate::server::ADMIN_TOKEN_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_string()),
-        _ => bail!(
-            "no admin token: KUMO_ADMIN_TOKEN is not set and {} cannot be read; hint: set KUMO_ADMIN_TOKEN to the token the server printed, or pass --data-dir of the server",
-            path.display()
-        ),
-    }
+/// The token in `<data-dir>/admin-token`, or why there is none.
+fn read_token(data_dir: &Path) -> AdminToken {
+    let path = absolute(&data_dir.join(crate::server::ADMIN_TOKEN_FILE));
+    let reason = match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => {
+            return AdminToken::File {
+                token: text.trim().to_string(),
+                path,
+            };
+        }
+        Ok(_) => "is empty".to_string(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
+        Err(error) => format!("cannot be read ({error})"),
+    };
+    AdminToken::Missing { path, reason }
 }
 
 /// Prints rows under a header, columns padded to their widest cell.
@@ -378,10 +532,14 @@ pub(super) async fn functions(command: FunctionsCommand) -> anyhow::Result<()> {
             }
             println!("function {}  (created {})", detail.name, detail.created_at);
             println!();
+            // Versions come oldest first: each is described against the
+            // one before it.
             let rows: Vec<Vec<String>> = detail
                 .versions
                 .iter()
-                .map(|version| {
+                .enumerate()
+                .map(|(index, version)| {
+                    let previous = index.checked_sub(1).map(|before| &detail.versions[before]);
                     vec![
                         version.version.to_string(),
                         version.sha256[..12].to_string(),
@@ -389,6 +547,7 @@ pub(super) async fn functions(command: FunctionsCommand) -> anyhow::Result<()> {
                         version.config.memory_mb.to_string(),
                         version.config.timeout_ms.to_string(),
                         version.created_at.clone(),
+                        super::version_changes::describe_version_change(previous, version),
                     ]
                 })
                 .collect();
@@ -400,6 +559,7 @@ pub(super) async fn functions(command: FunctionsCommand) -> anyhow::Result<()> {
                     "MEMORY_MB",
                     "TIMEOUT_MS",
                     "CREATED",
+                    "CHANGES",
                 ],
                 &rows,
             );
@@ -553,33 +713,39 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
         Some((name, qualifier)) => (name.to_string(), Some(qualifier.to_string())),
         None => (args.target.clone(), None),
     };
-    let body = match (&args.data, &args.data_file) {
-        (Some(data), _) => data.clone().into_bytes(),
-        (None, Some(path)) => std::fs::read(path)
-            .with_context(|| format!("cannot read --data-file {}", path.display()))?,
-        (None, None) => Vec::new(),
+    let mut request = match args.event {
+        Some(kind) => client
+            .request(Method::POST, &format!("/v1/functions/{name}/sample-event"))
+            .json(&SampleEventRequest {
+                kind,
+                bucket: args.bucket.clone(),
+                key: args.key.clone(),
+            }),
+        None => {
+            let body = match (&args.data, &args.data_file) {
+                (Some(data), _) => data.clone().into_bytes(),
+                (None, Some(path)) => std::fs::read(path)
+                    .with_context(|| format!("cannot read --data-file {}", path.display()))?,
+                (None, None) => Vec::new(),
+            };
+            let mut request = client
+                .request(Method::POST, &format!("/v1/functions/{name}/invoke"))
+                .query(&[("path", args.path.as_str())]);
+            for header in &args.headers {
+                let Some((key, value)) = header.split_once(':') else {
+                    bail!(
+                        "--header `{header}` is not `Name: value`; hint: `--header 'content-type: application/json'`"
+                    );
+                };
+                request = request.header(key.trim(), value.trim());
+            }
+            request.body(body)
+        }
     };
-    let mut request = client
-        .request(Method::POST, &format!("/v1/functions/{name}/invoke"))
-        .query(&[("path", args.path.as_str())]);
     if let Some(qualifier) = &qualifier {
         request = request.query(&[("qualifier", qualifier.as_str())]);
     }
-    for header in &args.headers {
-        let Some((key, value)) = header.split_once(':') else {
-            bail!(
-                "--header `{header}` is not `Name: value`; hint: `--header 'content-type: application/json'`"
-            );
-        };
-        request = request.header(key.trim(), value.trim());
-    }
-    let response = request.body(body).send().await.map_err(|error| {
-        anyhow::anyhow!(
-            "cannot reach the kumo server at {}: {}; hint: is `kumo server` running? set --server or KUMO_SERVER",
-            client.base,
-            error_chain(&error)
-        )
-    })?;
+    let response = client.answer(request).await?;
     let status = response.status();
     let headers = response.headers().clone();
     let request_id = headers
@@ -591,6 +757,27 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
         .bytes()
         .await
         .context("the response body broke off")?;
+    // A failure is one line on stderr (through the error); stdout carries
+    // only a successful answer.
+    if !status.is_success() {
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(error) => bail!(
+                "{} (HTTP {}, {}, request {request_id})",
+                error.error.message,
+                status.as_u16(),
+                error.error.code
+            ),
+            Err(_) => {
+                let excerpt = one_line_excerpt(&body);
+                let excerpt = if excerpt.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {excerpt}")
+                };
+                bail!("the function answered HTTP {status} (request {request_id}){excerpt}")
+            }
+        }
+    }
     if client.json {
         let headers: serde_json::Map<String, serde_json::Value> = headers
             .iter()
@@ -614,20 +801,20 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
             println!();
         }
     }
-    if status.is_success() {
-        return Ok(());
+    Ok(())
+}
+
+/// A body as one readable line: whitespace runs (newlines too) become one
+/// space, and past 200 characters it is cut with `...`.
+fn one_line_excerpt(body: &[u8]) -> String {
+    const LIMIT: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= LIMIT {
+        return line;
     }
-    let is_kumo_error =
-        status == StatusCode::UNAUTHORIZED || serde_json::from_slice::<ErrorBody>(&body).is_ok();
-    match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(error) if is_kumo_error => bail!(
-            "{} (HTTP {}, {}, request {request_id})",
-            error.error.message,
-            status.as_u16(),
-            error.error.code
-        ),
-        _ => bail!("the function answered HTTP {status} (request {request_id})"),
-    }
+    let cut: String = line.chars().take(LIMIT).collect();
+    format!("{cut}...")
 }
 
 /// Which stored trigger a verb is about: its route, or its id. Typed once
@@ -847,4 +1034,53 @@ pub(super) async fn events(command: EventsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_invocations_body_becomes_one_short_line() {
+        let long = "x".repeat(250);
+        let cut = format!("{}...", "x".repeat(200));
+        let cases = [
+            ("", ""),
+            ("oops", "oops"),
+            ("  line one\n\tline two\r\n", "line one line two"),
+            (long.as_str(), cut.as_str()),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(one_line_excerpt(body.as_bytes()), expected, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_admin_apis_own_401_is_a_refused_token() {
+        let response = |status: u16, headers: &[(&str, &str)]| {
+            let mut builder = http::Response::builder().status(status);
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            reqwest::Response::from(builder.body(Vec::new()).unwrap())
+        };
+        let realm = ("www-authenticate", "Bearer realm=\"kumo-admin\"");
+        let request_id = (crate::request_id::REQUEST_ID_HEADER, "0123");
+        // (response, refused)
+        let cases = [
+            (response(401, &[realm]), true),
+            // A function's own 401, through the invoke endpoint.
+            (response(401, &[realm, request_id]), false),
+            (
+                response(401, &[("www-authenticate", "Basic realm=\"app\"")]),
+                false,
+            ),
+            (response(401, &[]), false),
+            (response(403, &[realm]), false),
+            (response(200, &[]), false),
+        ];
+        for (index, (response, refused)) in cases.into_iter().enumerate() {
+            assert_eq!(is_admin_refusal(&response), refused, "case {index}");
+        }
+    }
 }

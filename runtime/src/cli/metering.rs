@@ -219,7 +219,7 @@ pub(super) async fn logs(args: LogsArgs) -> anyhow::Result<()> {
                     eprintln!("kumo: missed {missed} line(s): this terminal read too slowly")
                 }
                 Err(error) => anyhow::bail!(
-                    "the server sent a log line this kumo cannot read ({error}); hint: are --server and this kumo the same version?"
+                    "the server sent a log line this kumo cannot read ({error}); hint: are --admin-url and this kumo the same version?"
                 ),
             }
         }

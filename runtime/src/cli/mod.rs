@@ -12,6 +12,7 @@ mod client;
 mod dev;
 mod metering;
 mod up;
+mod version_changes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,12 +66,20 @@ enum Command {
 /// Where the service listens and keeps its state.
 #[derive(Debug, Clone, clap::Args)]
 struct ServeArgs {
-    /// Address of the function gateway (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:3000", env = "KUMO_LISTEN")]
-    listen: String,
-    /// Address of the admin API; keep it private.
-    #[arg(long, default_value = "127.0.0.1:3001", env = "KUMO_ADMIN_LISTEN")]
-    admin_listen: String,
+    /// Moves all three listeners, to run beside another server: the
+    /// gateway to 127.0.0.1:PORT, the admin API to PORT+1, storage to
+    /// PORT+2 (0: three free ports); --listen, --admin-listen and
+    /// --storage-listen still win.
+    #[arg(long, env = "KUMO_PORT_BASE", value_name = "PORT", value_parser = clap::value_parser!(u16).range(0..=65533))]
+    port_base: Option<u16>,
+    /// Address of the function gateway (port 0 picks a free port)
+    /// [default: 127.0.0.1:3000, or 127.0.0.1:PORT with --port-base].
+    #[arg(long, env = "KUMO_LISTEN")]
+    listen: Option<String>,
+    /// Address of the admin API; keep it private [default: 127.0.0.1:3001,
+    /// or PORT+1 with --port-base].
+    #[arg(long, env = "KUMO_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
     /// The admin API's bearer token (default: `<data-dir>/admin-token`,
     /// generated at the first start).
     #[arg(long, env = "KUMO_ADMIN_TOKEN", hide_env_values = true)]
@@ -92,9 +101,10 @@ struct ServeArgs {
     /// (they are always in the function's log, `kumo logs NAME`).
     #[arg(long, env = "KUMO_REPORT_LINES")]
     report_lines: bool,
-    /// Address of the S3-compatible storage endpoint (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:9000", env = "KUMO_STORAGE_LISTEN")]
-    storage_listen: String,
+    /// Address of the S3-compatible storage endpoint (port 0 picks a free
+    /// port) [default: 127.0.0.1:9000, or PORT+2 with --port-base].
+    #[arg(long, env = "KUMO_STORAGE_LISTEN")]
+    storage_listen: Option<String>,
     /// Access key S3 requests are signed with (default: generated once and
     /// kept in <data-dir>/storage-credentials).
     #[arg(long, env = "KUMO_STORAGE_ACCESS_KEY", hide_env_values = true)]
@@ -138,11 +148,32 @@ fn parse_price(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Where a listener goes: its own flag, else its place after
+/// `--port-base` (on loopback; base 0 gives every listener a free port),
+/// else its default.
+fn listen_address(
+    explicit: Option<&str>,
+    port_base: Option<u16>,
+    offset: u16,
+    default: &str,
+) -> String {
+    match (explicit, port_base) {
+        (Some(address), _) => address.to_string(),
+        (None, Some(0)) => "127.0.0.1:0".to_string(),
+        (None, Some(base)) => format!("127.0.0.1:{}", base.saturating_add(offset)),
+        (None, None) => default.to_string(),
+    }
+}
+
 impl ServeArgs {
     fn options(&self) -> ServerOptions {
+        let address = |explicit: &Option<String>, offset, default| {
+            listen_address(explicit.as_deref(), self.port_base, offset, default)
+        };
         ServerOptions {
-            listen: self.listen.clone(),
-            admin_listen: self.admin_listen.clone(),
+            listen: address(&self.listen, 0, "127.0.0.1:3000"),
+            admin_listen: address(&self.admin_listen, 1, "127.0.0.1:3001"),
+            port_base: self.port_base,
             admin_token: self.admin_token.clone(),
             data_dir: self.data_dir.clone(),
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
@@ -150,7 +181,7 @@ impl ServeArgs {
             metering: !self.no_metering,
             report_lines: self.report_lines,
             storage: StorageSettings {
-                listen: self.storage_listen.clone(),
+                listen: address(&self.storage_listen, 2, "127.0.0.1:9000"),
                 access_key: self.storage_access_key.clone(),
                 secret_key: self.storage_secret_key.clone(),
                 max_object_bytes: self.storage_max_object_bytes,
@@ -184,11 +215,17 @@ struct UpArgs {
 /// How a client verb reaches the admin API.
 #[derive(Debug, Clone, clap::Args)]
 struct ClientArgs {
-    /// The admin API's URL.
-    #[arg(long, default_value = "http://127.0.0.1:3001", env = "KUMO_SERVER")]
-    server: String,
-    /// The data directory to read the admin token from, when
-    /// KUMO_ADMIN_TOKEN is not set.
+    /// The admin API's URL [default: the one the server wrote into
+    /// <data-dir>/admin-url, else http://127.0.0.1:3001].
+    #[arg(
+        long = "admin-url",
+        visible_alias = "server",
+        env = "KUMO_SERVER",
+        value_name = "URL"
+    )]
+    server: Option<String>,
+    /// The data directory to read the admin token (and the admin API's
+    /// URL) from, when KUMO_ADMIN_TOKEN (and --admin-url) is not set.
     #[arg(long, default_value = ".kumo", env = "KUMO_DATA_DIR")]
     data_dir: PathBuf,
     /// `table` (readable) or `json`.
@@ -276,6 +313,19 @@ struct InvokeArgs {
     /// The path the function sees.
     #[arg(long, default_value = "/")]
     path: String,
+    /// Send a sample event instead of a request: the document and headers
+    /// a real event of this kind delivers (an upload in a storage
+    /// trigger's format, a timer firing, a file in a watched folder).
+    #[arg(long, value_enum, value_name = "KIND", conflicts_with_all = ["data", "data_file", "headers", "path"])]
+    event: Option<crate::api::invoke::SampleEventKind>,
+    /// With --event: the object's bucket [default: the bucket of the
+    /// function's storage trigger].
+    #[arg(long, requires = "event")]
+    bucket: Option<String>,
+    /// With --event: the object's key, or the file's path in the watched
+    /// folder [default: `example` with the trigger's prefix and suffix].
+    #[arg(long, requires = "event")]
+    key: Option<String>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -295,11 +345,17 @@ struct BillArgs {
     /// One row per `function`, `version` or `hour`.
     #[arg(long, default_value = "function", value_parser = ["function", "version", "hour"])]
     group_by: String,
-    /// The admin API's URL.
-    #[arg(long, default_value = "http://127.0.0.1:3001", env = "KUMO_SERVER")]
-    server: String,
-    /// The data directory to read the admin token from, when
-    /// KUMO_ADMIN_TOKEN is not set.
+    /// The admin API's URL [default: the one the server wrote into
+    /// <data-dir>/admin-url, else http://127.0.0.1:3001].
+    #[arg(
+        long = "admin-url",
+        visible_alias = "server",
+        env = "KUMO_SERVER",
+        value_name = "URL"
+    )]
+    server: Option<String>,
+    /// The data directory to read the admin token (and the admin API's
+    /// URL) from, when KUMO_ADMIN_TOKEN (and --admin-url) is not set.
     #[arg(long, default_value = ".kumo", env = "KUMO_DATA_DIR")]
     data_dir: PathBuf,
     /// `table` (readable), `json` (the API's answer) or `csv` (the rows).
@@ -463,4 +519,64 @@ fn init_logging() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_listener_takes_its_flag_else_its_place_after_the_port_base_else_its_default() {
+        // (explicit, port base, offset, default, expected)
+        let cases = [
+            (None, None, 0, "127.0.0.1:3000", "127.0.0.1:3000"),
+            (None, Some(4000), 0, "127.0.0.1:3000", "127.0.0.1:4000"),
+            (None, Some(4000), 1, "127.0.0.1:3001", "127.0.0.1:4001"),
+            (None, Some(4000), 2, "127.0.0.1:9000", "127.0.0.1:4002"),
+            (None, Some(65533), 2, "127.0.0.1:9000", "127.0.0.1:65535"),
+            (None, Some(0), 1, "127.0.0.1:3001", "127.0.0.1:0"),
+            (
+                Some("0.0.0.0:8080"),
+                Some(4000),
+                0,
+                "127.0.0.1:3000",
+                "0.0.0.0:8080",
+            ),
+            (
+                Some("127.0.0.1:0"),
+                None,
+                2,
+                "127.0.0.1:9000",
+                "127.0.0.1:0",
+            ),
+        ];
+        for (explicit, base, offset, default, expected) in cases {
+            assert_eq!(
+                listen_address(explicit, base, offset, default),
+                expected,
+                "{explicit:?} {base:?} +{offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn port_base_moves_every_listener_the_flags_do_not_name() {
+        let parsed = Cli::try_parse_from([
+            "kumo",
+            "server",
+            "--port-base",
+            "4000",
+            "--admin-listen",
+            "127.0.0.1:5555",
+        ])
+        .unwrap();
+        let Command::Server(args) = parsed.command else {
+            panic!("parsed another verb");
+        };
+        let options = args.options();
+        assert_eq!(options.listen, "127.0.0.1:4000");
+        assert_eq!(options.admin_listen, "127.0.0.1:5555");
+        assert_eq!(options.storage.listen, "127.0.0.1:4002");
+        assert!(Cli::try_parse_from(["kumo", "server", "--port-base", "65534"]).is_err());
+    }
 }

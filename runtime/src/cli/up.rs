@@ -13,12 +13,17 @@ pub(super) async fn up(args: UpArgs) -> anyhow::Result<()> {
 }
 
 pub(super) async fn server(args: ServeArgs) -> anyhow::Result<()> {
-    server::prepare(&args.options()).await?.serve().await
+    let options = args.options();
+    let listeners = server::bind_listeners(&options).await?;
+    server::prepare(&options, listeners).await?.serve().await
 }
 
-/// Loads (and optionally builds) the manifest, prepares the server and
-/// deploys the manifest into its registry.
+/// Binds the listeners (first, so a taken port is said before anything
+/// else happens), loads (and optionally builds) the manifest, prepares the
+/// server and deploys the manifest into its registry.
 pub(super) async fn start_with_manifest(args: &UpArgs) -> anyhow::Result<(Prepared, Manifest)> {
+    let options = args.serve.options();
+    let listeners = server::bind_listeners(&options).await?;
     let manifest = Manifest::load(&args.manifest)?;
     if manifest.http_triggers.is_empty() {
         tracing::warn!(
@@ -32,7 +37,7 @@ pub(super) async fn start_with_manifest(args: &UpArgs) -> anyhow::Result<(Prepar
             .await
             .context("the build task failed")??;
     }
-    let mut prepared = server::prepare(&args.serve.options()).await?;
+    let mut prepared = server::prepare(&options, listeners).await?;
     prepared.app = Some(manifest.app_name.clone());
     let deployed = prepared.control.apply_manifest(&manifest).await?;
     for (function, version, created) in &deployed.functions {

@@ -28,6 +28,7 @@ use kumo_protocol::event::SPEC_VERSION;
 use kumo_protocol::header;
 
 use super::Events;
+use super::document::EventDocument;
 use super::queue::{self, Attempt, AttemptOutcome, ClaimedEvent, NextState};
 use super::retry::Attempted;
 use crate::model::Target;
@@ -282,6 +283,36 @@ async fn deliver(events: &Events, resolve: &Resolver, event: ClaimedEvent) {
     }
 }
 
+/// The request the first attempt of a new event with `document` would
+/// make (hops 0), built by the same code as every delivery: for a sample
+/// event (`kumo invoke --event`), which a function must see exactly as it
+/// sees a real one.
+///
+/// # Errors
+///
+/// An attribute that is no valid header value.
+pub(crate) fn first_attempt_request(
+    id: String,
+    target: Target,
+    document: EventDocument,
+) -> Result<http::Request<Full<Bytes>>, http::Error> {
+    let event = ClaimedEvent {
+        id,
+        target,
+        ce_source: document.source,
+        ce_type: document.event_type,
+        ce_subject: document.subject,
+        ce_time: queue::stored_time(&document.time),
+        content_type: document.content_type.to_owned(),
+        body: document.body,
+        attempts: 0,
+        retry: crate::model::RetryPolicy::default(),
+        hops: 0,
+        first_seen_ms: now_ms(),
+    };
+    event_request(&event, 1)
+}
+
 /// The HTTP request for an event's attempt number `attempt_number`.
 fn event_request(
     event: &ClaimedEvent,
@@ -351,6 +382,39 @@ async fn invoke(
 mod tests {
     use super::*;
     use crate::model::RetryPolicy;
+
+    #[test]
+    fn a_first_attempt_request_is_a_stored_events_first_delivery() {
+        let document = crate::events::document::timer_event(
+            "nightly",
+            "2026-11-23T06:45:00Z".parse().unwrap(),
+            "sweep",
+        );
+        let sample =
+            first_attempt_request("ev-9".into(), Target::latest("f"), document.clone()).unwrap();
+        // What delivery builds for the same document once stored and
+        // claimed, before any attempt.
+        let claimed = ClaimedEvent {
+            id: "ev-9".into(),
+            target: Target::latest("f"),
+            ce_source: document.source.clone(),
+            ce_type: document.event_type.clone(),
+            ce_subject: document.subject.clone(),
+            ce_time: "2026-11-23T06:45:00.000Z".into(),
+            content_type: document.content_type.into(),
+            body: document.body.clone(),
+            attempts: 0,
+            retry: RetryPolicy::default(),
+            hops: 0,
+            first_seen_ms: 0,
+        };
+        let delivered = event_request(&claimed, 1).unwrap();
+        assert_eq!(sample.method(), delivered.method());
+        assert_eq!(sample.uri(), delivered.uri());
+        assert_eq!(sample.headers(), delivered.headers());
+        assert_eq!(sample.headers()["kumo-attempt"], "1");
+        assert_eq!(sample.headers()["kumo-event-hops"], "0");
+    }
 
     #[test]
     fn event_requests_carry_cloudevents_headers() {

@@ -205,12 +205,7 @@ async fn insert_event(
     .bind(&event.document.source)
     .bind(&event.document.event_type)
     .bind(&event.document.subject)
-    .bind(
-        event
-            .document
-            .time
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    )
+    .bind(stored_time(&event.document.time))
     .bind(event.document.content_type)
     .bind(&event.document.body)
     .bind(state.as_str())
@@ -225,6 +220,12 @@ async fn insert_event(
     .execute(&mut **transaction)
     .await?;
     Ok(())
+}
+
+/// An event's time as stored, and sent as `ce-time`: RFC 3339 with
+/// milliseconds, `Z`.
+pub(crate) fn stored_time(time: &chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Stores `events` in one transaction: all or none.

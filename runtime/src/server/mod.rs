@@ -26,6 +26,9 @@ pub(crate) struct ServerOptions {
     pub(crate) listen: String,
     /// The admin API's address.
     pub(crate) admin_listen: String,
+    /// `--port-base`, when the addresses came from it (for the hint when
+    /// one is taken).
+    pub(crate) port_base: Option<u16>,
     /// The admin token; read from or generated into the data directory
     /// when absent.
     pub(crate) admin_token: Option<String>,
@@ -93,15 +96,170 @@ pub(crate) struct Prepared {
 /// The admin token's file in the data directory.
 pub(crate) const ADMIN_TOKEN_FILE: &str = "admin-token";
 
-/// Opens the data directory, the database and the registry, loads every
-/// live version (from the compile cache when it can), and binds both
-/// listeners.
+/// The file in the data directory holding the admin API's URL, written at
+/// every start, so client verbs run beside that data directory find the
+/// server without `--admin-url`.
+pub(crate) const ADMIN_URL_FILE: &str = "admin-url";
+
+/// The three listeners of a server, bound before anything else happens.
+pub(crate) struct Listeners {
+    gateway: TcpListener,
+    admin: TcpListener,
+    storage: TcpListener,
+}
+
+/// Binds the gateway, the admin API and the storage endpoint, first thing:
+/// when any address cannot be had, nothing else has happened yet (no data
+/// directory, no compile), and the error names every address that failed.
+///
+/// # Errors
+///
+/// One error naming each address that cannot be bound, with its flag and
+/// a `--port-base` that is free now.
+pub(crate) async fn bind_listeners(options: &ServerOptions) -> anyhow::Result<Listeners> {
+    let bind = |address: &str, what: &'static str, flag: &'static str| {
+        let address = address.to_string();
+        async move {
+            TcpListener::bind(address.as_str())
+                .await
+                .map_err(|error| ListenFailure {
+                    address,
+                    what,
+                    flag,
+                    error,
+                })
+        }
+    };
+    let gateway = bind(&options.listen, "the gateway", "--listen").await;
+    let admin = bind(&options.admin_listen, "the admin api", "--admin-listen").await;
+    let storage = bind(&options.storage.listen, "storage", "--storage-listen").await;
+    match (gateway, admin, storage) {
+        (Ok(gateway), Ok(admin), Ok(storage)) => Ok(Listeners {
+            gateway,
+            admin,
+            storage,
+        }),
+        (gateway, admin, storage) => {
+            let failures: Vec<ListenFailure> = [gateway.err(), admin.err(), storage.err()]
+                .into_iter()
+                .flatten()
+                .collect();
+            // What was bound is closed by now, so it is free to suggest.
+            let suggestion = free_port_base(options.port_base).await;
+            Err(anyhow::anyhow!(
+                "{}",
+                describe_listen_failures(&failures, options.port_base, suggestion)
+            ))
+        }
+    }
+}
+
+/// An address that could not be bound.
+struct ListenFailure {
+    address: String,
+    /// `the gateway`, `the admin api` or `storage`.
+    what: &'static str,
+    flag: &'static str,
+    error: std::io::Error,
+}
+
+/// One line naming every failed address, and a way out: a free
+/// `--port-base` when one was found, or port 0.
+fn describe_listen_failures(
+    failures: &[ListenFailure],
+    port_base: Option<u16>,
+    suggestion: Option<u16>,
+) -> String {
+    let in_use = |failure: &ListenFailure| failure.error.kind() == std::io::ErrorKind::AddrInUse;
+    let listed: Vec<String> = failures
+        .iter()
+        .map(|failure| {
+            let reason = if in_use(failure) {
+                "in use".to_string()
+            } else {
+                failure.error.to_string()
+            };
+            format!(
+                "{} ({}, {}: {reason})",
+                failure.address, failure.what, failure.flag
+            )
+        })
+        .collect();
+    let addresses = match listed.as_slice() {
+        [one] => one.clone(),
+        [first @ .., last] => format!("{} and {last}", first.join(", ")),
+        [] => String::new(),
+    };
+    let cause = if failures.iter().all(in_use) {
+        "another kumo (or another program) is listening there"
+    } else {
+        "check the addresses"
+    };
+    let another = if port_base.is_some() { "another " } else { "" };
+    let move_all = match suggestion {
+        Some(base) => format!(
+            "pass {another}--port-base {base} (gateway {base}, admin api {}, storage {}: free now)",
+            base + 1,
+            base + 2
+        ),
+        None => format!(
+            "pass {another}--port-base PORT (gateway PORT, admin api PORT+1, storage PORT+2)"
+        ),
+    };
+    format!(
+        "cannot listen on {addresses}; hint: {cause}; to run beside it, {move_all}, or give --listen, --admin-listen and --storage-listen port 0 for any free ports"
+    )
+}
+
+/// A `--port-base` whose three loopback ports are free right now (other
+/// than `current`), to suggest in the error; `None` when none of the few
+/// tried is.
+async fn free_port_base(current: Option<u16>) -> Option<u16> {
+    for base in (4000..=9000).step_by(1000) {
+        if Some(base) == current {
+            continue;
+        }
+        let mut all_free = true;
+        for port in base..base + 3 {
+            if TcpListener::bind(("127.0.0.1", port)).await.is_err() {
+                all_free = false;
+                break;
+            }
+        }
+        if all_free {
+            return Some(base);
+        }
+    }
+    None
+}
+
+/// The URL clients should use for the admin API bound at `address`: a
+/// wildcard address (`0.0.0.0`, `::`) is reached through loopback.
+fn admin_url(address: std::net::SocketAddr) -> String {
+    let ip = match address.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, address.port()))
+}
+
+/// Opens the data directory, the database and the registry, and loads
+/// every live version (from the compile cache when it can), behind
+/// `listeners` (bound first, with [`bind_listeners`]).
 ///
 /// # Errors
 ///
 /// A data directory that cannot be created, a database that cannot be
-/// opened, a port in use.
-pub(crate) async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared> {
+/// opened.
+pub(crate) async fn prepare(
+    options: &ServerOptions,
+    listeners: Listeners,
+) -> anyhow::Result<Prepared> {
     let started = Instant::now();
     std::fs::create_dir_all(&options.data_dir).with_context(|| {
         format!(
@@ -179,14 +337,25 @@ pub(crate) async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared>
             credentials.secret_key
         );
     }
-    let storage = bind(&options.storage.listen, "--storage-listen").await?;
+    let Listeners {
+        gateway,
+        admin,
+        storage,
+    } = listeners;
     let storage_options = crate::storage::StorageOptions {
         root: crate::storage::storage_root(&data_dir),
         credentials,
         max_object_bytes: options.storage.max_object_bytes,
     };
-    let gateway = bind(&options.listen, "--listen").await?;
-    let admin = bind(&options.admin_listen, "--admin-listen").await?;
+    let url_file = data_dir.join(ADMIN_URL_FILE);
+    let url = admin_url(admin.local_addr()?);
+    if let Err(error) = std::fs::write(&url_file, format!("{url}\n")) {
+        tracing::warn!(
+            file = %url_file.display(),
+            %error,
+            "cannot record the admin api's address; client verbs need --admin-url"
+        );
+    }
     Ok(Prepared {
         control,
         data_dir,
@@ -205,14 +374,6 @@ pub(crate) async fn prepare(options: &ServerOptions) -> anyhow::Result<Prepared>
         events,
         database,
         prices: options.prices,
-    })
-}
-
-async fn bind(address: &str, flag: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address).await.map_err(|error| {
-        anyhow::anyhow!(
-            "cannot listen on {address}: {error}; hint: is another server using that port? pass {flag} 127.0.0.1:0 for any free port"
-        )
     })
 }
 
@@ -343,6 +504,7 @@ impl Prepared {
             let events = events.clone();
             Box::pin(async move { events.on_object_change(change).await })
         });
+        let storage_root = self.storage_options.root.clone();
         let storage = tokio::spawn(crate::storage::serve(
             self.storage,
             self.storage_options,
@@ -360,6 +522,7 @@ impl Prepared {
             prices: self.prices,
             meter: self.control.meter().clone(),
             stopping: stop_rx.clone(),
+            storage_root,
         });
         let (gateway, admin) = tokio::join!(
             serve(
@@ -510,4 +673,94 @@ pub(crate) fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Se
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(
+        address: &str,
+        what: &'static str,
+        flag: &'static str,
+        kind: std::io::ErrorKind,
+    ) -> ListenFailure {
+        ListenFailure {
+            address: address.into(),
+            what,
+            flag,
+            error: std::io::Error::from(kind),
+        }
+    }
+
+    #[test]
+    fn one_error_names_every_address_that_cannot_be_bound() {
+        use std::io::ErrorKind::{AddrInUse, PermissionDenied};
+        let gateway = || failure("127.0.0.1:3000", "the gateway", "--listen", AddrInUse);
+        let storage = || failure("127.0.0.1:9000", "storage", "--storage-listen", AddrInUse);
+        let admin = || {
+            failure(
+                "127.0.0.1:3001",
+                "the admin api",
+                "--admin-listen",
+                AddrInUse,
+            )
+        };
+        // (failures, --port-base, suggestion, expected start, expected hint)
+        let cases = [
+            (
+                vec![gateway()],
+                None,
+                Some(4000),
+                "cannot listen on 127.0.0.1:3000 (the gateway, --listen: in use); hint: another kumo",
+                "pass --port-base 4000 (gateway 4000, admin api 4001, storage 4002: free now)",
+            ),
+            (
+                vec![gateway(), storage()],
+                None,
+                Some(5000),
+                "cannot listen on 127.0.0.1:3000 (the gateway, --listen: in use) and 127.0.0.1:9000 (storage, --storage-listen: in use);",
+                "pass --port-base 5000 (gateway 5000",
+            ),
+            (
+                vec![gateway(), admin(), storage()],
+                Some(3000),
+                None,
+                "cannot listen on 127.0.0.1:3000 (the gateway, --listen: in use), 127.0.0.1:3001 (the admin api, --admin-listen: in use) and 127.0.0.1:9000",
+                "pass another --port-base PORT (gateway PORT, admin api PORT+1, storage PORT+2)",
+            ),
+            (
+                vec![failure(
+                    "127.0.0.1:80",
+                    "the gateway",
+                    "--listen",
+                    PermissionDenied,
+                )],
+                None,
+                Some(4000),
+                "cannot listen on 127.0.0.1:80 (the gateway, --listen: permission denied); hint: check the addresses;",
+                "--port-base 4000",
+            ),
+        ];
+        for (failures, port_base, suggestion, start, hint) in cases {
+            let text = describe_listen_failures(&failures, port_base, suggestion);
+            assert!(text.starts_with(start), "{text}");
+            assert!(text.contains(hint), "{text}");
+            assert!(text.ends_with("port 0 for any free ports"), "{text}");
+            assert_eq!(text.lines().count(), 1, "{text}");
+        }
+    }
+
+    #[test]
+    fn clients_reach_a_wildcard_admin_listener_through_loopback() {
+        let cases = [
+            ("127.0.0.1:3001", "http://127.0.0.1:3001"),
+            ("0.0.0.0:4001", "http://127.0.0.1:4001"),
+            ("[::]:4001", "http://[::1]:4001"),
+            ("192.168.1.5:3001", "http://192.168.1.5:3001"),
+        ];
+        for (address, expected) in cases {
+            assert_eq!(admin_url(address.parse().unwrap()), expected);
+        }
+    }
 }

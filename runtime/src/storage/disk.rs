@@ -171,10 +171,7 @@ impl Disk {
     }
 
     fn sidecar_path(&self, bucket: &str, key: &str) -> PathBuf {
-        self.root
-            .join(".meta")
-            .join(bucket)
-            .join(format!("{key}.json"))
+        sidecar_path(&self.root, bucket, key)
     }
 
     /// Moves a fully written (and flushed) temp file into place as
@@ -440,6 +437,39 @@ fn modified_ns(metadata: &fs::Metadata) -> u64 {
         .map_or(0, |since| {
             u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
         })
+}
+
+/// Where the sidecar of `bucket/key` is kept under the storage root.
+fn sidecar_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
+    root.join(".meta").join(bucket).join(format!("{key}.json"))
+}
+
+/// The size and eTag of `bucket/key` (names checked) as S3 reports them,
+/// without writing anything: the sidecar's when it is current, else the
+/// file's size and MD5. `Ok(None)` when there is no such object.
+///
+/// # Errors
+///
+/// When the file cannot be read.
+pub(super) fn object_size_and_etag(
+    root: &Path,
+    bucket: &str,
+    key: &str,
+) -> io::Result<Option<(u64, String)>> {
+    let Some(path) = existing_file(&root.join(bucket), key)? else {
+        return Ok(None);
+    };
+    let file = fs::symlink_metadata(&path)?;
+    let stored: Option<ObjectMeta> = fs::read(sidecar_path(root, bucket, key))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    if let Some(meta) = stored
+        && meta.size == file.len()
+        && meta.modified_ns == modified_ns(&file)
+    {
+        return Ok(Some((meta.size, meta.etag)));
+    }
+    Ok(Some((file.len(), md5_of_file(&path)?)))
 }
 
 /// MD5 of a file's bytes, lowercase hex.

@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use crate::engine::DirMount;
 use crate::model::ObjectChange;
 
-pub(crate) use names::{check_bucket_name, is_clean_mount_path};
+pub(crate) use names::{check_bucket_name, check_object_key, is_clean_mount_path};
 
 /// The largest object accepted by default: 5 GiB, S3's PutObject limit.
 pub(crate) const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 << 30;
@@ -239,6 +239,24 @@ pub(crate) struct FileMount {
 
 fn read_only_by_default() -> bool {
     true
+}
+
+/// The size and eTag (MD5, lowercase hex) of an object under the storage
+/// folder `root`, read without changing anything; `Ok(None)` when there
+/// is no such object.
+///
+/// # Errors
+///
+/// An invalid bucket name or key, or a file that cannot be read.
+pub(crate) fn object_size_and_etag(
+    root: &Path,
+    bucket: &str,
+    key: &str,
+) -> anyhow::Result<Option<(u64, String)>> {
+    check_bucket_name(bucket)?;
+    check_object_key(key)?;
+    disk::object_size_and_etag(root, bucket, key)
+        .with_context(|| format!("cannot read object {bucket}/{key}"))
 }
 
 /// Creates a bucket (an empty folder) unless it exists, and returns its

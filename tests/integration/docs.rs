@@ -129,6 +129,10 @@ impl Normaliser {
             (r"\b[0-9a-f]{12}\b", "<hash>"),
             (r"\b\d+(\.\d+)? ?(ms|s|µs)\b", "<duration>"),
             (r"wasm_bytes=\d+", "wasm_bytes=<n>"),
+            (r"trg_[0-9a-f]{16}", "trg_<id>"),
+            (r"\b[0-9a-f]{8}\.\.", "<hash>.."),
+            // A component's size changes with the path it was built in.
+            (r"^(\d+ +<hash> +)\d+", "$1<bytes>"),
             (r"curl/[0-9.]+", "curl/<version>"),
             // `--help` shows the variables set in its environment.
             (r"\[env: ([A-Z_]+)=[^\]]*\]", "[env: $1=]"),
@@ -315,8 +319,9 @@ impl World {
     /// leaves carry over to the next one.
     fn run(&mut self, block: &str, line: usize) {
         let state = self.root.join(".doc-test-state");
+        // One stream for both, in the order a terminal would show them.
         let script = format!(
-            "set -eo pipefail\n{}\n{}\npwd > '{cwd}'\nexport -p > '{env}'\n",
+            "exec 2>&1\nset -eo pipefail\n{}\n{}\npwd > '{cwd}'\nexport -p > '{env}'\n",
             self.exports,
             self.localise(block),
             cwd = state.with_extension("cwd").display(),
@@ -328,8 +333,7 @@ impl World {
             .stdout(Stdio::piped())
             .output()
             .unwrap();
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
         // Shown when the test fails (or with --nocapture): the whole walk.
         eprintln!("$ {}\n{text}", block.trim_end());
         assert!(

@@ -576,13 +576,26 @@ pub(super) async fn functions(command: FunctionsCommand) -> anyhow::Result<()> {
                 println!("triggers: none");
             } else {
                 println!("triggers:");
-                for trigger in &detail.triggers {
-                    let (kind, what) = trigger_detail(trigger);
-                    println!(
-                        "  {} {kind} {what} -> {}",
-                        trigger.id,
-                        trigger.spec.function()
-                    );
+                // By kind and source, not by id: the ids are random.
+                let mut lines: Vec<(String, String, String)> = detail
+                    .triggers
+                    .iter()
+                    .map(|trigger| {
+                        let (kind, what) = trigger_detail(trigger);
+                        (
+                            kind.to_string(),
+                            what.to_string(),
+                            format!(
+                                "  {} {kind} {what} -> {}",
+                                trigger.id,
+                                trigger.spec.function()
+                            ),
+                        )
+                    })
+                    .collect();
+                lines.sort();
+                for (_, _, line) in lines {
+                    println!("{line}");
                 }
             }
             if detail.instances.is_empty() {

@@ -64,7 +64,7 @@ const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:3001";
 
 impl Client {
     pub(super) fn new(args: &ClientArgs) -> anyhow::Result<Self> {
-        let (base, base_source) = admin_url(args.server.as_deref(), &args.data_dir);
+        let (base, base_source) = admin_url(args.admin.server.as_deref(), &args.admin.data_dir);
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!(
                 "admin url `{base}` is not an http:// URL; hint: pass the address the server printed on its `kumo: admin api` line, such as --admin-url http://127.0.0.1:3001"
@@ -72,7 +72,7 @@ impl Client {
         }
         let token = match std::env::var("KUMO_ADMIN_TOKEN") {
             Ok(token) if !token.is_empty() => AdminToken::Environment(token),
-            _ => read_token(&args.data_dir),
+            _ => read_token(&args.admin.data_dir),
         };
         Ok(Self {
             http: reqwest::Client::new(),

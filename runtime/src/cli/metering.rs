@@ -14,8 +14,7 @@ use crate::observability::LogLine;
 
 pub(super) async fn bill(args: BillArgs) -> anyhow::Result<()> {
     let client = Client::new(&ClientArgs {
-        server: args.server.clone(),
-        data_dir: args.data_dir.clone(),
+        admin: args.admin.clone(),
         output: args.output.clone(),
     })?;
     let mut query = vec![("group_by", args.group_by.clone())];

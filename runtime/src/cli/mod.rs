@@ -212,9 +212,9 @@ struct UpArgs {
     serve: ServeArgs,
 }
 
-/// How a client verb reaches the admin API.
+/// Where a client verb finds the admin API and its token.
 #[derive(Debug, Clone, clap::Args)]
-struct ClientArgs {
+struct AdminArgs {
     /// The admin API's URL [default: the one the server wrote into
     /// <data-dir>/admin-url, else http://127.0.0.1:3001].
     #[arg(
@@ -228,6 +228,13 @@ struct ClientArgs {
     /// URL) from, when KUMO_ADMIN_TOKEN (and --admin-url) is not set.
     #[arg(long, default_value = ".kumo", env = "KUMO_DATA_DIR")]
     data_dir: PathBuf,
+}
+
+/// How a client verb reaches the admin API, and prints what it gets.
+#[derive(Debug, Clone, clap::Args)]
+struct ClientArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
     /// `table` (readable) or `json`.
     #[arg(long, short = 'o', default_value = "table", value_parser = ["table", "json"])]
     output: String,
@@ -345,19 +352,8 @@ struct BillArgs {
     /// One row per `function`, `version` or `hour`.
     #[arg(long, default_value = "function", value_parser = ["function", "version", "hour"])]
     group_by: String,
-    /// The admin API's URL [default: the one the server wrote into
-    /// <data-dir>/admin-url, else http://127.0.0.1:3001].
-    #[arg(
-        long = "admin-url",
-        visible_alias = "server",
-        env = "KUMO_SERVER",
-        value_name = "URL"
-    )]
-    server: Option<String>,
-    /// The data directory to read the admin token (and the admin API's
-    /// URL) from, when KUMO_ADMIN_TOKEN (and --admin-url) is not set.
-    #[arg(long, default_value = ".kumo", env = "KUMO_DATA_DIR")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    admin: AdminArgs,
     /// `table` (readable), `json` (the API's answer) or `csv` (the rows).
     #[arg(long, short = 'o', default_value = "table", value_parser = ["table", "json", "csv"])]
     output: String,

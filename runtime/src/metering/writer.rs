@@ -111,9 +111,9 @@ struct Shared {
     /// Milliseconds after `created` of the last drop log line, plus one (0:
     /// never logged).
     last_drop_log: AtomicU64,
-    /// Records accepted into a pending batch so far (written under the
-    /// pending lock).
-    accepted: AtomicU64,
+    /// Records in the batches the writer has taken so far (changed only
+    /// under the pending lock, with the swap).
+    taken: AtomicU64,
     /// Of those, how many the writer has dealt with (stored, or failed and
     /// logged); [`Shared::settled_changed`] wakes the waiters.
     settled: AtomicU64,
@@ -200,7 +200,7 @@ impl Meter {
             dropped: AtomicU64::new(0),
             created: Instant::now(),
             last_drop_log: AtomicU64::new(0),
-            accepted: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
             settled: AtomicU64::new(0),
             settled_changed: tokio::sync::Notify::new(),
         });
@@ -239,7 +239,6 @@ impl Meter {
                             record.push_report_line(&mut pending.report);
                             pending.report.push('\n');
                         }
-                        shared.accepted.fetch_add(1, Ordering::Relaxed);
                         true
                     }
                     Err(_) => false,
@@ -255,7 +254,11 @@ impl Meter {
     /// at once for a disabled meter.
     pub(crate) async fn settled(&self, wait: Duration) {
         let Some(shared) = &self.shared else { return };
-        let target = shared.accepted.load(Ordering::Relaxed);
+        // Everything taken so far, plus what is pending now.
+        let target = {
+            let pending = shared.pending();
+            shared.taken.load(Ordering::Relaxed) + pending.batch.len() as u64
+        };
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let changed = shared.settled_changed.notified();
@@ -282,13 +285,15 @@ impl Shared {
     }
 
     /// Swaps the pending batch into `taken` (which must be cleared); with
-    /// `close`, later records are refused. Returns how many records had
-    /// been accepted up to and including the taken batch.
+    /// `close`, later records are refused. Returns how many records the
+    /// batches taken so far held, this one included.
     fn take_pending(&self, taken: &mut Pending, close: bool) -> u64 {
         let mut pending = self.pending();
         std::mem::swap(&mut *pending, taken);
         pending.closed = taken.closed || close;
-        self.accepted.load(Ordering::Relaxed)
+        let through = self.taken.load(Ordering::Relaxed) + taken.batch.len() as u64;
+        self.taken.store(through, Ordering::Relaxed);
+        through
     }
 
     /// Marks every record up to `through` as dealt with, and wakes the

@@ -49,6 +49,52 @@ fn a_second_start_loads_compiled_code_from_the_cache() {
     assert!(second.terminate().success());
 }
 
+/// One server per data directory: a second one is refused with the first
+/// one's pid, and the lock goes with the process, even a killed one.
+#[test]
+fn a_second_server_on_one_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("kumo.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[function.hello]\nsource = {}\n[[trigger.http]]\nroute = \"/hello\"\nfunction = \"hello\"\n",
+            toml_path(&example("hello"))
+        ),
+    )
+    .unwrap();
+    let data_dir = dir.path().join("data");
+    let start = Start {
+        manifest: &manifest,
+        data_dir: &data_dir,
+        extra_args: &[],
+        env: &[],
+    };
+    let first = Kumo::start(&start).unwrap();
+
+    let refused = match Kumo::start(&start) {
+        Ok(second) => panic!(
+            "a second server started on one data directory:\n{}",
+            second.logs()
+        ),
+        Err(exited) => exited,
+    };
+    assert_eq!(refused.status.code(), Some(1), "{refused:#?}");
+    let wanted = format!("is in use by another kumo (pid {})", first.pid());
+    assert!(refused.stderr.contains(&wanted), "{refused:#?}");
+    assert!(refused.stderr.contains("--data-dir"), "{refused:#?}");
+
+    // A killed server leaves no lock behind.
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &first.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    first.wait();
+    let after_kill = Kumo::start(&start).unwrap();
+    assert!(after_kill.terminate().success());
+}
+
 #[tokio::test]
 async fn the_default_relative_data_dir_works() {
     // `kumo up` with no --data-dir, run from the manifest's folder: the

@@ -71,6 +71,8 @@ pub(crate) struct Prepared {
     pub(crate) control: Arc<Control>,
     /// The data directory, absolute.
     pub(crate) data_dir: PathBuf,
+    /// Held locked while the server runs: one server per data directory.
+    _data_dir_lock: std::fs::File,
     gateway: TcpListener,
     admin: TcpListener,
     token: Arc<str>,
@@ -274,6 +276,7 @@ pub(crate) async fn prepare(
             options.data_dir.display()
         )
     })?;
+    let data_dir_lock = lock_data_dir(&data_dir)?;
     let guest_logs = GuestLogStore::new();
     let metrics = crate::observability::metrics::install_recorder()?;
     let engine = Engine::new(&EngineOptions {
@@ -359,6 +362,7 @@ pub(crate) async fn prepare(
     Ok(Prepared {
         control,
         data_dir,
+        _data_dir_lock: data_dir_lock,
         gateway,
         admin,
         token: token.into(),
@@ -375,6 +379,54 @@ pub(crate) async fn prepare(
         database,
         prices: options.prices,
     })
+}
+
+/// The file in the data directory that one server holds locked while it
+/// runs, with its process id.
+const LOCK_FILE: &str = "lock";
+
+/// Locks the data directory for this process (released when the returned
+/// file is dropped, or the process ends however it ends). Two servers on
+/// one directory would each keep their own view of the registry and
+/// deliver the same events twice.
+///
+/// # Errors
+///
+/// Another process holds the lock (the error names its pid), or the lock
+/// file cannot be opened.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "another process".to_string(),
+                pid => format!("another kumo (pid {pid})"),
+            };
+            anyhow::bail!(
+                "the data directory {} is in use by {holder}; hint: stop that server first, or give this one its own --data-dir",
+                data_dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            return Err(error).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(file)
 }
 
 /// The admin token: the one given, else the one stored in the data

@@ -99,6 +99,39 @@ async fn healthz_is_open_and_every_v1_call_needs_the_token() {
     assert!(kumo.stdout().contains("generated an admin token"));
     let (status, body) = call(&kumo, Method::GET, "/v1/nothing", None).await;
     assert_eq!((status, error_code(&body)), (404, "not_found"));
+
+    // HTTP auth schemes are case-insensitive.
+    for scheme in ["bearer", "BEARER", "Bearer "] {
+        let answer = client()
+            .get(kumo.admin_url("/v1/functions"))
+            .header("authorization", format!("{scheme} {}", kumo.token()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{scheme:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_event_list_limit_outside_1_to_1000_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kumo = Kumo::server(&dir.path().join("data"));
+    for (limit, expected) in [("0", 400), ("1001", 400), ("1", 200), ("1000", 200)] {
+        let (status, body) = call(
+            &kumo,
+            Method::GET,
+            &format!("/v1/events?limit={limit}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, expected, "limit={limit}: {body}");
+        if expected == 400 {
+            assert!(
+                error_message(&body).contains("from 1 to 1000"),
+                "limit={limit}: {body}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

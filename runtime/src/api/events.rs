@@ -27,7 +27,8 @@ pub(crate) fn routes() -> Router<ApiState> {
 pub(crate) struct EventQuery {
     /// `pending`, `retrying`, `dead` or `done`; every state when absent.
     pub(crate) state: Option<String>,
-    /// At most this many, newest first (default 100, at most 1000).
+    /// At most this many, newest first (default 100, 1 to 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub(crate) limit: Option<u32>,
 }
 
@@ -54,7 +55,17 @@ async fn list_events(
             )
         })?),
     };
-    let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let limit = match query.limit {
+        None => 100,
+        Some(limit @ 1..=MAX_LIMIT) => limit,
+        Some(limit) => {
+            return Err(super::billing::bad_parameter(
+                "limit",
+                &limit.to_string(),
+                &format!("give a whole number from 1 to {MAX_LIMIT}"),
+            ));
+        }
+    };
     let Some(events) = state.control.events().await else {
         return Ok(Json(EventList { events: Vec::new() }));
     };

@@ -91,7 +91,7 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     let problem = match presented {
         None => {
             "missing `Authorization: Bearer <token>` header; hint: the token is in KUMO_ADMIN_TOKEN or <data-dir>/admin-token"
@@ -110,6 +110,15 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
         HeaderValue::from_static("Bearer realm=\"kumo-admin\""),
     );
     response
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// case-insensitive and may be followed by more than one space (RFC 9110,
+/// section 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -180,5 +189,28 @@ impl utoipa::Modify for BearerToken {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_as_http_says() {
+        let cases = [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER abc", Some("abc")),
+            ("Bearer   abc", Some("abc")),
+            ("Bearer ", None),
+            ("Bearer", None),
+            ("Basic abc", None),
+            ("Bearerabc", None),
+            ("", None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(bearer_token(value), expected, "{value:?}");
+        }
     }
 }

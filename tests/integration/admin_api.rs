@@ -100,6 +100,20 @@ async fn healthz_is_open_and_every_v1_call_needs_the_token() {
     let (status, body) = call(&kumo, Method::GET, "/v1/nothing", None).await;
     assert_eq!((status, error_code(&body)), (404, "not_found"));
 
+    // A known path with the wrong method: 405 with the JSON error body and
+    // the methods it takes.
+    let wrong_method = kumo
+        .admin(Method::PUT, "/v1/functions")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let allow = wrong_method.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET"), "{allow}");
+    let body: Value = wrong_method.json().await.unwrap();
+    assert_eq!(error_code(&body), "method_not_allowed", "{body}");
+    assert!(error_message(&body).contains("PUT"), "{body}");
+
     // HTTP auth schemes are case-insensitive.
     for scheme in ["bearer", "BEARER", "Bearer "] {
         let answer = client()

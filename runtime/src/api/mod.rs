@@ -83,7 +83,37 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .merge(v1)
         .fallback(unknown_path)
+        .layer(axum::middleware::from_fn(explain_method_not_allowed))
         .with_state(state)
+}
+
+/// axum answers a known path with the wrong method `405` and no body; the
+/// API answers every error with its JSON body, and keeps the `Allow`
+/// header that says which methods the path takes.
+async fn explain_method_not_allowed(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let allowed = allow
+        .as_ref()
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("another method");
+    let mut explained = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("`{path}` does not take {method}; hint: it takes {allowed}"),
+    )
+    .into_response();
+    if let Some(allow) = allow {
+        explained.headers_mut().insert(header::ALLOW, allow);
+    }
+    explained
 }
 
 async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {

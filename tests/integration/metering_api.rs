@@ -500,3 +500,37 @@ async fn prices_and_the_free_tier_come_from_the_configuration() {
     assert!(stderr.contains("--price-per-gb-second"), "{stderr}");
     assert!(stderr.contains("zero or more"), "{stderr}");
 }
+
+/// A function deleted and created again under the same name starts with an
+/// empty log: neither its predecessor's output nor its REPORT lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_created_again_does_not_show_its_predecessors_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let kumo = Kumo::server(&dir.path().join("data"));
+    let component = std::fs::read(test_guest("envdump")).unwrap();
+    let (status, body) =
+        crate::admin_api::deploy(&kumo, "dump", component.clone(), serde_json::json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    let invoked = kumo.cli(&["invoke", "dump"]);
+    assert!(invoked.status.success(), "{invoked:#?}");
+    let (_, before) = admin_json(&kumo, "/v1/functions/dump/logs").await;
+    let streams = |answer: &serde_json::Value| -> Vec<String> {
+        answer["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|line| line["stream"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(streams(&before).contains(&"stdout".to_owned()), "{before}");
+    assert!(streams(&before).contains(&"report".to_owned()), "{before}");
+
+    let deleted = kumo.cli(&["functions", "delete", "dump", "--force"]);
+    assert!(deleted.status.success(), "{deleted:#?}");
+    let (status, body) =
+        crate::admin_api::deploy(&kumo, "dump", component, serde_json::json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, after) = admin_json(&kumo, "/v1/functions/dump/logs").await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(streams(&after), Vec::<String>::new(), "{after}");
+}

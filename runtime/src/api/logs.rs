@@ -119,10 +119,15 @@ async fn function_logs(
     Path(name): Path<String>,
     ApiQuery(params): ApiQuery<LogsParams>,
 ) -> Result<Response, ApiError> {
-    if !state.live.snapshot().registry.functions.contains_key(&name) {
-        return Err(ApiError::unknown_function(&name));
-    }
-    let since = params
+    // A function's log starts when it was created: a function deleted and
+    // created again under the same name does not show its predecessor's.
+    let born = match state.live.snapshot().registry.functions.get(&name) {
+        Some(function) => DateTime::parse_from_rfc3339(&function.created_at)
+            .ok()
+            .map(|time| time.with_timezone(&Utc)),
+        None => return Err(ApiError::unknown_function(&name)),
+    };
+    let asked_since = params
         .since
         .as_deref()
         .map(|value| {
@@ -135,6 +140,7 @@ async fn function_logs(
             })
         })
         .transpose()?;
+    let since = asked_since.max(born);
     let limit = parse_limit(
         params.limit.as_deref(),
         DEFAULT_LOG_LIMIT,

@@ -172,13 +172,22 @@ impl FunctionConfig {
             })?;
             allowed_outbound_hosts.push(rule);
         }
-        for name in self.env.keys() {
+        for (name, value) in &self.env {
             if name.is_empty() || name.contains('=') || name.contains('\0') {
                 return Err(ConfigError {
                     key: "env",
                     index: None,
                     message: format!("has an invalid variable name {name:?}"),
                     hint: "names are non-empty and hold no `=` or NUL",
+                });
+            }
+            // A NUL would cut the value short in the guest, silently.
+            if value.contains('\0') {
+                return Err(ConfigError {
+                    key: "env",
+                    index: None,
+                    message: format!("variable {name:?} has a NUL character in its value"),
+                    hint: "values hold no NUL; encode binary data (base64, hex)",
                 });
             }
         }
@@ -291,6 +300,10 @@ mod tests {
             (
                 r#"{"env":{"A=B":"x"}}"#,
                 "`env` has an invalid variable name",
+            ),
+            (
+                r#"{"env":{"A":"x\u0000y"}}"#,
+                "`env` variable \"A\" has a NUL character in its value",
             ),
         ];
         for (json, expected) in cases {

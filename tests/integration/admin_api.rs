@@ -562,6 +562,14 @@ async fn bad_deploys_and_bad_triggers_are_refused_and_change_nothing() {
         (
             "hello",
             hello.clone(),
+            json!({"env": {"GREETING": "cut\u{0}short"}}),
+            400,
+            "invalid_config",
+            "has a NUL character in its value",
+        ),
+        (
+            "hello",
+            hello.clone(),
             json!({"memroy_mb": 64}),
             400,
             "invalid_config",

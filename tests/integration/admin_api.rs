@@ -595,6 +595,44 @@ async fn bad_deploys_and_bad_triggers_are_refused_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
+
+    // A part sent twice is refused, not "the last one wins".
+    for twice in ["component", "config"] {
+        let mut form = reqwest::multipart::Form::new()
+            .part("component", reqwest::multipart::Part::bytes(hello.clone()))
+            .text("config", "{}");
+        form = match twice {
+            "component" => form.part("component", reqwest::multipart::Part::bytes(hello.clone())),
+            _ => form.text("config", r#"{"memory_mb": 256}"#),
+        };
+        let response = kumo
+            .admin(Method::POST, "/v1/functions/hello/versions")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{twice}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            error_message(&body).contains(&format!("two `{twice}` parts")),
+            "{body}"
+        );
+    }
+    // No multipart body at all: the API's JSON error, not axum's text.
+    let response = kumo
+        .admin(Method::POST, "/v1/functions/hello/versions")
+        .body("just bytes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "invalid_request", "{body}");
+    assert!(
+        error_message(&body).contains("not a multipart form"),
+        "{body}"
+    );
+
     let huge = vec![0u8; (100 << 20) + 4096];
     let (status, body) = deploy(&kumo, "huge", huge, json!({})).await;
     assert_eq!(

@@ -196,17 +196,37 @@ async fn show_function(
 async fn deploy_version(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-    mut form: Multipart,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<(StatusCode, Json<Deployment>), ApiError> {
+    // axum's own rejection is plain text; the API answers JSON.
+    let mut form = form.map_err(|rejection| {
+        ApiError::new(
+            rejection.status(),
+            "invalid_request",
+            format!(
+                "the body is not a multipart form ({}); hint: send multipart/form-data with the part `component` (the .wasm file) and optionally `config` (JSON)",
+                rejection.body_text().to_lowercase()
+            ),
+        )
+    })?;
     let mut component: Option<(String, Bytes)> = None;
-    let mut config = FunctionConfig::default();
+    let mut config: Option<FunctionConfig> = None;
     loop {
         let field = match form.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(error) => return Err(multipart_error(error)),
         };
+        let twice = |part: &str| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("the form has two `{part}` parts; hint: send each part once"),
+            )
+        };
         match field.name() {
+            Some("component") if component.is_some() => return Err(twice("component")),
+            Some("config") if config.is_some() => return Err(twice("config")),
             Some("component") => {
                 let file_name = field.file_name().unwrap_or("component.wasm").to_string();
                 let bytes = field.bytes().await.map_err(multipart_error)?;
@@ -217,13 +237,13 @@ async fn deploy_version(
             }
             Some("config") => {
                 let text = field.bytes().await.map_err(multipart_error)?;
-                config = serde_json::from_slice(&text).map_err(|error| {
+                config = Some(serde_json::from_slice(&text).map_err(|error| {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
                         "invalid_config",
                         format!("the `config` part is not a valid configuration: {error}; hint: docs/manifest.md lists the keys"),
                     )
-                })?;
+                })?);
             }
             other => {
                 return Err(ApiError::new(
@@ -246,7 +266,7 @@ async fn deploy_version(
     };
     let deployed = state
         .control
-        .deploy(&name, &file_name, wasm, config)
+        .deploy(&name, &file_name, wasm, config.unwrap_or_default())
         .await?;
     let status = if deployed.created {
         tracing::info!(function = %name, version = deployed.version.version, "deployed a new version");

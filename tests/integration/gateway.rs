@@ -299,6 +299,34 @@ async fn a_request_wasi_http_cannot_express_is_a_400_and_hello_keeps_answering()
     assert_eq!(hello.status(), 200);
 }
 
+/// RFC 9112 (section 3.2): an HTTP/1.1 request without `Host` is a 400, on
+/// the gateway and the admin API; HTTP/1.0 needs none.
+#[tokio::test]
+async fn an_http_1_1_request_without_host_is_a_400() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let kumo = Kumo::up(&examples_manifest());
+    let send = |addr: std::net::SocketAddr, request: &'static [u8]| async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    for addr in [kumo.addr, kumo.admin_addr] {
+        let path: &'static [u8] = if addr == kumo.addr {
+            b"GET /hello HTTP/1.1\r\nconnection: close\r\n\r\n"
+        } else {
+            b"GET /healthz HTTP/1.1\r\nconnection: close\r\n\r\n"
+        };
+        let answer = send(addr, path).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("needs a `Host` header"), "{answer}");
+    }
+    let old = send(kumo.addr, b"GET /hello HTTP/1.0\r\n\r\n").await;
+    assert!(old.starts_with("HTTP/1.0 200"), "{old}");
+    assert!(old.ends_with("Hello from Kumo"), "{old}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_sees_only_its_env_and_its_output_is_logged_with_the_request_id() {
     let manifest = format!(

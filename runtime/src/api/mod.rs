@@ -84,7 +84,29 @@ pub(crate) fn router(state: ApiState) -> Router {
         .merge(v1)
         .fallback(unknown_path)
         .layer(axum::middleware::from_fn(explain_method_not_allowed))
+        .layer(axum::middleware::from_fn(require_host))
         .with_state(state)
+}
+
+/// The answer to an HTTP/1.1 request without a `Host` header (RFC 9112,
+/// section 3.2, says 400), on the gateway and the admin API alike.
+pub(crate) fn missing_host() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "an HTTP/1.1 request needs a `Host` header; hint: send `Host: <the address you connect to>` (every HTTP/1.1 client does)",
+    )
+}
+
+/// Refuses an HTTP/1.1 request that has no `Host` header.
+async fn require_host(request: Request, next: Next) -> Response {
+    if request.version() == axum::http::Version::HTTP_11
+        && request.uri().authority().is_none()
+        && !request.headers().contains_key(header::HOST)
+    {
+        return missing_host().into_response();
+    }
+    next.run(request).await
 }
 
 /// axum answers a known path with the wrong method `405` and no body; the

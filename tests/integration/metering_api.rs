@@ -243,7 +243,7 @@ async fn the_api_and_kumo_bill_report_exactly_the_invocations_served() {
         "kumo_invocations_total{function=\"busy\",outcome=\"rejected\"} 1",
         "kumo_invocation_duration_seconds_bucket{function=\"hello\"",
         "kumo_cold_starts_total{function=\"hello\"}",
-        "kumo_billed_gb_seconds{function=\"hello\"}",
+        "kumo_billed_gigabyte_seconds_total{function=\"hello\"}",
         "kumo_instances{function=\"hello\",state=\"idle\"}",
         "kumo_queue_depth{function=\"busy\"}",
         "kumo_metering_dropped_records_total 0",
@@ -267,6 +267,72 @@ async fn the_api_and_kumo_bill_report_exactly_the_invocations_served() {
     for name in names {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
+    assert_eq!(exposition_problems(&text), Vec::<String>::new(), "{text}");
+}
+
+/// What `promtool check metrics` would object to in Prometheus text: a
+/// metric family without `# HELP` or `# TYPE`, or a counter whose name
+/// does not end in `_total`.
+fn exposition_problems(text: &str) -> Vec<String> {
+    let mut helped = std::collections::BTreeSet::new();
+    let mut types = BTreeMap::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("#"), Some("HELP"), Some(name)) => {
+                helped.insert(name.to_owned());
+            }
+            (Some("#"), Some("TYPE"), Some(name)) => {
+                types.insert(name.to_owned(), words.next().unwrap_or("").to_owned());
+            }
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    for line in text
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+    {
+        let sample = line.split(['{', ' ']).next().unwrap_or("");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                sample
+                    .strip_suffix(suffix)
+                    .filter(|family| types.get(*family).is_some_and(|kind| kind == "histogram"))
+            })
+            .unwrap_or(sample);
+        if !helped.contains(family) {
+            problems.push(format!("{family}: no # HELP"));
+        }
+        match types.get(family).map(String::as_str) {
+            None => problems.push(format!("{family}: no # TYPE")),
+            Some("counter") if !family.ends_with("_total") => {
+                problems.push(format!("{family}: a counter not named *_total"))
+            }
+            Some(_) => {}
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    problems
+}
+
+#[test]
+fn exposition_problems_are_found() {
+    let good = "# HELP a_total A.\n# TYPE a_total counter\na_total{f=\"x\"} 1\n\
+                # HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n";
+    assert_eq!(exposition_problems(good), Vec::<String>::new());
+    let bad = "# TYPE g gauge\ng 1\n# HELP c C.\n# TYPE c counter\nc 2\nloose 3\n";
+    assert_eq!(
+        exposition_problems(bad),
+        [
+            "c: a counter not named *_total",
+            "g: no # HELP",
+            "loose: no # HELP",
+            "loose: no # TYPE"
+        ]
+    );
 }
 
 /// Reads a child's stdout lines on a thread.

@@ -460,8 +460,7 @@ fn update_metrics(functions: &[Arc<str>], tallies: &[Tally]) {
             metrics::counter!(names::COLD_STARTS, "function" => label.clone())
                 .increment(tally.cold_starts);
         }
-        metrics::gauge!(names::BILLED_GB_SECONDS, "function" => label)
-            .increment(super::billing::gb_seconds(tally.mb_ms));
+        names::add_billed(function, super::billing::gb_seconds(tally.mb_ms));
         names::add_durations(function, &tally.durations);
     }
 }

@@ -22,10 +22,10 @@ pub(crate) const INVOCATIONS: &str = "kumo_invocations_total";
 pub(crate) const DURATION_SECONDS: &str = "kumo_invocation_duration_seconds";
 /// Counter: cold starts, label `function`.
 pub(crate) const COLD_STARTS: &str = "kumo_cold_starts_total";
-/// Billed GB-seconds since start, label `function`: a running total that
-/// never decreases, exported as a gauge because the `metrics` crate's
+/// Counter: billed gigabyte-seconds since start, label `function`. Kept
+/// and rendered here (like [`DURATION_SECONDS`]): the `metrics` crate's
 /// counters are integers.
-pub(crate) const BILLED_GB_SECONDS: &str = "kumo_billed_gb_seconds";
+pub(crate) const BILLED_GIGABYTE_SECONDS: &str = "kumo_billed_gigabyte_seconds_total";
 /// Gauge: instances, labels `function`, `state` (`idle`, `busy`, `starting`).
 pub(crate) const INSTANCES: &str = "kumo_instances";
 /// Gauge: requests waiting for an instance, label `function`.
@@ -59,6 +59,7 @@ impl MetricsHandle {
     pub(crate) fn render(&self) -> String {
         let mut text = self.0.render();
         render_durations(&mut text);
+        render_billed(&mut text);
         text
     }
 }
@@ -78,6 +79,46 @@ struct DurationHistogram {
     /// `+Inf`.
     counts: [u64; DURATION_BUCKETS_US.len() + 1],
     sum_us: u64,
+}
+
+/// Billed gigabyte-seconds per function, rendered as
+/// [`BILLED_GIGABYTE_SECONDS`]. Process-wide, like the recorder.
+static BILLED_GIGABYTE_SECONDS_SUMS: Mutex<BTreeMap<String, f64>> = Mutex::new(BTreeMap::new());
+
+/// Adds a batch's billed gigabyte-seconds of `function` (as
+/// `metering::billing` computes them).
+pub(crate) fn add_billed(function: &str, gigabyte_seconds: f64) {
+    let mut billed = BILLED_GIGABYTE_SECONDS_SUMS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    match billed.get_mut(function) {
+        Some(total) => *total += gigabyte_seconds,
+        None => {
+            billed.insert(function.to_string(), gigabyte_seconds);
+        }
+    }
+}
+
+/// Appends the billed gigabyte-seconds counter in Prometheus text format.
+fn render_billed(out: &mut String) {
+    use std::fmt::Write;
+    let billed = BILLED_GIGABYTE_SECONDS_SUMS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if billed.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {BILLED_GIGABYTE_SECONDS} Billed gigabyte-seconds since the server started (memory_mb / 1024 x billed_ms / 1000).\n# TYPE {BILLED_GIGABYTE_SECONDS} counter"
+    );
+    for (function, gigabyte_seconds) in billed.iter() {
+        let function = function.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = writeln!(
+            out,
+            "{BILLED_GIGABYTE_SECONDS}{{function=\"{function}\"}} {gigabyte_seconds}"
+        );
+    }
 }
 
 /// Adds a batch's durations of `function`: (count, Σ µs) per bucket of
@@ -144,6 +185,20 @@ pub(crate) fn install_recorder() -> anyhow::Result<MetricsHandle> {
     let handle = PrometheusBuilder::new().install_recorder().context(
         "cannot install the metrics recorder; hint: it can be installed once per process",
     )?;
+    metrics::describe_counter!(INVOCATIONS, "Invocations by function and outcome.");
+    metrics::describe_counter!(
+        COLD_STARTS,
+        "Invocations that created their instance (cold starts)."
+    );
+    metrics::describe_gauge!(
+        INSTANCES,
+        "Instances of a function's pool, by state (idle, busy, starting)."
+    );
+    metrics::describe_gauge!(QUEUE_DEPTH, "Requests waiting for an instance.");
+    metrics::describe_counter!(
+        DROPPED_RECORDS,
+        "Metering records dropped because the writer could not keep up."
+    );
     // Exported from the start (at 0), so an alert on it needs no `absent()`.
     metrics::counter!(DROPPED_RECORDS).increment(0);
     let upkeep = handle.clone();

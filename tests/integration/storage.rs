@@ -316,6 +316,15 @@ fn listings_honour_prefix_delimiter_and_continuation() {
         ),
         ("InvalidArgument".to_string(), 400)
     );
+    // S3 refuses a negative max-keys (it is not an empty listing).
+    assert_eq!(
+        s3_err(
+            &s3,
+            "list_objects_v2",
+            json!({"Bucket": "docs", "MaxKeys": -1})
+        ),
+        ("InvalidArgument".to_string(), 400)
+    );
 }
 
 #[test]

@@ -550,7 +550,18 @@ impl S3 for Backend {
         self.existing_bucket(&input.bucket).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
-        let max_keys = input.max_keys.unwrap_or(1000).clamp(0, 1000);
+        // S3 refuses a negative max-keys; more than 1000 is served as 1000.
+        let max_keys = match input.max_keys.unwrap_or(1000) {
+            negative if negative < 0 => {
+                return Err(error(
+                    S3ErrorCode::InvalidArgument,
+                    format!(
+                        "max-keys must be 0 or more, not {negative}; hint: leave it out for up to 1000 keys"
+                    ),
+                ));
+            }
+            max_keys => max_keys.min(1000),
+        };
         let resume = match &input.continuation_token {
             Some(token) => Some(decode_token(token).ok_or_else(|| {
                 error(

@@ -3,10 +3,10 @@
 
 use crate::harness::{Kumo, Start, client, example, test_guest, toml_path};
 
-#[test]
-fn a_second_start_loads_compiled_code_from_the_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("kumo.toml");
+/// Writes a manifest serving `hello` at `/hello` into `dir`; returns it and
+/// the data directory to start it with.
+fn hello_manifest_in(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let manifest = dir.join("kumo.toml");
     std::fs::write(
         &manifest,
         format!(
@@ -15,7 +15,13 @@ fn a_second_start_loads_compiled_code_from_the_cache() {
         ),
     )
     .unwrap();
-    let data_dir = dir.path().join("data");
+    (manifest, dir.join("data"))
+}
+
+#[test]
+fn a_second_start_loads_compiled_code_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, data_dir) = hello_manifest_in(dir.path());
     let start = Start {
         manifest: &manifest,
         data_dir: &data_dir,
@@ -54,16 +60,7 @@ fn a_second_start_loads_compiled_code_from_the_cache() {
 #[test]
 fn a_second_server_on_one_data_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("kumo.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[function.hello]\nsource = {}\n[[trigger.http]]\nroute = \"/hello\"\nfunction = \"hello\"\n",
-            toml_path(&example("hello"))
-        ),
-    )
-    .unwrap();
-    let data_dir = dir.path().join("data");
+    let (manifest, data_dir) = hello_manifest_in(dir.path());
     let start = Start {
         manifest: &manifest,
         data_dir: &data_dir,

@@ -459,6 +459,31 @@ impl Control {
         }
     }
 
+    /// Waits (at most `wait`) until no pool has a busy or starting
+    /// instance: every invocation still running when the listeners closed
+    /// (a guest that answered, then went on) has ended and handed its part
+    /// of the record to the meter.
+    pub(crate) async fn wait_for_running_invocations(&self, wait: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let pools: Vec<Arc<Pool>> = self
+                .live
+                .snapshot()
+                .pools()
+                .cloned()
+                .chain(self.on_demand().values().cloned())
+                .collect();
+            let running = pools.iter().any(|pool| {
+                let counts = pool.counts();
+                counts.busy > 0 || counts.starting > 0
+            });
+            if !running || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     fn on_demand(&self) -> std::sync::MutexGuard<'_, HashMap<VersionKey, Arc<Pool>>> {
         self.on_demand
             .lock()

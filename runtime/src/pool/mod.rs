@@ -298,6 +298,10 @@ impl Pool {
             .invoke(instance, request, scope, move |mut end| {
                 let instance = end.instance.take();
                 exit_draft.guest_exited(&end);
+                // Before the instance counts as free: once a pool has no
+                // busy instance, every guest's part of its record is in
+                // (shutdown waits for that before the last metering write).
+                drop(exit_draft);
                 pool.release(instance);
             })
             .await;

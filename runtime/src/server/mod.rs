@@ -381,6 +381,10 @@ pub(crate) async fn prepare(
     })
 }
 
+/// How long a clean shutdown waits for guests that answered and are still
+/// running, so their records are written.
+const RUNNING_GUESTS_WAIT: Duration = Duration::from_secs(2);
+
 /// The file in the data directory that one server holds locked while it
 /// runs, with its process id.
 const LOCK_FILE: &str = "lock";
@@ -598,7 +602,14 @@ impl Prepared {
         if let Some(event_triggers) = self.control.detach_event_triggers().await {
             event_triggers.stop(self.grace).await;
         }
-        // Every answered invocation's record is written before exiting.
+        // Every answered invocation's record is written before exiting:
+        // first the guests still running after their answer end (briefly,
+        // and not when requests were cut off or a second signal came).
+        if gateway.is_ok() && admin.is_ok() {
+            self.control
+                .wait_for_running_invocations(self.grace.min(RUNNING_GUESTS_WAIT))
+                .await;
+        }
         if let Some(task) = self.meter_task {
             let stats = task.shutdown().await;
             tracing::info!(

@@ -36,18 +36,14 @@ async fn handle(State(live): State<Arc<Live>>, mut request: Request) -> Response
         )
         .into_response(),
         Some(Err(error)) => ApiError::from(error).into_response(),
-        Some(Ok(pool)) => {
+        Some(Ok(pool)) => 'invoke: {
             // wasi:http needs an authority, from the URI (HTTP/2) or the
             // host header; HTTP/1.0 clients may send neither, HTTP/1.1
             // clients must send the header (RFC 9112, section 3.2).
             if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST)
             {
                 if request.version() == axum::http::Version::HTTP_11 {
-                    let mut response = crate::api::missing_host().into_response();
-                    if let Ok(value) = HeaderValue::from_str(&request_id) {
-                        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-                    }
-                    return response;
+                    break 'invoke crate::api::missing_host().into_response();
                 }
                 request
                     .headers_mut()

@@ -321,9 +321,13 @@ pub(crate) async fn prepare(
     let weak_live = Arc::downgrade(control.live());
     let resolve: crate::events::Resolver =
         Arc::new(move |target| weak_live.upgrade()?.resolve_now(target));
-    let event_triggers = crate::triggers::start_event_triggers(database_for_events, resolve)
-        .await
-        .context("cannot start event delivery")?;
+    let event_triggers = crate::triggers::start_event_triggers(
+        database_for_events,
+        resolve,
+        crate::storage::storage_root(&data_dir),
+    )
+    .await
+    .context("cannot start event delivery")?;
     let events = event_triggers.events.clone();
     control.attach_event_triggers(event_triggers).await;
     let token = admin_token(&data_dir, options.admin_token.as_deref())?;
@@ -567,7 +571,7 @@ impl Prepared {
             on_change,
             stopped(stop_rx.clone()),
         ));
-        let gateway = crate::gateway::router(self.control.live().clone());
+        let gateway = crate::gateway::router(self.control.live().clone(), self.events.clone());
         let admin = crate::api::router(crate::api::ApiState {
             control: self.control.clone(),
             live: self.control.live().clone(),
@@ -579,6 +583,7 @@ impl Prepared {
             meter: self.control.meter().clone(),
             stopping: stop_rx.clone(),
             storage_root,
+            events: self.events.clone(),
         });
         let (gateway, admin) = tokio::join!(
             serve(

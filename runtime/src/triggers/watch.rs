@@ -323,6 +323,7 @@ async fn enqueue(
         retry: trigger.retry(),
         hops: 0,
         dead_reason: None,
+        call: None,
     };
     let version = FileVersion {
         path: relative,

@@ -538,7 +538,9 @@ fn queued_call(function: &str) -> NewEvent {
             method: "PUT".into(),
             uri: "/orders?id=7".into(),
             headers: b"content-type: application/json\r\nx-tag: a\r\n".to_vec(),
-            on_success: Some(crate::model::Destination::Url("http://127.0.0.1:9/hook".into())),
+            on_success: Some(crate::model::Destination::Url(
+                "http://127.0.0.1:9/hook".into(),
+            )),
             on_failure: Some(crate::model::Destination::Bucket {
                 bucket: "failures".into(),
                 prefix: "orders/".into(),
@@ -583,7 +585,9 @@ async fn past_its_bound_a_call_is_not_stored() {
         .unwrap();
     assert_eq!(other, Ok(()));
     // A finished call frees its place.
-    let id = claim_due(&database, 0, Duration::from_secs(60), 1).await.unwrap()[0]
+    let id = claim_due(&database, 0, Duration::from_secs(60), 1)
+        .await
+        .unwrap()[0]
         .id
         .clone();
     finish_attempt(

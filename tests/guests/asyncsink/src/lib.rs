@@ -1,7 +1,7 @@
 //! Test guest for asynchronous invocations and destinations. Each request
 //! logs one line:
 //!
-//! `asyncsink {"method":..,"path":..,"attempt":..,"invocation":..,"tag":..,"body":..}`
+//! `asyncsink {"method":..,"path":<path and query>,"attempt":..,"invocation":..,"tag":..,"body":..}`
 //!
 //! (`attempt` and `invocation` from Kumo's `kumo-attempt` and
 //! `x-kumo-invocation-id` headers, `tag` from `x-test-tag`, `body` as text),
@@ -32,7 +32,10 @@ fn handle(request: Request) -> (StatusCode, String) {
     let body = String::from_utf8_lossy(request.body()).into_owned();
     let line = json!({
         "method": request.method().as_str(),
-        "path": request.uri().to_string(),
+        "path": request
+            .uri()
+            .path_and_query()
+            .map_or("/", |path| path.as_str()),
         "attempt": attempt,
         "invocation": header(&request, "x-kumo-invocation-id"),
         "tag": header(&request, "x-test-tag"),
@@ -42,6 +45,7 @@ fn handle(request: Request) -> (StatusCode, String) {
     kumo_sdk::info!("asyncsink {line}");
     let fail_first = kumo_sdk::env::var("FAIL_FIRST").unwrap_or_default();
     let fails = match fail_first.as_str() {
+        "" => false,
         "all" => true,
         number => attempt <= number.parse::<u32>().unwrap_or(0),
     };

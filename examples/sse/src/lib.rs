@@ -49,7 +49,9 @@ impl Guest for Sse {
             if number > 1 {
                 std::thread::sleep(interval);
             }
-            let event = format!("id: {number}\nevent: tick\ndata: {{\"tick\":{number},\"of\":{count}}}\n\n");
+            let event = format!(
+                "id: {number}\nevent: tick\ndata: {{\"tick\":{number},\"of\":{count}}}\n\n"
+            );
             if stream.blocking_write_and_flush(event.as_bytes()).is_err() {
                 // The client went away.
                 return;

@@ -191,7 +191,10 @@ mod tests {
             }
             map
         };
-        let cases: &[(&[(&str, &str)], Option<InvocationType>)] = &[
+        // (the request's headers, the invocation type they ask for; `None`
+        // for a refusal)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<InvocationType>);
+        let cases: &[Case<'_>] = &[
             (&[], Some(InvocationType::Sync)),
             (
                 &[("x-kumo-invocation-type", "Event")],

@@ -2,7 +2,10 @@
 //! against the live route table and handed, with its method, path, query,
 //! headers and body unchanged, to the pool of the function version the
 //! route resolves to; the function's response streams back. Every answer
-//! carries `x-kumo-request-id`. Nothing here reads or changes the registry.
+//! carries `x-kumo-request-id`. A request asking for an asynchronous call
+//! (`X-Kumo-Invocation-Type: Event` and the peers' spellings) is queued
+//! instead and answered `202 Accepted` (`api::invocations`). Nothing here
+//! reads or changes the registry.
 //!
 //! A request's body starts arriving before any instance is taken: the
 //! gateway waits (up to [`BODY_WAIT`]) for the whole body or its first
@@ -24,17 +27,21 @@ use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use crate::api::ApiError;
+use crate::events::Events;
 use crate::live::Live;
 use crate::metering::TriggerKind;
 use crate::request_id::REQUEST_ID_HEADER;
 
 /// The gateway's axum router: every request goes through the live route
-/// table.
-pub(crate) fn router(live: Arc<Live>) -> Router {
-    Router::new().fallback(handle).with_state(live)
+/// table; asynchronous calls go to `events`' queue.
+pub(crate) fn router(live: Arc<Live>, events: Arc<Events>) -> Router {
+    Router::new().fallback(handle).with_state((live, events))
 }
 
-async fn handle(State(live): State<Arc<Live>>, mut request: Request) -> Response {
+async fn handle(
+    State((live, events)): State<(Arc<Live>, Arc<Events>)>,
+    mut request: Request,
+) -> Response {
     let request_id: Arc<str> = crate::request_id::next();
     let mut response = match live.route(request.uri().path()) {
         None => ApiError::new(
@@ -60,6 +67,13 @@ async fn handle(State(live): State<Arc<Live>>, mut request: Request) -> Response
                     .headers_mut()
                     .insert(header::HOST, HeaderValue::from_static("localhost"));
             }
+            match crate::api::invocations::requested_invocation_type(request.headers()) {
+                Err(error) => break 'invoke error.into_response(),
+                Ok(kumo_protocol::header::InvocationType::Async) => {
+                    break 'invoke queue_async(&live, &events, request).await;
+                }
+                Ok(kumo_protocol::header::InvocationType::Sync) => {}
+            }
             let request = match prefetch_body(request).await {
                 Ok(request) => request,
                 Err(refusal) => break 'invoke refusal.into_response(),
@@ -77,6 +91,21 @@ async fn handle(State(live): State<Arc<Live>>, mut request: Request) -> Response
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
+}
+
+/// Queues an asynchronous call of the function the request's path routes
+/// to (its target, re-resolved at every attempt).
+async fn queue_async(live: &Live, events: &Events, request: Request) -> Response {
+    let snapshot = live.snapshot();
+    let Some(target) = snapshot.route_target(request.uri().path()).cloned() else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route matches `{}`", request.uri().path()),
+        )
+        .into_response();
+    };
+    crate::api::invocations::accept_async(events, &snapshot, &target, request).await
 }
 
 /// The most of a request body read before an instance is taken.

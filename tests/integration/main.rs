@@ -4,6 +4,7 @@
 mod harness;
 
 mod admin_api;
+mod async_calls;
 mod bad_guests;
 mod cli;
 mod deploys;
@@ -17,6 +18,8 @@ mod lifecycle;
 mod manifest_errors;
 mod metering;
 mod metering_api;
+mod mounts;
 mod route_targets;
 mod scaling;
 mod storage;
+mod streaming;

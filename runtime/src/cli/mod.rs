@@ -55,6 +55,9 @@ enum Command {
     /// List queued, retrying and dead events, and replay dead ones.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Show where an asynchronous invocation is (`kumo invoke --async`).
+    #[command(subcommand)]
+    Invocations(InvocationsCommand),
     /// A billing report: invocations, errors, cold starts, billed ms, GB-s,
     /// cost and p50/p99 duration per function, version or hour.
     Bill(BillArgs),
@@ -357,8 +360,24 @@ struct InvokeArgs {
     /// folder [default: `example` with the trigger's prefix and suffix].
     #[arg(long, requires = "event")]
     key: Option<String>,
+    /// Queue the call and print its invocation id at once, instead of
+    /// waiting for the answer (`X-Kumo-Invocation-Type: Event`).
+    #[arg(long = "async", conflicts_with = "event")]
+    asynchronous: bool,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum InvocationsCommand {
+    /// Where an asynchronous invocation is: queued, running, succeeded,
+    /// failed or dead, with its attempts.
+    Show {
+        /// The invocation id `kumo invoke --async` printed.
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// Arguments of `kumo bill` (its own `--output`, which also takes `csv`).
@@ -495,6 +514,7 @@ pub fn run() -> ExitCode {
             Command::Invoke(args) => client::invoke(args).await,
             Command::Triggers(command) => client::triggers(command).await,
             Command::Events(command) => client::events(command).await,
+            Command::Invocations(command) => client::invocations(command).await,
             Command::Bill(args) => metering::bill(args).await,
             Command::Logs(args) => metering::logs(args).await,
         }

@@ -531,9 +531,17 @@ impl Control {
         })?;
         settings.mounts =
             crate::storage::mount_dirs(&self.storage_root, &config.files).map_err(|error| {
-                RegistryError::from(error.context(format!(
-                    "function `{function}`: cannot prepare its `files` mounts"
-                )))
+                if config.files.iter().any(|mount| mount.dir.is_some()) {
+                    // A host folder the caller named: say which and why.
+                    ControlError::Invalid(format!(
+                        "function `{function}`: cannot prepare its `files` mounts: {error:#}"
+                    ))
+                } else {
+                    RegistryError::from(error.context(format!(
+                        "function `{function}`: cannot prepare its `files` mounts"
+                    )))
+                    .into()
+                }
             })?;
         Ok((settings, pool))
     }

@@ -340,10 +340,14 @@ pub(crate) async fn prepare(
         options.watch_roots.clone()
     };
     let watch_roots = crate::triggers::watch::WatchRoots::new(&watch_roots)?;
-    let event_triggers =
-        crate::triggers::start_event_triggers(database_for_events, resolve, watch_roots)
-            .await
-            .context("cannot start event delivery")?;
+    let event_triggers = crate::triggers::start_event_triggers(
+        database_for_events,
+        resolve,
+        crate::storage::storage_root(&data_dir),
+        watch_roots,
+    )
+    .await
+    .context("cannot start event delivery")?;
     let events = event_triggers.events.clone();
     control.attach_event_triggers(event_triggers).await;
     let token = admin_token(&data_dir, options.admin_token.as_deref())?;
@@ -602,7 +606,7 @@ impl Prepared {
             self.connection_limits,
             stopped(stop_rx.clone()),
         ));
-        let gateway = crate::gateway::router(self.control.live().clone());
+        let gateway = crate::gateway::router(self.control.live().clone(), self.events.clone());
         let admin = crate::api::router(crate::api::ApiState {
             control: self.control.clone(),
             live: self.control.live().clone(),
@@ -614,6 +618,7 @@ impl Prepared {
             meter: self.control.meter().clone(),
             stopping: stop_rx.clone(),
             storage_root,
+            events: self.events.clone(),
         });
         let (gateway, admin) = tokio::join!(
             serve(

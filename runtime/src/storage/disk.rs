@@ -92,10 +92,15 @@ pub(super) enum DiskError {
     Io(#[from] io::Error),
 }
 
-/// Object storage's root folder and the lock that makes commits atomic.
+/// The lock that makes commits, deletes and sidecar refreshes atomic with
+/// respect to each other: one per process, shared by every [`Disk`] (the S3
+/// endpoint's and Kumo's own writes), since one process owns the data
+/// directory.
+static COMMIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Object storage's root folder.
 pub(super) struct Disk {
     root: PathBuf,
-    commit_lock: Mutex<()>,
 }
 
 impl Disk {
@@ -114,7 +119,22 @@ impl Disk {
         }
         Ok(Self {
             root: root.to_path_buf(),
-            commit_lock: Mutex::new(()),
+        })
+    }
+
+    /// The storage root of a running server, opened by [`Disk::open`]
+    /// already: its hidden folders are made if missing, and nothing is
+    /// cleaned (uploads may be in progress).
+    ///
+    /// # Errors
+    ///
+    /// When the hidden folders cannot be created.
+    pub fn at(root: &Path) -> io::Result<Self> {
+        for dir in [".tmp", ".meta"] {
+            fs::create_dir_all(root.join(dir))?;
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
         })
     }
 
@@ -202,8 +222,7 @@ impl Disk {
         )?;
 
         let result = (|| {
-            let _guard = self
-                .commit_lock
+            let _guard = COMMIT_LOCK
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner());
             let bucket_dir = self.bucket_dir(bucket);
@@ -281,8 +300,7 @@ impl Disk {
             content_type: None,
             metadata: BTreeMap::new(),
         };
-        let _guard = self
-            .commit_lock
+        let _guard = COMMIT_LOCK
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         let now = fs::symlink_metadata(&path)?;
@@ -305,8 +323,7 @@ impl Disk {
     /// `Ok(false)` when there was no such object.
     pub(crate) fn delete(&self, bucket: &str, key: &str) -> io::Result<bool> {
         let bucket_dir = self.bucket_dir(bucket);
-        let _guard = self
-            .commit_lock
+        let _guard = COMMIT_LOCK
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         let Some(path) = existing_file(&bucket_dir, key)? else {
@@ -499,6 +516,11 @@ pub(super) fn object_size_and_etag(
         return Ok(Some((meta.size, meta.etag)));
     }
     Ok(Some((file.len(), md5_of_file(&path)?)))
+}
+
+/// The MD5 of `bytes` as lowercase hex: an object's eTag.
+pub(super) fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(Md5::digest(bytes))
 }
 
 /// MD5 of a file's bytes, lowercase hex.

@@ -32,7 +32,9 @@ pub(crate) struct EventTriggers {
 }
 
 /// Starts delivering queued events (resuming those a previous run left)
-/// through the pools `resolve` finds. No trigger runs until
+/// through the pools `resolve` finds; destination records for buckets are
+/// written into object storage under `storage_root`, and their own events
+/// queued as an upload's would be. No trigger runs until
 /// [`EventTriggers::apply`]; watch triggers only watch folders under
 /// `watch_roots`.
 ///
@@ -42,11 +44,34 @@ pub(crate) struct EventTriggers {
 pub(crate) async fn start_event_triggers(
     database: Database,
     resolve: Resolver,
+    storage_root: std::path::PathBuf,
     watch_roots: watch::WatchRoots,
 ) -> anyhow::Result<EventTriggers> {
     let events = Events::new(database, Vec::new());
-    let delivery =
-        events::start_delivery(events.clone(), resolve, DeliverySettings::default()).await?;
+    let weak_events = Arc::downgrade(&events);
+    let write_object: events::destination::ObjectWriter =
+        Arc::new(move |bucket, key, bytes, hops| {
+            let (root, weak_events) = (storage_root.clone(), weak_events.clone());
+            Box::pin(async move {
+                let change =
+                    crate::storage::put_object(&root, &bucket, &key, bytes, "application/json")
+                        .await?;
+                let events = weak_events
+                    .upgrade()
+                    .ok_or_else(|| anyhow::anyhow!("the event queue is shutting down"))?;
+                events
+                    .on_object_change_caused_by(change, Some(hops))
+                    .await?;
+                Ok(())
+            })
+        });
+    let delivery = events::start_delivery(
+        events.clone(),
+        resolve,
+        write_object,
+        DeliverySettings::default(),
+    )
+    .await?;
     Ok(EventTriggers {
         events,
         delivery,

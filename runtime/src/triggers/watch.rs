@@ -430,6 +430,7 @@ async fn enqueue(
         retry: trigger.retry(),
         hops: 0,
         dead_reason: None,
+        call: None,
     };
     let version = FileVersion {
         path: relative,

@@ -6,6 +6,7 @@ mod harness;
 mod admin_api;
 mod bad_guests;
 mod cli;
+mod console;
 mod deploys;
 mod docs;
 mod events;

@@ -561,14 +561,23 @@ impl Prepared {
             Box::pin(async move { events.on_object_change(change).await })
         });
         let storage_root = self.storage_options.root.clone();
-        let storage = tokio::spawn(crate::storage::serve(
-            self.storage,
-            self.storage_options,
+        // One object store for the S3 endpoint and the console's uploads.
+        let objects = crate::storage::Objects::open(
+            &storage_root,
+            self.storage_options.max_object_bytes,
             on_change,
-            stopped(stop_rx.clone()),
-        ));
+        )
+        .await?;
+        let storage = tokio::spawn({
+            let objects = objects.clone();
+            let credentials = self.storage_options.credentials.clone();
+            let shutdown = stopped(stop_rx.clone());
+            async move {
+                crate::storage::serve_objects(self.storage, objects, &credentials, shutdown).await
+            }
+        });
         let gateway = crate::gateway::router(self.control.live().clone());
-        let admin = crate::api::router(crate::api::ApiState {
+        let api_state = crate::api::ApiState {
             control: self.control.clone(),
             live: self.control.live().clone(),
             token: self.token.clone(),
@@ -579,7 +588,9 @@ impl Prepared {
             meter: self.control.meter().clone(),
             stopping: stop_rx.clone(),
             storage_root,
-        });
+        };
+        let console = crate::console::state(api_state.clone(), objects, self.started);
+        let admin = crate::api::router(api_state).merge(crate::console::router(console));
         let (gateway, admin) = tokio::join!(
             serve(
                 "gateway",

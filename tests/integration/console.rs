@@ -276,6 +276,29 @@ async fn a_wrong_token_is_refused_and_the_right_one_opens_a_strict_session() {
     let page = overview.text().await.unwrap();
     assert!(page.contains("hello"), "{page}");
     assert!(!page.contains(kumo.token()), "the token is never in a page");
+
+    // The live instance counts the script polls: one warm instance after
+    // an invocation, under the keys of the page's cells.
+    let hello = client().get(kumo.url("/hello")).send().await.unwrap();
+    assert_eq!(hello.status(), StatusCode::OK);
+    let counts: serde_json::Value = http
+        .get(kumo.admin_url("/console/live/instances"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let warm = |key: &str| {
+        counts[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key} in {counts}"))
+    };
+    assert_eq!(warm("hello:idle") + warm("hello:busy"), 1, "{counts}");
+    assert_eq!(warm("hello@1:idle") + warm("hello@1:busy"), 1, "{counts}");
+    assert_eq!(warm("*:idle") + warm("*:busy"), 1, "{counts}");
+    assert!(page.contains(r#"data-count="hello:idle""#), "{page}");
 }
 
 #[tokio::test]

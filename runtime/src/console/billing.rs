@@ -79,6 +79,9 @@ struct Usage {
     cost: f64,
 }
 
+/// Each function's use per period start.
+type UsageByPeriod = BTreeMap<(DateTime<Utc>, String), Usage>;
+
 /// A report cut into periods: every period of the range (oldest first)
 /// and each function's use in it.
 struct Table {
@@ -86,7 +89,7 @@ struct Table {
     days: u32,
     periods: Vec<DateTime<Utc>>,
     functions: Vec<String>,
-    usage: BTreeMap<(DateTime<Utc>, String), Usage>,
+    usage: UsageByPeriod,
     report: BillingReport,
 }
 
@@ -132,11 +135,8 @@ fn periods(period: Period, days: u32, now: DateTime<Utc>) -> Vec<DateTime<Utc>> 
 }
 
 /// Sums hourly rows into `period`s.
-fn cut(
-    report: &BillingReport,
-    period: Period,
-) -> (Vec<String>, BTreeMap<(DateTime<Utc>, String), Usage>) {
-    let mut usage: BTreeMap<(DateTime<Utc>, String), Usage> = BTreeMap::new();
+fn cut(report: &BillingReport, period: Period) -> (Vec<String>, UsageByPeriod) {
+    let mut usage = UsageByPeriod::new();
     let mut functions: Vec<String> = Vec::new();
     for row in &report.rows {
         let Some(hour) = row.hour else { continue };

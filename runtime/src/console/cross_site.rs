@@ -17,9 +17,7 @@ pub(crate) fn cross_site_problem(headers: &HeaderMap) -> Option<String> {
             "the browser says this form was sent from another site (`Sec-Fetch-Site: {site}`)"
         ));
     }
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return None;
-    };
+    let origin = headers.get(header::ORIGIN)?;
     let Some(host) = text(header::HOST.as_str()) else {
         return Some("the request has an `Origin` but no `Host` to compare it with".to_string());
     };

@@ -168,6 +168,12 @@ fn versions(function: &FunctionRecord) -> Markup {
 
 fn aliases(function: &FunctionRecord, csrf: &str, encoded: &str) -> Markup {
     let versions: Vec<u32> = function.versions.iter().rev().map(|v| v.version).collect();
+    // The form starts from the first alias as it is.
+    let current = function
+        .aliases
+        .first()
+        .and_then(|alias| alias.versions.first())
+        .map(|target| target.version);
     html! {
         section aria-labelledby="aliases-heading" {
             h2 #aliases-heading { "Aliases" }
@@ -203,7 +209,7 @@ fn aliases(function: &FunctionRecord, csrf: &str, encoded: &str) -> Markup {
                 div.field {
                     label for="alias-version" { "Version" }
                     select #alias-version name="version" {
-                        @for version in &versions { option value=(version) { (version) } }
+                        @for version in &versions { option value=(version) selected[Some(*version) == current] { (version) } }
                     }
                 }
                 div.field {
@@ -439,7 +445,8 @@ mod tests {
                 .map(|v| (v.version, v.weight))
                 .collect::<Vec<_>>()
         };
-        let cases: [(AliasForm, Result<Vec<(u32, u32)>, &str>); 6] = [
+        type Expected = Result<Vec<(u32, u32)>, &'static str>;
+        let cases: [(AliasForm, Expected); 6] = [
             (form("2", "", "10"), Ok(vec![(2, 100)])),
             (form("1", "2", "10"), Ok(vec![(1, 90), (2, 10)])),
             (form("1", "2", "99"), Ok(vec![(1, 1), (2, 99)])),

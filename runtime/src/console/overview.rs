@@ -106,12 +106,13 @@ pub(crate) async fn overview(
 
 /// `GET /console/live/instances`: every instance count the pages show, by
 /// the key of its cell (`name:idle` summed over versions,
-/// `name@version:idle` for one version).
+/// `name@version:idle` for one version, `*:idle` for the whole server).
 pub(crate) async fn instance_counts(
     State(state): State<ConsoleState>,
 ) -> Json<BTreeMap<String, u32>> {
     let snapshot = state.api.live.snapshot();
     let mut counts = BTreeMap::new();
+    let mut everything = SlotCounts::default();
     for name in snapshot.registry.functions.keys() {
         let mut total = SlotCounts::default();
         for (version, version_counts) in state.api.live.instances(name) {
@@ -123,6 +124,10 @@ pub(crate) async fn instance_counts(
         for (kind, count) in kinds(&total) {
             counts.insert(format!("{name}:{kind}"), count);
         }
+        add(&mut everything, &total);
+    }
+    for (kind, count) in kinds(&everything) {
+        counts.insert(format!("*:{kind}"), count);
     }
     Json(counts)
 }
@@ -160,11 +165,14 @@ fn instance_total(state: &ConsoleState, function: &str) -> SlotCounts {
     total
 }
 
-fn instance_summary(total: &SlotCounts) -> String {
-    format!(
-        "{} idle, {} busy, {} starting, {} queued",
-        total.idle, total.busy, total.starting, total.queued
-    )
+/// The server's instances, each count keyed `*:<kind>` for the script.
+fn instance_summary(total: &SlotCounts) -> Markup {
+    html! {
+        @for (index, (kind, count)) in kinds(total).into_iter().enumerate() {
+            @if index > 0 { ", " }
+            span data-count={ "*:" (kind) } { (count) } " " (kind)
+        }
+    }
 }
 
 /// Aliases as `live → 2` or `live → 1 (90%), 2 (10%)`.

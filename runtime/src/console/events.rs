@@ -73,7 +73,10 @@ pub(crate) async fn events_page(
         } @else {
             div.table-scroll role="region" aria-label="Events" tabindex="0" {
                 table #events {
-                    caption { (events.len()) " " (shown.as_str()) " events, newest first." }
+                    caption {
+                        (events.len()) " " (shown.as_str())
+                        @if events.len() == 1 { " event." } @else { " events, newest first." }
+                    }
                     thead {
                         tr {
                             th scope="col" { "Event" }
@@ -89,13 +92,13 @@ pub(crate) async fn events_page(
                     tbody {
                         @for event in &events {
                             tr data-event=(event.id) {
-                                td { code { (event.id) } }
+                                td { code title=(event.id) { (event.id.get(..12).unwrap_or(&event.id)) } }
                                 td { (event.trigger) }
                                 td { code { (event.function) } }
                                 td { (event.subject) }
                                 td.number { (event.attempts) "/" (event.max_retries + 1) }
                                 td { (layout::time(event.next_attempt)) }
-                                td { (event.last_error.as_deref().unwrap_or("–")) }
+                                td.wrap { (event.last_error.as_deref().unwrap_or("–")) }
                                 @if shown == EventState::Dead {
                                     td {
                                         form.inline method="post" action={ "/console/events/" (layout::encode(&event.id)) "/replay" } {

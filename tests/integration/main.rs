@@ -7,6 +7,7 @@ mod admin_api;
 mod async_calls;
 mod bad_guests;
 mod cli;
+mod console;
 mod deploys;
 mod docs;
 mod events;

@@ -19,6 +19,7 @@
 //! functions can check content against. See `docs/storage.md`.
 
 mod disk;
+mod lenient_range;
 mod names;
 mod objects;
 mod s3;
@@ -118,7 +119,11 @@ pub(crate) async fn serve_objects(
     limits: crate::connections::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let lenient = lenient_range::IgnoreMalformedRange {
+        backend: objects.backend.clone(),
+    };
     let mut builder = s3s::service::S3ServiceBuilder::new(objects.backend);
+    builder.set_route(lenient);
     builder.set_auth(s3s::auth::SimpleAuth::from_single(
         credentials.access_key.clone(),
         credentials.secret_key.clone(),

@@ -11,6 +11,7 @@ mod docs;
 mod events;
 mod failure_lines;
 mod gateway;
+mod languages;
 mod layering;
 mod lifecycle;
 mod manifest_errors;

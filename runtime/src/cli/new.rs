@@ -18,6 +18,9 @@ pub(crate) const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 /// The componentize-js version the JavaScript template pins (as
 /// `sdk/js/package.json` does).
 pub(crate) const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
+/// The preview2-shim componentize-js runs on: it imports the package but
+/// declares it only as a development dependency, so projects name it.
+pub(crate) const PREVIEW2_SHIM_VERSION: &str = "0.25.0";
 
 /// A language `kumo new` writes a project in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,6 +97,7 @@ fn project_files(name: &str, language: Language, sdk: Option<&Path>) -> Vec<(Str
             .replace("{{crate}}", &crate_name)
             .replace("{{componentize_py}}", COMPONENTIZE_PY_VERSION)
             .replace("{{componentize_js}}", COMPONENTIZE_JS_VERSION)
+            .replace("{{preview2_shim}}", PREVIEW2_SHIM_VERSION)
     };
     let mut files: Vec<(String, String)> = Vec::new();
     match language {

@@ -22,6 +22,11 @@ const EVENT_DEADLINE: Duration = Duration::from_secs(120);
 /// How long a rebuild under `kumo dev` may take.
 const REBUILD_DEADLINE: Duration = Duration::from_secs(300);
 
+/// Held by each test that builds and compiles Python or JavaScript
+/// components (tens of seconds of both cores each): one at a time, so the
+/// rest of the suite, running beside them, keeps a core.
+static ONE_HEAVY_TEST: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn run(command: &mut Command) -> (bool, String) {
     let output = command.output().expect("the command runs");
     let text = format!(
@@ -119,6 +124,7 @@ const SALES_CSV: &str = "region,units,price\nnorth,3,2.5\nsouth,5,4\neast,2,10\n
 /// with the traceback or stack in `kumo logs`.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_python_and_javascript_examples_answer_http_uploads_and_failures() {
+    let _heavy = ONE_HEAVY_TEST.lock().await;
     let (kumo, _dir) = serve_language_examples();
 
     // Plain HTTP, twice each: the second request reuses the warm instance.
@@ -252,6 +258,7 @@ fn up_building(project: &Path, verb: &str) -> Result<Kumo, harness::Exited> {
 }
 
 async fn a_new_project_answers_over_http(lang: &str, expected: &str) {
+    let _heavy = ONE_HEAVY_TEST.lock().await;
     match lang {
         "python" => harness::ensure_componentize_py(),
         "rust" => {
@@ -303,6 +310,7 @@ async fn kumo_new_rust_then_up_build_answers_over_http() {
 /// deployed.
 #[tokio::test(flavor = "multi_thread")]
 async fn under_kumo_dev_a_python_syntax_error_is_shown_and_the_previous_version_keeps_serving() {
+    let _heavy = ONE_HEAVY_TEST.lock().await;
     harness::ensure_componentize_py();
     let parent = tempfile::tempdir().unwrap();
     let project = new_project(parent.path(), "hi", "python");
@@ -358,6 +366,7 @@ async fn under_kumo_dev_a_python_syntax_error_is_shown_and_the_previous_version_
 /// message is shown and kumo does not start.
 #[test]
 fn a_missing_javascript_import_fails_the_build_with_the_tools_message() {
+    let _heavy = ONE_HEAVY_TEST.blocking_lock();
     let parent = tempfile::tempdir().unwrap();
     let project = new_project(parent.path(), "hi", "js");
     let app = project.join("app.js");

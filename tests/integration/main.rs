@@ -10,6 +10,7 @@ mod deploys;
 mod docs;
 mod events;
 mod failure_lines;
+mod faults;
 mod gateway;
 mod languages;
 mod layering;

@@ -169,6 +169,25 @@ struct ServeArgs {
     /// hourly aggregates (reports stay exact).
     #[arg(long, default_value_t = 7, env = "KUMO_METERING_RETENTION_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     metering_retention_days: u32,
+    /// A folder under which watch triggers may watch (repeat for several;
+    /// default: the working directory, and for `kumo up` and `kumo dev` the
+    /// manifest's folder too). Kumo never creates a watched folder.
+    #[arg(
+        long = "watch-root",
+        env = "KUMO_WATCH_ROOTS",
+        value_name = "DIR",
+        value_delimiter = ':'
+    )]
+    watch_roots: Vec<PathBuf>,
+    /// Time a client has to send a request's line and headers, on every
+    /// listener; also how long an idle kept-alive connection stays open.
+    #[arg(long, default_value_t = crate::connections::DEFAULT_HEADER_TIMEOUT.as_millis() as u64, env = "KUMO_HEADER_TIMEOUT_MS", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_ms: u64,
+    /// Open connections per listener (gateway, admin API, storage); more
+    /// wait until one closes [default: a third of the open-file limit,
+    /// less 256 kept for files].
+    #[arg(long, env = "KUMO_MAX_CONNECTIONS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
 }
 
 /// A price or allowance: a finite number, zero or more.
@@ -228,6 +247,11 @@ impl ServeArgs {
                 free_invocations: self.free_invocations,
                 free_gb_seconds: self.free_gb_seconds,
             },
+            watch_roots: self.watch_roots.clone(),
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            max_connections: self
+                .max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         }
     }
 }

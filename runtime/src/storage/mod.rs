@@ -21,7 +21,6 @@ mod s3;
 
 use std::future::Future;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -93,6 +92,7 @@ pub async fn serve(
     listener: TcpListener,
     options: StorageOptions,
     on_change: ChangeHook,
+    limits: crate::connections::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let root = options.root.clone();
@@ -122,13 +122,9 @@ pub async fn serve(
             (http::StatusCode::BAD_REQUEST, "malformed S3 request\n")
         });
     let app = axum::Router::new().fallback_service(service);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("the storage listener failed")
+    crate::connections::serve(listener, app, limits, shutdown)
+        .await
+        .context("the storage listener failed")
 }
 
 /// Picks the storage credentials: both given (flags or environment), or

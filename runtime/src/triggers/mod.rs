@@ -25,13 +25,16 @@ pub(crate) struct EventTriggers {
     /// [`Events::on_object_change`] on it.
     pub(crate) events: Arc<Events>,
     delivery: Delivery,
+    /// The folders watch triggers may watch.
+    watch_roots: watch::WatchRoots,
     watchers: Option<(Vec<WatchTrigger>, watch::Watchers)>,
     timers: Option<(Vec<TimerTrigger>, timer::Timers)>,
 }
 
 /// Starts delivering queued events (resuming those a previous run left)
 /// through the pools `resolve` finds. No trigger runs until
-/// [`EventTriggers::apply`].
+/// [`EventTriggers::apply`]; watch triggers only watch folders under
+/// `watch_roots`.
 ///
 /// # Errors
 ///
@@ -39,6 +42,7 @@ pub(crate) struct EventTriggers {
 pub(crate) async fn start_event_triggers(
     database: Database,
     resolve: Resolver,
+    watch_roots: watch::WatchRoots,
 ) -> anyhow::Result<EventTriggers> {
     let events = Events::new(database, Vec::new());
     let delivery =
@@ -46,12 +50,19 @@ pub(crate) async fn start_event_triggers(
     Ok(EventTriggers {
         events,
         delivery,
+        watch_roots,
         watchers: None,
         timers: None,
     })
 }
 
 impl EventTriggers {
+    /// The folders watch triggers may watch, to check a new trigger before
+    /// it is stored.
+    pub(crate) fn watch_roots(&self) -> &watch::WatchRoots {
+        &self.watch_roots
+    }
+
     /// Makes these the running triggers: storage matching switches at
     /// once; watchers and timers restart only when their set changed.
     /// A watcher or timer that cannot start is logged and left out.
@@ -68,7 +79,11 @@ impl EventTriggers {
             }
             let mut started = Vec::new();
             for trigger in &watch {
-                match watch::start_watchers(self.events.clone(), vec![trigger.clone()]) {
+                match watch::start_watchers(
+                    self.events.clone(),
+                    &self.watch_roots,
+                    vec![trigger.clone()],
+                ) {
                     Ok(watchers) => started.push(watchers),
                     Err(error) => {
                         tracing::error!(trigger = %trigger.name, error = format!("{error:#}"), "cannot start a watch trigger")

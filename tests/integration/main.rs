@@ -14,6 +14,7 @@ mod events;
 mod failure_lines;
 mod faults;
 mod gateway;
+mod languages;
 mod layering;
 mod lifecycle;
 mod manifest_errors;

@@ -5,12 +5,16 @@
 //! with the types. Nothing here does I/O or knows another module of the
 //! crate: every other layer may use it.
 
+mod bucket_name;
 mod event_trigger;
 mod object_change;
+#[cfg(test)]
+mod proptests;
 mod route;
 mod target;
 mod trigger;
 
+pub(crate) use bucket_name::bucket_name_problem;
 #[cfg(test)]
 pub(crate) use event_trigger::parse_cron;
 pub use event_trigger::{ObjectEventFormat, RetryPolicy, StorageTrigger, TriggerError};

@@ -17,6 +17,8 @@
 
 mod disk;
 mod names;
+#[cfg(test)]
+mod proptests;
 mod s3;
 
 use std::future::Future;

@@ -18,6 +18,8 @@ pub(crate) mod functions;
 pub(crate) mod invoke;
 pub(crate) mod logs;
 mod metrics;
+#[cfg(test)]
+mod proptests;
 pub(crate) mod triggers;
 
 use std::sync::Arc;

@@ -1254,3 +1254,6 @@ mod tests {
         assert_eq!(wrong.code(), &S3ErrorCode::BadDigest);
     }
 }
+
+#[cfg(test)]
+mod proptests;

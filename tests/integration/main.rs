@@ -16,6 +16,7 @@ mod lifecycle;
 mod manifest_errors;
 mod metering;
 mod metering_api;
+mod range_headers;
 mod route_targets;
 mod scaling;
 mod storage;

@@ -19,4 +19,5 @@ mod metering_api;
 mod range_headers;
 mod route_targets;
 mod scaling;
+mod schemathesis;
 mod storage;

@@ -80,7 +80,9 @@ fn generated_ranges_get_the_bytes_rfc_9110_says() {
     })
     .unwrap_or_else(|exited| panic!("kumo did not start: {exited:#?}"));
     let endpoint = storage_endpoint(&kumo, ACCESS_KEY, SECRET_KEY);
-    let content: String = (0..SIZE).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let content: String = (0..SIZE)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
 
     let cases: u32 = std::env::var("PROPTEST_CASES")
         .ok()
@@ -90,7 +92,17 @@ fn generated_ranges_get_the_bytes_rfc_9110_says() {
     let mut ranges: Vec<String> = (0..cases)
         .map(|_| range_header().new_tree(&mut runner).unwrap().current())
         .collect();
-    ranges.extend(["bytes=0-0", "bytes=99-", "bytes=-1", "bytes=100-", "bytes=-0", "bytes=5-2"].map(String::from));
+    ranges.extend(
+        [
+            "bytes=0-0",
+            "bytes=99-",
+            "bytes=-1",
+            "bytes=100-",
+            "bytes=-0",
+            "bytes=5-2",
+        ]
+        .map(String::from),
+    );
 
     let mut calls = vec![
         json!({"op": "create_bucket", "args": {"Bucket": "ranges"}}),

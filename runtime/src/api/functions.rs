@@ -116,6 +116,7 @@ pub(crate) struct FunctionDeleted {
 
 /// Query of `DELETE /v1/functions/{name}`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DeleteQuery {
     /// Also delete the triggers that point at the function.
     #[serde(default)]

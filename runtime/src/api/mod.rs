@@ -18,6 +18,7 @@ pub(crate) mod functions;
 pub(crate) mod invoke;
 pub(crate) mod logs;
 mod metrics;
+mod openapi_answers;
 #[cfg(test)]
 mod proptests;
 pub(crate) mod triggers;
@@ -206,8 +207,10 @@ async fn healthz() -> Json<Health> {
 
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "health",
     responses((status = 200, description = "This document")))]
-async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {
-    Json(openapi())
+async fn openapi_document() -> Json<serde_json::Value> {
+    let mut document = serde_json::to_value(openapi()).expect("the OpenAPI document serializes");
+    openapi_answers::complete(&mut document);
+    Json(document)
 }
 
 /// The OpenAPI 3 document of this API.

@@ -77,17 +77,33 @@ fn part() -> impl Strategy<Value = Part> {
         1 => "[a-zA-Z; =é]{0,8}".prop_map(Some),
     ];
     let file_name = proptest::option::of("[a-z.é ]{0,10}");
-    (name, file_name, any::<bool>(), proptest::collection::vec(any::<u8>(), 0..64), config_json())
+    (
+        name,
+        file_name,
+        any::<bool>(),
+        proptest::collection::vec(any::<u8>(), 0..64),
+        config_json(),
+    )
         .prop_map(|(name, file_name, json, raw, config)| {
-            let bytes = if json && name.as_deref() == Some("config") { config } else { raw };
-            Part { name, file_name, bytes }
+            let bytes = if json && name.as_deref() == Some("config") {
+                config
+            } else {
+                raw
+            };
+            Part {
+                name,
+                file_name,
+                bytes,
+            }
         })
 }
 
 fn write_form(parts: &[Part]) -> Vec<u8> {
     let mut body = Vec::new();
     for part in parts {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data").as_bytes());
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data").as_bytes(),
+        );
         if let Some(name) = &part.name {
             body.extend_from_slice(format!("; name=\"{name}\"").as_bytes());
         }

@@ -110,6 +110,13 @@ mod tests {
             }
         }
     }
+}
+
+/// Property tests: any text, no panic, and only what `format` makes parses.
+/// `PROPTEST_CASES=N` runs N cases (`bench/fuzz.sh`).
+#[cfg(test)]
+mod proptests {
+    use super::*;
 
     proptest::proptest! {
         /// Any text: no panic; what parses formats back to the same text.

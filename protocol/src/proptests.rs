@@ -38,7 +38,8 @@ proptest! {
     fn any_header_value_decodes_without_panic(text in awkward_text(), plus: bool) {
         let decoded = percent_decode(&text, plus);
         // Nothing to decode leaves the text as it was.
-        if !text.contains('%') && !(plus && text.contains('+')) {
+        let escapes = text.contains('%') || (plus && text.contains('+'));
+        if !escapes {
             prop_assert_eq!(decoded, text);
         }
     }

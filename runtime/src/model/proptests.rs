@@ -298,13 +298,13 @@ proptest! {
             // What parsed is stored as JSON and read back the same.
             let stored = serde_json::to_string(&spec).unwrap();
             prop_assert_eq!(serde_json::from_str::<TriggerSpec>(&stored).unwrap(), spec.clone());
-            if let TriggerSpec::Storage(mut storage) = spec {
-                if storage.validate().is_ok() {
-                    // Validation normalizes once; a second time changes nothing.
-                    let once = storage.clone();
-                    prop_assert!(storage.validate().is_ok());
-                    prop_assert_eq!(storage, once);
-                }
+            if let TriggerSpec::Storage(mut storage) = spec
+                && storage.validate().is_ok()
+            {
+                // Validation normalizes once; a second time changes nothing.
+                let once = storage.clone();
+                prop_assert!(storage.validate().is_ok());
+                prop_assert_eq!(storage, once);
             }
         }
     }

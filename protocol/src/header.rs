@@ -15,6 +15,52 @@ pub const ATTEMPT: &str = "kumo-attempt";
 /// The request id of an invocation, on every answer of the gateway.
 pub const REQUEST_ID: &str = "x-kumo-request-id";
 
+/// The id of an asynchronous invocation: on the `202 Accepted` answer, and
+/// on every attempt's request to the function.
+pub const INVOCATION_ID: &str = "x-kumo-invocation-id";
+
+/// Kumo's invocation-type header: `Event` queues the call and answers
+/// `202 Accepted` at once; `RequestResponse` (or no header) runs it while
+/// the caller waits.
+pub const INVOCATION_TYPE: &str = "x-kumo-invocation-type";
+/// Function Compute's spelling: `Async` or `Sync`.
+pub const FC_INVOCATION_TYPE: &str = "x-fc-invocation-type";
+/// Lambda's spelling: `Event` or `RequestResponse`.
+pub const AMZ_INVOCATION_TYPE: &str = "x-amz-invocation-type";
+
+/// How a caller asks a call to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationType {
+    /// The caller waits for the function's answer (the default).
+    Sync,
+    /// The call is queued and answered `202 Accepted` at once.
+    Async,
+}
+
+/// The invocation type one header asks for: `None` when `name` is none of
+/// the three invocation-type headers, `Some(Err(accepted))` when its value
+/// is not one this header takes (`accepted` lists them). Names and values
+/// are compared ignoring ASCII case.
+pub fn invocation_type(name: &str, value: &str) -> Option<Result<InvocationType, &'static str>> {
+    let (asynchronous, synchronous, accepted) = if name.eq_ignore_ascii_case(INVOCATION_TYPE)
+        || name.eq_ignore_ascii_case(AMZ_INVOCATION_TYPE)
+    {
+        ("Event", "RequestResponse", "Event or RequestResponse")
+    } else if name.eq_ignore_ascii_case(FC_INVOCATION_TYPE) {
+        ("Async", "Sync", "Async or Sync")
+    } else {
+        return None;
+    };
+    let value = value.trim();
+    Some(if value.eq_ignore_ascii_case(asynchronous) {
+        Ok(InvocationType::Async)
+    } else if value.eq_ignore_ascii_case(synchronous) {
+        Ok(InvocationType::Sync)
+    } else {
+        Err(accepted)
+    })
+}
+
 /// CloudEvents' `specversion` attribute (binary mode).
 pub const CE_SPECVERSION: &str = "ce-specversion";
 /// CloudEvents' `id` attribute: the same for every attempt of one event.
@@ -106,6 +152,28 @@ mod tests {
         for (value, expected) in cases {
             assert_eq!(encode_value(value), expected);
             assert_eq!(decode_value(expected), value, "round trip of {value:?}");
+        }
+    }
+
+    #[test]
+    fn the_three_invocation_type_spellings() {
+        use InvocationType::{Async, Sync};
+        let cases = [
+            ("X-Kumo-Invocation-Type", "Event", Some(Ok(Async))),
+            ("x-kumo-invocation-type", "requestresponse", Some(Ok(Sync))),
+            ("X-Fc-Invocation-Type", "Async", Some(Ok(Async))),
+            ("x-fc-invocation-type", " sync ", Some(Ok(Sync))),
+            ("X-Amz-Invocation-Type", "Event", Some(Ok(Async))),
+            (
+                "X-Amz-Invocation-Type",
+                "DryRun",
+                Some(Err("Event or RequestResponse")),
+            ),
+            ("x-fc-invocation-type", "Event", Some(Err("Async or Sync"))),
+            ("content-type", "Event", None),
+        ];
+        for (name, value, expected) in cases {
+            assert_eq!(invocation_type(name, value), expected, "{name}: {value}");
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{FunctionSettings, MAX_MEMORY_MB, MAX_POOLED_INSTANCES, OutboundRule};
+use crate::model::{AsyncPolicy, Destination, DestinationTable, RetryPolicy, retry_defaults};
 use crate::pool::{PoolSettings, defaults as pool_defaults};
 use crate::storage::FileMount;
 
@@ -24,6 +25,14 @@ pub(crate) mod defaults {
     pub(crate) const MAX_RESPONSE_BYTES: u64 = 6 << 20;
     /// The longest `timeout_ms` accepted: 15 minutes, as Lambda.
     pub(crate) const MAX_TIMEOUT_MS: u64 = 15 * 60 * 1000;
+    /// `async.max_queued`: asynchronous calls of one function waiting or
+    /// running at once.
+    pub(crate) const ASYNC_MAX_QUEUED: u32 = 1000;
+    /// The most `async.max_queued` accepted.
+    pub(crate) const ASYNC_MAX_MAX_QUEUED: u32 = 100_000;
+    /// The largest request body an asynchronous call stores in the queue
+    /// (and less when `max_request_bytes` is lower): 6 MiB.
+    pub(crate) const ASYNC_MAX_BODY_BYTES: u64 = 6 << 20;
 }
 
 /// A function's full configuration. Every key has a default, so `{}` is a
@@ -62,9 +71,55 @@ pub(crate) struct FunctionConfig {
     pub(crate) target_concurrency: f64,
     /// The share of that target the autoscaler aims for.
     pub(crate) target_utilization: f64,
-    /// Buckets of Kumo's object storage mounted into the guest
-    /// (read-only unless `read_only = false`).
+    /// Buckets of Kumo's object storage, or host folders, mounted into the
+    /// guest (read-only unless `read_only = false`).
     pub(crate) files: Vec<FileMount>,
+    /// Asynchronous calls: retries, age, the queue's bound, destinations.
+    #[serde(rename = "async", skip_serializing_if = "AsyncConfig::is_default")]
+    pub(crate) async_calls: AsyncConfig,
+}
+
+/// The `async` table of a function: how its asynchronous calls are
+/// retried and bounded, and where their outcomes go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AsyncConfig {
+    /// Retries after a failed first attempt.
+    pub(crate) max_retries: u32,
+    /// The first retry's delay in milliseconds (doubling, with jitter).
+    pub(crate) retry_base_ms: u64,
+    /// A call older than this (seconds) is not tried again.
+    pub(crate) max_event_age_s: u64,
+    /// The most calls of the function queued or running at once; past it
+    /// a call is answered 429 with `Retry-After`.
+    pub(crate) max_queued: u32,
+    /// Where the record of a success goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DestinationTable>)]
+    pub(crate) on_success: Option<Destination>,
+    /// Where the record of a failure goes, after the last retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DestinationTable>)]
+    pub(crate) on_failure: Option<Destination>,
+}
+
+impl Default for AsyncConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: retry_defaults::MAX_RETRIES,
+            retry_base_ms: retry_defaults::RETRY_BASE_MS,
+            max_event_age_s: retry_defaults::MAX_EVENT_AGE_S,
+            max_queued: defaults::ASYNC_MAX_QUEUED,
+            on_success: None,
+            on_failure: None,
+        }
+    }
+}
+
+impl AsyncConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Default for FunctionConfig {
@@ -85,6 +140,7 @@ impl Default for FunctionConfig {
             target_concurrency: pool_defaults::TARGET_CONCURRENCY,
             target_utilization: pool_defaults::TARGET_UTILIZATION,
             files: Vec::new(),
+            async_calls: AsyncConfig::default(),
         }
     }
 }
@@ -192,12 +248,25 @@ impl FunctionConfig {
             }
         }
         for (index, mount) in self.files.iter().enumerate() {
-            if let Err(error) = crate::storage::check_bucket_name(&mount.bucket) {
+            let source = match (&mount.bucket, &mount.dir) {
+                (Some(bucket), None) => crate::storage::check_bucket_name(bucket)
+                    .map_err(|error| (error.to_string(), "name a bucket of the storage endpoint; docs/storage.md gives the rules")),
+                (None, Some(dir)) if std::path::Path::new(dir).is_absolute() => Ok(()),
+                (None, Some(dir)) => Err((
+                    format!("folder `{dir}` is relative"),
+                    "give the folder as an absolute path on the server's file system (a manifest resolves relative folders against its own folder)",
+                )),
+                _ => Err((
+                    "names both or neither of `bucket` and `dir`".to_string(),
+                    "mount either a bucket (`bucket = \"photos\"`) or a host folder (`dir = \"./inbox\"`)",
+                )),
+            };
+            if let Err((message, hint)) = source {
                 return Err(ConfigError {
                     key: "files",
                     index: Some(index),
-                    message: format!("entry {index}: {error}"),
-                    hint: "name a bucket of the storage endpoint; docs/storage.md gives the rules",
+                    message: format!("entry {index}: {message}"),
+                    hint,
                 });
             }
             if !crate::storage::is_clean_mount_path(&mount.path)
@@ -212,7 +281,7 @@ impl FunctionConfig {
                         "entry {index}: mount path `{}` is not a clean absolute path, or is used twice",
                         mount.path
                     ),
-                    hint: "write the guest path like `/data` (absolute, no `.`, `..` or `//`), one bucket per path",
+                    hint: "write the guest path like `/data` (absolute, no `.`, `..` or `//`), one mount per path",
                 });
             }
         }
@@ -235,6 +304,7 @@ impl FunctionConfig {
         )?;
         let target_concurrency = fraction("target_concurrency", self.target_concurrency, 1000.0)?;
         let target_utilization = fraction("target_utilization", self.target_utilization, 1.0)?;
+        self.async_policy()?;
         let settings = FunctionSettings {
             memory_mb,
             timeout: Duration::from_millis(timeout_ms),
@@ -261,6 +331,47 @@ impl FunctionConfig {
             target_utilization,
         };
         Ok((settings, pool))
+    }
+}
+
+impl FunctionConfig {
+    /// What an asynchronous call of this configuration is queued with.
+    ///
+    /// # Errors
+    ///
+    /// A key of the `async` table out of range, named.
+    pub(crate) fn async_policy(&self) -> Result<AsyncPolicy, ConfigError> {
+        let calls = &self.async_calls;
+        let retry = RetryPolicy {
+            max_retries: calls.max_retries,
+            retry_base: Duration::from_millis(calls.retry_base_ms),
+            max_event_age: Duration::from_secs(calls.max_event_age_s),
+        };
+        retry.validate().map_err(|error| ConfigError {
+            key: "async",
+            index: None,
+            message: format!("`{}` {}", error.key, error.message),
+            hint: "docs/async.md gives the range of each key of the `async` table",
+        })?;
+        if !(1..=defaults::ASYNC_MAX_MAX_QUEUED).contains(&calls.max_queued) {
+            return Err(ConfigError {
+                key: "async",
+                index: None,
+                message: format!(
+                    "`max_queued` is {}, outside 1..={}",
+                    calls.max_queued,
+                    defaults::ASYNC_MAX_MAX_QUEUED
+                ),
+                hint: "the default is 1000; docs/async.md explains the bound",
+            });
+        }
+        Ok(AsyncPolicy {
+            retry,
+            max_queued: calls.max_queued,
+            max_body_bytes: self.max_request_bytes.min(defaults::ASYNC_MAX_BODY_BYTES),
+            on_success: calls.on_success.clone(),
+            on_failure: calls.on_failure.clone(),
+        })
     }
 }
 

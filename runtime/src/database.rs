@@ -32,6 +32,28 @@ pub(crate) async fn begin_write(
     database.begin_with("BEGIN IMMEDIATE").await
 }
 
+/// Whether an I/O error says the file system (or the user's quota) is full.
+pub(crate) fn is_disk_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// Whether SQLite refused a write because its disk is full (`SQLITE_FULL`,
+/// which SQLite also reports for `ENOSPC`).
+pub(crate) fn is_database_full(error: &sqlx::Error) -> bool {
+    const SQLITE_FULL: i32 = 13;
+    match error {
+        sqlx::Error::Database(database) => database
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == SQLITE_FULL),
+        sqlx::Error::Io(io) => is_disk_full(io),
+        _ => false,
+    }
+}
+
 /// The database file's name inside the data directory.
 pub(crate) const FILE_NAME: &str = "kumo.db";
 
@@ -55,6 +77,14 @@ pub async fn open(data_dir: &Path) -> anyhow::Result<Database> {
         .busy_timeout(Duration::from_secs(10));
     let database = SqlitePoolOptions::new()
         .max_connections(4)
+        // A transaction whose COMMIT failed (disk full, an unwritable
+        // file) can leave its connection believing it is still inside one,
+        // and every later `BEGIN` on it fails: close such a connection
+        // rather than hand it out again, so the pool recovers by itself
+        // once the disk does.
+        .after_release(|connection, _| {
+            Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(connection)) })
+        })
         .connect_with(options)
         .await
         .with_context(|| {

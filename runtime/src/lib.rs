@@ -13,6 +13,7 @@
 pub(crate) mod api;
 pub mod cli;
 pub(crate) mod config;
+pub mod connections;
 pub(crate) mod control;
 pub mod database;
 pub(crate) mod engine;

@@ -142,7 +142,11 @@ impl Normaliser {
             (r"\b[0-9a-f]{64}\b", With("<sha256>")),
             (r"\b[0-9a-f]{32}\b", With("<id>")),
             (r"\b[0-9a-f]{12}\b", With("<hash>")),
-            (r"\b[0-9]+(\.[0-9]+)? ?(ms|s)\b", With("<duration>")),
+            // Cargo writes a build past a minute as `1m 05s`.
+            (
+                r"\b([0-9]+m )?[0-9]+(\.[0-9]+)? ?(ms|s)\b",
+                With("<duration>"),
+            ),
             (r"wasm_bytes=[0-9]+", With("wasm_bytes=<n>")),
             (r"trg_[0-9a-f]{16}", With("trg_<id>")),
             (r"\b[0-9a-f]{8}\.\.", With("<hash>..")),
@@ -567,6 +571,10 @@ fn normalising_and_matching() {
         (
             "kumo: [1/1] built echo in 5.2s",
             "kumo: [1/1] built echo in <duration>",
+        ),
+        (
+            "    Finished `release` profile [optimized] target(s) in 1m 05s",
+            "    Finished `release` profile [optimized] target(s) in <duration>",
         ),
         ("version 12 of greet", "version 12 of greet"),
         (

@@ -37,8 +37,11 @@ impl Site {
         self.dir.path().join("data")
     }
 
+    /// The watched folder, made here: Kumo never creates one.
     fn inbox(&self) -> PathBuf {
-        self.dir.path().join("inbox")
+        let inbox = self.dir.path().join("inbox");
+        std::fs::create_dir_all(&inbox).unwrap();
+        inbox
     }
 
     /// Writes the manifest: the `eventsink` guest with `env` and `extra`
@@ -358,6 +361,120 @@ async fn a_watched_folder_turns_each_completed_file_into_one_event() {
     assert_eq!(subjects, ["moved.txt", "old.txt", "slow.txt"]);
     let summaries: Vec<String> = sink_lines_of(&kumo, 1).into_iter().map(|l| l.2).collect();
     assert_eq!(summaries, ["file:old.txt:15"]);
+}
+
+#[tokio::test]
+async fn reading_a_watched_file_or_changing_its_permissions_is_not_a_change() {
+    let site = Site::new();
+    std::fs::write(site.inbox().join("old.txt"), "was here before").unwrap();
+    let _kumo = site.start(
+        "",
+        &format!(
+            "[[trigger.watch]]\nname = \"inbox\"\npath = {}\nfunction = \"sink\"\n",
+            toml_path(&site.inbox())
+        ),
+    );
+    let database = site.database().await;
+    // The watcher is running once a new file becomes an event.
+    std::fs::write(site.inbox().join("first.txt"), "1").unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "the first file's event",
+        || async { events_in(&database, EventState::Done).await.pop() },
+    )
+    .await;
+    // What `cat`, a backup tool or `chmod` do to an old file.
+    for _ in 0..3 {
+        assert_eq!(
+            std::fs::read_to_string(site.inbox().join("old.txt")).unwrap(),
+            "was here before"
+        );
+    }
+    let mut permissions = std::fs::metadata(site.inbox().join("old.txt"))
+        .unwrap()
+        .permissions();
+    permissions.set_readonly(true);
+    std::fs::set_permissions(site.inbox().join("old.txt"), permissions).unwrap();
+    // A file written after them: once its event is done, an event for the
+    // reads would be done too (files settle in the order they were seen).
+    std::fs::write(site.inbox().join("marker.txt"), "2").unwrap();
+    let done = wait_for(Duration::from_secs(30), "the marker's event", || async {
+        let done = events_in(&database, EventState::Done).await;
+        done.iter()
+            .any(|event| event.subject == "marker.txt")
+            .then_some(done)
+    })
+    .await;
+    let mut subjects: Vec<&str> = done.iter().map(|e| e.subject.as_str()).collect();
+    subjects.sort();
+    assert_eq!(subjects, ["first.txt", "marker.txt"]);
+    assert!(events_in(&database, EventState::Pending).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_watch_trigger_must_name_an_existing_folder_under_a_watch_root() {
+    let site = Site::new();
+    let allowed = site.dir.path().join("allowed");
+    std::fs::create_dir_all(&allowed).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), allowed.join("link-out")).unwrap();
+    let manifest = site.dir.path().join("kumo.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[function.sink]\nsource = {}\n",
+            toml_path(&test_guest("eventsink"))
+        ),
+    )
+    .unwrap();
+    let root = format!("--watch-root={}", allowed.display());
+    let kumo = Kumo::start(&Start {
+        manifest: &manifest,
+        data_dir: &site.data_dir(),
+        extra_args: &[&root],
+        env: &STORAGE_ENV,
+    })
+    .unwrap_or_else(|exited| panic!("kumo did not start: {exited:#?}"));
+    let create = |path: PathBuf| {
+        kumo.admin(reqwest::Method::POST, "/v1/triggers")
+            .json(&json!({"kind": "watch", "path": path, "function": "sink"}))
+            .send()
+    };
+    let refused = |status: u16, body: &Value, needle: &str| {
+        assert_eq!(status, 400, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{message}");
+    };
+    // Outside every root: /etc, or a link that leads out.
+    for path in [PathBuf::from("/etc"), allowed.join("link-out")] {
+        let answer = create(path.clone()).await.unwrap();
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap();
+        refused(status, &body, "--watch-root");
+        refused(status, &body, &path.display().to_string());
+    }
+    // Missing: refused, and not created.
+    let missing = allowed.join("not-yet");
+    let answer = create(missing.clone()).await.unwrap();
+    let status = answer.status().as_u16();
+    let body: Value = answer.json().await.unwrap();
+    refused(status, &body, "does not exist");
+    assert!(!missing.exists());
+    // Under the root: made.
+    std::fs::create_dir_all(&missing).unwrap();
+    let answer = create(missing.clone()).await.unwrap();
+    assert_eq!(answer.status(), 201);
+    let answer = kumo
+        .admin(reqwest::Method::GET, "/v1/triggers")
+        .send()
+        .await
+        .unwrap();
+    let triggers: Value = answer.json().await.unwrap();
+    assert_eq!(
+        triggers["triggers"].as_array().unwrap().len(),
+        1,
+        "{triggers}"
+    );
 }
 
 #[tokio::test]

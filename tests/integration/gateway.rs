@@ -299,6 +299,55 @@ async fn a_request_wasi_http_cannot_express_is_a_400_and_hello_keeps_answering()
     assert_eq!(hello.status(), 200);
 }
 
+/// A body the client botches (here a chunk size that is not hex) is the
+/// client's 400, metered as `rejected`, with no host detail in the answer,
+/// even with backtraces enabled.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_the_clients_400_not_the_functions_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let kumo = Kumo::up_with_env(&examples_manifest(), &[("RUST_BACKTRACE", "1")]);
+    let mut stream = tokio::net::TcpStream::connect(kumo.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /echo/chunked HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\
+              connection: close\r\n\r\n5\r\nhello\r\nzz\r\nnot hex\r\n0\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("\"code\":\"unreadable_body\""), "{answer}");
+    assert!(answer.len() < 1024, "{} bytes: {answer}", answer.len());
+    for host_detail in ["backtrace", ".rs:", "wasmtime", "hyper"] {
+        assert!(!answer.contains(host_detail), "{host_detail}: {answer}");
+    }
+    let echo = client()
+        .post(kumo.url("/echo/ok"))
+        .body("fine")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echo.status(), 200);
+    let invocations: serde_json::Value = kumo
+        .admin(reqwest::Method::GET, "/v1/invocations?function=echo")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut outcomes: Vec<&str> = invocations["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|record| record["outcome"].as_str().unwrap())
+        .collect();
+    outcomes.sort();
+    assert_eq!(outcomes, ["ok", "rejected"], "{invocations}");
+}
+
 /// RFC 9112 (section 3.2): an HTTP/1.1 request without `Host` is a 400, on
 /// the gateway and the admin API; HTTP/1.0 needs none.
 #[tokio::test]

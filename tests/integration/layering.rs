@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom first. Keep in step with `ARCHITECTURE.md`.
 const LEVELS: &[&[&str]] = &[
-    &["database", "request_id", "model"],
+    &["database", "request_id", "model", "connections"],
     &["engine"],
     &["observability"],
     &["metering"],

@@ -4,20 +4,24 @@
 mod harness;
 
 mod admin_api;
+mod async_calls;
 mod bad_guests;
 mod cli;
 mod deploys;
 mod docs;
 mod events;
 mod failure_lines;
+mod faults;
 mod gateway;
 mod layering;
 mod lifecycle;
 mod manifest_errors;
 mod metering;
 mod metering_api;
+mod mounts;
 mod range_headers;
 mod route_targets;
 mod scaling;
 mod schemathesis;
 mod storage;
+mod streaming;

@@ -637,6 +637,7 @@ async fn the_change_hook_sees_every_commit_and_can_refuse() {
             max_object_bytes: 10 << 20,
         },
         hook,
+        kumo::connections::ConnectionLimits::default(),
         async {
             let _ = stopped.await;
         },
@@ -680,6 +681,8 @@ async fn the_change_hook_sees_every_commit_and_can_refuse() {
         results[4]
     );
     assert_eq!(results[4]["error"]["status"], 503);
+    // Refused, so not kept: no object is left without its event.
+    assert!(!dir.path().join("storage/photos/refused.png").exists());
 
     let batch = &results[7]["ok"];
     let deleted: Vec<&str> = batch["Deleted"]

@@ -93,6 +93,7 @@ fn invoke_status(error: &InvokeError) -> (StatusCode, &'static str) {
     match error {
         InvokeError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         InvokeError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
+        InvokeError::UnreadableBody => (StatusCode::BAD_REQUEST, "unreadable_body"),
         InvokeError::Trap { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "trap"),
         InvokeError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
         InvokeError::OutOfMemory { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "out_of_memory"),
@@ -147,6 +148,15 @@ impl From<ControlError> for ApiError {
                 "invalid_component",
                 error.to_string(),
             ),
+            ControlError::Storage(error) if error.is_disk_full() => {
+                tracing::error!(error = %error, "registry storage failed: the disk is full");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    "the disk holding Kumo's data directory is full; nothing was changed. \
+                     hint: free space in its file system, then retry",
+                )
+            }
             ControlError::Storage(error) => {
                 tracing::error!(error = %error, "registry storage failed");
                 Self::internal()
@@ -218,6 +228,12 @@ mod tests {
                 }),
                 400,
                 "bad_request",
+                None,
+            ),
+            (
+                invoke(InvokeError::UnreadableBody),
+                400,
+                "unreadable_body",
                 None,
             ),
             (

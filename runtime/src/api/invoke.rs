@@ -48,6 +48,7 @@ pub(crate) struct InvokeQuery {
         description = "Passed to the function as the body of `POST {path}`, with the request's headers"),
     responses(
         (status = 200, description = "The function's own response (any status, headers and body), with `x-kumo-request-id`"),
+        (status = 202, description = "Queued: the request asked for an asynchronous call (`X-Kumo-Invocation-Type: Event`, `X-Fc-Invocation-Type: Async` or `X-Amz-Invocation-Type: Event`)", body = super::invocations::AsyncAccepted),
         (status = 404, body = crate::api::ErrorBody),
         (status = 429, description = "Overloaded", body = crate::api::ErrorBody)))]
 async fn invoke(
@@ -86,6 +87,14 @@ async fn invoke(
         }
     }
     let forwarded = builder.body(body).map_err(|_| ApiError::internal())?;
+    if super::invocations::requested_invocation_type(forwarded.headers())?
+        == kumo_protocol::header::InvocationType::Async
+    {
+        let snapshot = state.live.snapshot();
+        return Ok(
+            super::invocations::accept_async(&state.events, &snapshot, &target, forwarded).await,
+        );
+    }
     invoke_once(&state, &target, forwarded).await
 }
 

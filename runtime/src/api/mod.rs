@@ -15,6 +15,7 @@ mod error;
 pub(crate) mod events;
 mod extract;
 pub(crate) mod functions;
+pub(crate) mod invocations;
 pub(crate) mod invoke;
 pub(crate) mod logs;
 mod metrics;
@@ -63,6 +64,8 @@ pub(crate) struct ApiState {
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
     /// The object storage folder, for the objects sample events describe.
     pub(crate) storage_root: std::path::PathBuf,
+    /// The event queue, where asynchronous calls go.
+    pub(crate) events: Arc<crate::events::Events>,
 }
 
 /// The admin API's router.
@@ -72,6 +75,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .merge(aliases::routes())
         .merge(triggers::routes())
         .merge(invoke::routes())
+        .merge(invocations::routes())
         .merge(events::routes())
         .merge(billing::routes())
         .merge(logs::routes())
@@ -220,6 +224,7 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     document.merge(aliases::AliasesApi::openapi());
     document.merge(triggers::TriggersApi::openapi());
     document.merge(invoke::InvokeApi::openapi());
+    document.merge(invocations::InvocationsApiDoc::openapi());
     document.merge(events::EventsApiDoc::openapi());
     document.merge(billing::BillingApiDoc::openapi());
     document.merge(logs::LogsApiDoc::openapi());

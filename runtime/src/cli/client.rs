@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AliasCommand, ClientArgs, DeployArgs, EventsCommand, FunctionsCommand, InvokeArgs,
-    TriggersCommand,
+    AliasCommand, ClientArgs, DeployArgs, EventsCommand, FunctionsCommand, InvocationsCommand,
+    InvokeArgs, TriggersCommand,
 };
 use crate::api::ErrorBody;
 use crate::api::aliases::AliasUpdate;
@@ -752,6 +752,9 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
                 };
                 request = request.header(key.trim(), value.trim());
             }
+            if args.asynchronous {
+                request = request.header(kumo_protocol::header::INVOCATION_TYPE, "Event");
+            }
             request.body(body)
         }
     };
@@ -770,6 +773,19 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
         .bytes()
         .await
         .context("the response body broke off")?;
+    if args.asynchronous && status == StatusCode::ACCEPTED {
+        let accepted: crate::api::invocations::AsyncAccepted = serde_json::from_slice(&body)
+            .context("the server's answer to a queued call is not what this kumo expects")?;
+        if client.json {
+            client.print_json(&accepted);
+        } else {
+            println!(
+                "invocation {id} queued; `kumo invocations show {id}` tells its status",
+                id = accepted.invocation_id
+            );
+        }
+        return Ok(());
+    }
     // A failure is one line on stderr (through the error); stdout carries
     // only a successful answer.
     if !status.is_success() {
@@ -814,6 +830,54 @@ pub(super) async fn invoke(args: InvokeArgs) -> anyhow::Result<()> {
             println!();
         }
     }
+    Ok(())
+}
+
+/// `kumo invocations show`.
+pub(super) async fn invocations(command: InvocationsCommand) -> anyhow::Result<()> {
+    let InvocationsCommand::Show { id, client } = command;
+    let client = Client::new(&client)?;
+    let status: crate::events::InvocationStatus = client
+        .call(client.request(Method::GET, &format!("/v1/invocations/{id}")))
+        .await?;
+    if client.json {
+        client.print_json(&status);
+        return Ok(());
+    }
+    let word = serde_json::to_value(status.status)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let time = |time: Option<chrono::DateTime<chrono::Utc>>| {
+        time.map_or_else(
+            || "-".to_string(),
+            |time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+    };
+    println!("invocation  {}", status.id);
+    println!("function    {}", status.function);
+    println!("request     {} {}", status.method, status.path);
+    println!("status      {word}");
+    println!(
+        "attempts    {}/{}",
+        status.attempts,
+        status.max_retries.saturating_add(1)
+    );
+    println!(
+        "last status {}",
+        status
+            .final_status
+            .map_or_else(|| "-".to_string(), |code| code.to_string())
+    );
+    if let Some(condition) = &status.condition {
+        println!("condition   {condition}");
+    }
+    if let Some(error) = &status.last_error {
+        println!("last error  {error}");
+    }
+    println!("queued      {}", time(Some(status.queued_at)));
+    println!("started     {}", time(status.started_at));
+    println!("finished    {}", time(status.finished_at));
     Ok(())
 }
 

@@ -55,6 +55,9 @@ enum Command {
     /// List queued, retrying and dead events, and replay dead ones.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Show where an asynchronous invocation is (`kumo invoke --async`).
+    #[command(subcommand)]
+    Invocations(InvocationsCommand),
     /// A billing report: invocations, errors, cold starts, billed ms, GB-s,
     /// cost and p50/p99 duration per function, version or hour.
     Bill(BillArgs),
@@ -136,6 +139,25 @@ struct ServeArgs {
     /// hourly aggregates (reports stay exact).
     #[arg(long, default_value_t = 7, env = "KUMO_METERING_RETENTION_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     metering_retention_days: u32,
+    /// A folder under which watch triggers may watch (repeat for several;
+    /// default: the working directory, and for `kumo up` and `kumo dev` the
+    /// manifest's folder too). Kumo never creates a watched folder.
+    #[arg(
+        long = "watch-root",
+        env = "KUMO_WATCH_ROOTS",
+        value_name = "DIR",
+        value_delimiter = ':'
+    )]
+    watch_roots: Vec<PathBuf>,
+    /// Time a client has to send a request's line and headers, on every
+    /// listener; also how long an idle kept-alive connection stays open.
+    #[arg(long, default_value_t = crate::connections::DEFAULT_HEADER_TIMEOUT.as_millis() as u64, env = "KUMO_HEADER_TIMEOUT_MS", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_ms: u64,
+    /// Open connections per listener (gateway, admin API, storage); more
+    /// wait until one closes [default: a third of the open-file limit,
+    /// less 256 kept for files].
+    #[arg(long, env = "KUMO_MAX_CONNECTIONS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
 }
 
 /// A price or allowance: a finite number, zero or more.
@@ -195,6 +217,11 @@ impl ServeArgs {
                 free_invocations: self.free_invocations,
                 free_gb_seconds: self.free_gb_seconds,
             },
+            watch_roots: self.watch_roots.clone(),
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            max_connections: self
+                .max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         }
     }
 }
@@ -333,8 +360,24 @@ struct InvokeArgs {
     /// folder [default: `example` with the trigger's prefix and suffix].
     #[arg(long, requires = "event")]
     key: Option<String>,
+    /// Queue the call and print its invocation id at once, instead of
+    /// waiting for the answer (`X-Kumo-Invocation-Type: Event`).
+    #[arg(long = "async", conflicts_with = "event")]
+    asynchronous: bool,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum InvocationsCommand {
+    /// Where an asynchronous invocation is: queued, running, succeeded,
+    /// failed or dead, with its attempts.
+    Show {
+        /// The invocation id `kumo invoke --async` printed.
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// Arguments of `kumo bill` (its own `--output`, which also takes `csv`).
@@ -471,6 +514,7 @@ pub fn run() -> ExitCode {
             Command::Invoke(args) => client::invoke(args).await,
             Command::Triggers(command) => client::triggers(command).await,
             Command::Events(command) => client::events(command).await,
+            Command::Invocations(command) => client::invocations(command).await,
             Command::Bill(args) => metering::bill(args).await,
             Command::Logs(args) => metering::logs(args).await,
         }

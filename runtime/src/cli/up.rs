@@ -22,9 +22,16 @@ pub(super) async fn server(args: ServeArgs) -> anyhow::Result<()> {
 /// else happens), loads (and optionally builds) the manifest, prepares the
 /// server and deploys the manifest into its registry.
 pub(super) async fn start_with_manifest(args: &UpArgs) -> anyhow::Result<(Prepared, Manifest)> {
-    let options = args.serve.options();
+    let mut options = args.serve.options();
     let listeners = server::bind_listeners(&options).await?;
     let manifest = Manifest::load(&args.manifest)?;
+    // The manifest's own watch triggers may watch under its folder.
+    if options.watch_roots.is_empty() {
+        options
+            .watch_roots
+            .push(std::env::current_dir().context("cannot read the working directory")?);
+    }
+    options.watch_roots.push(manifest.folder().to_path_buf());
     if manifest.http_triggers.is_empty() {
         tracing::warn!(
             manifest = %args.manifest.display(),

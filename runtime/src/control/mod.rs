@@ -276,6 +276,7 @@ impl Control {
         let _one_change_at_a_time = self.changes.lock().await;
         let state = self.registry.load().await?;
         checks::check_new_trigger(&state, &mut spec, None)?;
+        self.check_watch_folder(&spec).await?;
         let mut added = self.registry.replace_triggers(&[], vec![spec]).await?;
         self.reload(None).await?;
         Ok(added.remove(0))
@@ -298,6 +299,7 @@ impl Control {
         let state = self.registry.load().await?;
         let stored = checks::check_trigger_update(&state, id, &spec)?;
         checks::check_new_trigger(&state, &mut spec, Some(id))?;
+        self.check_watch_folder(&spec).await?;
         let trigger = Trigger {
             id: stored.id.clone(),
             spec,
@@ -379,6 +381,15 @@ impl Control {
                     crate::manifest::trigger_subject(&planned.spec)
                 )
             })?;
+            self.check_watch_folder(&planned.spec)
+                .await
+                .map_err(|error| {
+                    anyhow::anyhow!(
+                        "{}: {}: {error}",
+                        manifest.path.display(),
+                        crate::manifest::trigger_subject(&planned.spec)
+                    )
+                })?;
             match replacing.and_then(|id| state.triggers.iter().find(|stored| stored.id == id)) {
                 Some(stored) => update.push(Trigger {
                     id: stored.id.clone(),
@@ -427,6 +438,23 @@ impl Control {
 
     /// Hands the event side to control: from now on every reload sets which
     /// storage, watch and timer triggers run.
+    /// A watch trigger's folder must exist under the allowed roots (checked
+    /// before the trigger is stored, so the caller hears why at once).
+    async fn check_watch_folder(&self, spec: &TriggerSpec) -> Result<(), ControlError> {
+        let TriggerSpec::Watch(trigger) = spec else {
+            return Ok(());
+        };
+        let event_triggers = self.event_triggers.lock().await;
+        let Some(event_triggers) = event_triggers.as_ref() else {
+            return Ok(());
+        };
+        event_triggers
+            .watch_roots()
+            .check(&trigger.path)
+            .map(|_| ())
+            .map_err(|error| ControlError::Invalid(format!("watch trigger: {error}")))
+    }
+
     pub(crate) async fn attach_event_triggers(&self, mut event_triggers: EventTriggers) {
         let _one_change_at_a_time = self.changes.lock().await;
         apply_event_triggers(&mut event_triggers, &self.live.snapshot().registry);
@@ -503,9 +531,17 @@ impl Control {
         })?;
         settings.mounts =
             crate::storage::mount_dirs(&self.storage_root, &config.files).map_err(|error| {
-                RegistryError::from(error.context(format!(
-                    "function `{function}`: cannot prepare its `files` mounts"
-                )))
+                if config.files.iter().any(|mount| mount.dir.is_some()) {
+                    // A host folder the caller named: say which and why.
+                    ControlError::Invalid(format!(
+                        "function `{function}`: cannot prepare its `files` mounts: {error:#}"
+                    ))
+                } else {
+                    RegistryError::from(error.context(format!(
+                        "function `{function}`: cannot prepare its `files` mounts"
+                    )))
+                    .into()
+                }
             })?;
         Ok((settings, pool))
     }

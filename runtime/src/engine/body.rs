@@ -51,6 +51,9 @@ where
 pub(super) struct RequestTally {
     /// Set when the body passed its limit.
     pub(super) overflowed: AtomicBool,
+    /// Set when the client's body could not be read (a malformed chunked
+    /// encoding, a connection closed mid-body): the caller's fault.
+    pub(super) unreadable: AtomicBool,
     /// Body bytes handed to the guest so far.
     pub(super) bytes_read: AtomicU64,
 }
@@ -111,6 +114,7 @@ where
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(_))) => {
+                this.tally.unreadable.store(true, Ordering::Relaxed);
                 Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpProtocolError)))
             }
             Poll::Ready(None) => Poll::Ready(None),

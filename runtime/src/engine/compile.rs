@@ -160,6 +160,8 @@ impl Engine {
         let sha256 = hex::encode(Sha256::digest(bytes));
 
         let hits_before = self.cache_hits();
+        // Machine code from disk runs only if it is what Kumo wrote.
+        self.inner.cache_guard.remove_bad_entries();
         let component =
             Component::new(&self.inner.wasmtime, bytes).map_err(|error| CompileError::Invalid {
                 function: function.clone(),
@@ -167,6 +169,7 @@ impl Engine {
                 reason: format!("{error:#}"),
             })?;
         let from_cache = self.cache_hits() > hits_before;
+        self.inner.cache_guard.record_new_entries();
 
         let instance_pre = self
             .inner

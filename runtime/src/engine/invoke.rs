@@ -104,6 +104,13 @@ pub(crate) enum InvokeError {
         /// What is wrong with it.
         message: String,
     },
+    /// The request body could not be read from the client: its chunked
+    /// encoding is malformed, or the connection ended mid-body.
+    #[error(
+        "the request body could not be read: it is malformed or ended early; \
+         hint: send a complete body, with a valid `content-length` or chunked encoding"
+    )]
+    UnreadableBody,
     /// The guest trapped (panic, `unreachable`, stack overflow, ...).
     #[error("the function trapped: {message}")]
     Trap {
@@ -509,6 +516,12 @@ impl Function {
                     limit: request_limit,
                 },
             );
+        }
+        if request_tally.unreadable.load(Ordering::Relaxed) {
+            // The guest saw its body read fail; whatever it answered (an
+            // error, a trap) is about the caller's request, not the guest.
+            guest.abort();
+            return failed(&scope, InvokeError::UnreadableBody);
         }
         let response = match answer {
             Ok(Ok(response)) => response,

@@ -8,13 +8,15 @@
 //! at a time (a pool decides whether it serves again). Compiled code is
 //! cached on disk by wasmtime's compilation cache, keyed by a hash of the
 //! wasm bytes, the compiler settings and the wasmtime version, so a restart
-//! on the same data directory does not recompile.
+//! on the same data directory does not recompile; `cache_guard` checks each
+//! entry against a keyed digest before wasmtime may load it.
 //!
 //! This module knows nothing about routes, triggers, the manifest format or
 //! billing. It takes an `http::Request` and gives back an `http::Response`
 //! or an [`InvokeError`] that says what went wrong with the guest.
 
 mod body;
+mod cache_guard;
 mod compile;
 mod instance;
 mod invoke;
@@ -52,6 +54,9 @@ pub(crate) struct EngineOptions {
     /// Where wasmtime's compilation cache lives (`<data-dir>/cache`); an
     /// absolute path.
     pub(crate) cache_dir: std::path::PathBuf,
+    /// The key of the cache entries' digests (`<data-dir>/cache-key`),
+    /// kept outside the cache folder; made at the first start.
+    pub(crate) cache_key_file: std::path::PathBuf,
     /// Try the pooling allocator first (falls back to on-demand allocation
     /// with a warning when its virtual memory cannot be reserved).
     pub(crate) pooling: bool,
@@ -72,6 +77,7 @@ struct EngineInner {
     wasmtime: wasmtime::Engine,
     linker: Linker<InstanceState>,
     cache: Cache,
+    cache_guard: cache_guard::CacheGuard,
     pooling: bool,
     guest_log_sink: Option<GuestLogSink>,
 }
@@ -92,8 +98,20 @@ impl Engine {
             )
         })?;
         let mut cache_config = CacheConfig::new();
-        cache_config.with_directory(dir);
+        // An entry rewritten in the background would no longer match the
+        // digest `cache_guard` keeps of it.
+        cache_config
+            .with_directory(dir)
+            .with_optimized_compression_usage_counter_threshold(u64::MAX);
         let cache = Cache::new(cache_config)?;
+        let cache_guard = cache_guard::CacheGuard::open(dir, &options.cache_key_file)?;
+        let removed = cache_guard.remove_bad_entries();
+        if removed > 0 {
+            tracing::warn!(
+                removed,
+                "removed compile cache entries that failed their check; their components compile again"
+            );
+        }
 
         let (wasmtime, pooling) = if options.pooling {
             match wasmtime::Engine::new(&engine_config(cache.clone(), true)) {
@@ -133,6 +151,7 @@ impl Engine {
                 wasmtime,
                 linker,
                 cache,
+                cache_guard,
                 pooling,
                 guest_log_sink: options.guest_log_sink.clone(),
             }),

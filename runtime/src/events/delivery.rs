@@ -9,6 +9,12 @@
 //!   pool's `Retry-After`.
 //! - An event whose function no longer resolves goes dead with that reason.
 //!
+//! An asynchronous call (`invocation.rs`) is the same loop with the stored
+//! request replayed instead of an event; when it ends, its destination
+//! record is queued in the same transaction, and records are delivered
+//! like events (to a function), or written to a bucket or POSTed to a URL
+//! (`destination.rs`).
+//!
 //! What follows an attempt (done, a retry and when, or dead) is decided in
 //! `retry.rs` ([`RetryPolicy::after_attempt`](crate::model::RetryPolicy)).
 //!
@@ -28,10 +34,12 @@ use kumo_protocol::event::SPEC_VERSION;
 use kumo_protocol::header;
 
 use super::Events;
+use super::destination::{self, Answer, Condition, ObjectWriter, Outcome};
 use super::document::EventDocument;
-use super::queue::{self, Attempt, AttemptOutcome, ClaimedEvent, NextState};
+use super::invocation;
+use super::queue::{self, Attempt, AttemptOutcome, Call, CallEnd, ClaimedEvent, NextState};
 use super::retry::Attempted;
-use crate::model::Target;
+use crate::model::{Destination, Target};
 use crate::pool::{Pool, PoolError};
 
 /// Finds a function target's pool: `name`, `name:3` or `name:alias`.
@@ -62,6 +70,13 @@ impl Default for DeliverySettings {
     }
 }
 
+/// Where records go that no function receives: buckets (through the
+/// storage layer) and URLs.
+struct Outlets {
+    write_object: ObjectWriter,
+    http: reqwest::Client,
+}
+
 /// The running delivery task.
 pub(crate) struct Delivery {
     stop: watch::Sender<bool>,
@@ -74,7 +89,8 @@ fn now_ms() -> i64 {
 }
 
 /// Releases the leases a previous process left (it died mid-delivery:
-/// those events are delivered again, at least once) and starts delivering.
+/// those events are delivered again, at least once) and starts delivering;
+/// destination records for buckets go through `write_object`.
 ///
 /// # Errors
 ///
@@ -82,6 +98,7 @@ fn now_ms() -> i64 {
 pub(crate) async fn start_delivery(
     events: Arc<Events>,
     resolve: Resolver,
+    write_object: ObjectWriter,
     settings: DeliverySettings,
 ) -> Result<Delivery, sqlx::Error> {
     let released = queue::release_all_leases(events.database()).await?;
@@ -92,7 +109,11 @@ pub(crate) async fn start_delivery(
         );
     }
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(run(events, resolve, settings, stopped));
+    let outlets = Arc::new(Outlets {
+        write_object,
+        http: reqwest::Client::new(),
+    });
+    let task = tokio::spawn(run(events, resolve, outlets, settings, stopped));
     Ok(Delivery { stop, task })
 }
 
@@ -115,6 +136,7 @@ impl Delivery {
 async fn run(
     events: Arc<Events>,
     resolve: Resolver,
+    outlets: Arc<Outlets>,
     settings: DeliverySettings,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -156,8 +178,9 @@ async fn run(
                 .expect("the semaphore is never closed");
             let events = events.clone();
             let resolve = resolve.clone();
+            let outlets = outlets.clone();
             in_flight.spawn(async move {
-                deliver(&events, &resolve, event).await;
+                deliver(&events, &resolve, &outlets, event).await;
                 drop(permit);
             });
         }
@@ -186,30 +209,142 @@ enum Delivered {
     Throttled(Duration, String),
 }
 
-/// Delivers one claimed event and records the outcome.
-async fn deliver(events: &Events, resolve: &Resolver, event: ClaimedEvent) {
+/// How much of a response body delivery keeps: an excerpt for an event's
+/// error message, the record's payload for an asynchronous call.
+const EVENT_EXCERPT_BYTES: usize = 200;
+
+/// The end of an asynchronous call that never ran its last attempt
+/// (`condition`, with `reason`): its record for `on_failure`, if any.
+fn end_without_attempt(
+    event: &ClaimedEvent,
+    condition: Condition,
+    reason: &str,
+) -> Option<CallEnd> {
+    let Some(Call::Invocation(request)) = &event.call else {
+        return None;
+    };
+    let record = destination::destination_for(event, condition).map(|target| {
+        let record = destination::record(
+            &Outcome {
+                condition,
+                invocation_id: &event.id,
+                function: &event.target.function,
+                version: None,
+                attempts: event.attempts,
+                method: &request.method,
+                path: &request.uri,
+                request_body: &event.body,
+                answer: None,
+                error: Some(reason),
+            },
+            chrono::Utc::now(),
+        );
+        destination::record_event(event, &event.target.function, condition, target, &record)
+    });
+    Some(CallEnd {
+        final_status: None,
+        condition: Some(condition.as_str()),
+        record,
+    })
+}
+
+/// Moves an event that is not attempted to the dead-letter list, with an
+/// asynchronous call's record for `on_failure`.
+async fn give_up(
+    events: &Events,
+    event: &ClaimedEvent,
+    condition: Condition,
+    reason: &str,
+    now: i64,
+) {
+    let end = end_without_attempt(event, condition, reason);
+    if let Err(error) =
+        queue::mark_dead(events.database(), &event.id, reason, now, end.as_ref()).await
+    {
+        tracing::error!(%error, event = %event.id, "cannot record a dead event");
+    } else if end.is_some_and(|end| end.record.is_some()) {
+        events.wake_delivery();
+    }
+}
+
+/// Delivers one claimed event and records the outcome: a trigger's event
+/// or a record for a function goes through the function's pool (as an
+/// event), an asynchronous call replays its request there, and a record
+/// for a bucket or a URL goes through `outlets`.
+async fn deliver(events: &Events, resolve: &Resolver, outlets: &Outlets, event: ClaimedEvent) {
     let database = events.database();
     let started = now_ms();
     if let Some(reason) = event.retry.expired(event.first_seen_ms, started) {
-        if let Err(error) = queue::mark_dead(database, &event.id, &reason, started).await {
-            tracing::error!(%error, event = %event.id, "cannot record a dead event");
-        }
+        give_up(
+            events,
+            &event,
+            Condition::EventAgeExceeded,
+            &reason,
+            started,
+        )
+        .await;
         return;
     }
-    let Some(pool) = resolve(&event.target) else {
-        let reason = format!(
-            "the function `{}` no longer exists; hint: deploy it again and replay the event",
-            event.target
-        );
-        tracing::warn!(event = %event.id, "{reason}");
-        if let Err(error) = queue::mark_dead(database, &event.id, &reason, started).await {
-            tracing::error!(%error, event = %event.id, "cannot record a dead event");
-        }
-        return;
-    };
     let attempt_number = event.attempts.saturating_add(1);
     let request_id: Arc<str> = crate::request_id::next();
-    let delivered = invoke(&pool, &event, attempt_number, request_id.clone()).await;
+    let mut version = None;
+    let mut answer = None;
+    let delivered = match &event.call {
+        Some(Call::Record(Destination::Bucket { bucket, prefix })) => {
+            match destination::to_bucket(&outlets.write_object, &event, bucket, prefix).await {
+                Ok(()) => Delivered::Acknowledged(200),
+                Err(error) => Delivered::Failed(None, error),
+            }
+        }
+        Some(Call::Record(Destination::Url(url))) => {
+            match destination::to_url(&outlets.http, &event, url, attempt_number).await {
+                Ok(status) => Delivered::Acknowledged(status),
+                Err((status, error)) => Delivered::Failed(status, error),
+            }
+        }
+        call => {
+            let target = match call {
+                Some(Call::Record(Destination::Function(target))) => target,
+                _ => &event.target,
+            };
+            let Some(pool) = resolve(target) else {
+                let reason = format!(
+                    "the function `{target}` no longer exists; hint: deploy it again and replay the event"
+                );
+                tracing::warn!(event = %event.id, "{reason}");
+                give_up(
+                    events,
+                    &event,
+                    Condition::FunctionNotFound,
+                    &reason,
+                    started,
+                )
+                .await;
+                return;
+            };
+            version = Some(pool.version());
+            let (request, keep) = match call {
+                Some(Call::Invocation(request)) => (
+                    invocation::attempt_request(&event.id, request, &event.body, attempt_number),
+                    destination::PAYLOAD_LIMIT,
+                ),
+                _ => (
+                    event_request(&event, attempt_number).map_err(|error| error.to_string()),
+                    EVENT_EXCERPT_BYTES,
+                ),
+            };
+            match request {
+                Ok(request) => {
+                    let (delivered, kept) = invoke(&pool, request, request_id.clone(), keep).await;
+                    answer = kept;
+                    delivered
+                }
+                Err(error) => {
+                    Delivered::Failed(None, format!("cannot build the event's request: {error}"))
+                }
+            }
+        }
+    };
     let finished = now_ms();
 
     let (outcome, status, error, attempted) = match &delivered {
@@ -262,6 +397,52 @@ async fn deliver(events: &Events, resolve: &Resolver, event: ClaimedEvent) {
     }
     // A throttled attempt does not count against the retry budget.
     let counted = outcome != AttemptOutcome::Throttled;
+    let end = match &event.call {
+        Some(Call::Invocation(request)) => {
+            let condition = match (&next, attempted) {
+                (NextState::Done, _) => Some(Condition::Success),
+                (NextState::RetryAt(_), _) => None,
+                (NextState::Dead(_), Attempted::Failed { .. })
+                    if attempt_number > event.retry.max_retries =>
+                {
+                    Some(Condition::RetriesExhausted)
+                }
+                (NextState::Dead(_), _) => Some(Condition::EventAgeExceeded),
+            };
+            let record = condition.and_then(|condition| {
+                let target = destination::destination_for(&event, condition)?;
+                let record = destination::record(
+                    &Outcome {
+                        condition,
+                        invocation_id: &event.id,
+                        function: &event.target.function,
+                        version,
+                        attempts: event.attempts.saturating_add(u32::from(counted)),
+                        method: &request.method,
+                        path: &request.uri,
+                        request_body: &event.body,
+                        answer: answer.as_ref(),
+                        error: error.as_deref(),
+                    },
+                    chrono::Utc::now(),
+                );
+                Some(destination::record_event(
+                    &event,
+                    &event.target.function,
+                    condition,
+                    target,
+                    &record,
+                ))
+            });
+            Some(CallEnd {
+                final_status: status.filter(|_| answer.is_some()),
+                condition: condition.map(Condition::as_str),
+                record,
+            })
+        }
+        _ => None,
+    };
+    let queued_a_record = end.as_ref().is_some_and(|end| end.record.is_some());
     let attempt = Attempt {
         started_ms: started,
         finished_ms: finished,
@@ -270,15 +451,17 @@ async fn deliver(events: &Events, resolve: &Resolver, event: ClaimedEvent) {
         error,
         request_id: request_id.to_string(),
     };
-    if let Err(error) = queue::finish_attempt(database, &event.id, &attempt, counted, &next).await {
+    if let Err(error) =
+        queue::finish_attempt(database, &event.id, &attempt, counted, &next, end.as_ref()).await
+    {
         // The lease stays: the event is delivered again once it expires
         // (or at the next start).
         tracing::error!(%error, event = %event.id, "cannot record a delivery attempt");
     }
-    if matches!(next, NextState::RetryAt(_)) {
+    if matches!(next, NextState::RetryAt(_)) || queued_a_record {
         // The claiming loop did not count this event (it was leased) when
         // it chose how long to sleep: have it look again, so the retry
-        // leaves on time.
+        // leaves on time (and a new record goes out at once).
         events.wake_delivery();
     }
 }
@@ -309,6 +492,7 @@ pub(crate) fn first_attempt_request(
         retry: crate::model::RetryPolicy::default(),
         hops: 0,
         first_seen_ms: now_ms(),
+        call: None,
     };
     event_request(&event, 1)
 }
@@ -334,47 +518,70 @@ fn event_request(
         .body(Full::new(Bytes::from(event.body.clone())))
 }
 
+/// Runs one attempt's request on `pool`; keeps the first `keep` bytes of
+/// the answer's body (read to its end).
 async fn invoke(
     pool: &Arc<Pool>,
-    event: &ClaimedEvent,
-    attempt_number: u32,
+    request: http::Request<Full<Bytes>>,
     request_id: Arc<str>,
-) -> Delivered {
-    let request = match event_request(event, attempt_number) {
-        Ok(request) => request,
-        Err(error) => {
-            return Delivered::Failed(None, format!("cannot build the event's request: {error}"));
-        }
-    };
+    keep: usize,
+) -> (Delivered, Option<Answer>) {
     match pool
         .invoke(request, request_id, crate::metering::TriggerKind::Event)
         .await
     {
         Ok(response) => {
             let status = response.status();
-            match response.into_body().collect().await {
-                Ok(_) if status.is_success() => Delivered::Acknowledged(status.as_u16()),
-                Ok(body) => {
-                    let body = body.to_bytes();
-                    let excerpt = String::from_utf8_lossy(&body[..body.len().min(200)]);
+            let mut body = std::pin::pin!(response.into_body());
+            let mut kept = Vec::new();
+            let mut truncated = false;
+            let mut broke_off = None;
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(frame) => {
+                        if let Some(data) = frame.data_ref() {
+                            let room = keep.saturating_sub(kept.len());
+                            kept.extend_from_slice(&data[..data.len().min(room)]);
+                            truncated |= data.len() > room;
+                        }
+                    }
+                    Err(error) => {
+                        broke_off = Some(error.to_string());
+                        break;
+                    }
+                }
+            }
+            let answer = Answer {
+                status: status.as_u16(),
+                body: kept,
+                truncated,
+            };
+            let delivered = match broke_off {
+                Some(error) => Delivered::Failed(
+                    Some(status.as_u16()),
+                    format!("the function's response broke off: {error}"),
+                ),
+                None if status.is_success() => Delivered::Acknowledged(status.as_u16()),
+                None => {
+                    let excerpt = String::from_utf8_lossy(
+                        &answer.body[..answer.body.len().min(EVENT_EXCERPT_BYTES)],
+                    );
                     Delivered::Failed(
                         Some(status.as_u16()),
                         format!("the function answered {status}: {}", excerpt.trim()),
                     )
                 }
-                Err(error) => Delivered::Failed(
-                    Some(status.as_u16()),
-                    format!("the function's response broke off: {error}"),
-                ),
-            }
+            };
+            (delivered, Some(answer))
         }
         Err(error @ PoolError::Overloaded { retry_after, .. }) => {
-            Delivered::Throttled(retry_after, error.to_string())
+            (Delivered::Throttled(retry_after, error.to_string()), None)
         }
-        Err(error @ PoolError::NoCapacity) => {
-            Delivered::Throttled(Duration::from_secs(1), error.to_string())
-        }
-        Err(error) => Delivered::Failed(None, error.to_string()),
+        Err(error @ PoolError::NoCapacity) => (
+            Delivered::Throttled(Duration::from_secs(1), error.to_string()),
+            None,
+        ),
+        Err(error) => (Delivered::Failed(None, error.to_string()), None),
     }
 }
 
@@ -407,6 +614,7 @@ mod tests {
             retry: RetryPolicy::default(),
             hops: 0,
             first_seen_ms: 0,
+            call: None,
         };
         let delivered = event_request(&claimed, 1).unwrap();
         assert_eq!(sample.method(), delivered.method());
@@ -431,6 +639,7 @@ mod tests {
             retry: RetryPolicy::default(),
             hops: 4,
             first_seen_ms: 0,
+            call: None,
         };
         let request = event_request(&event, 3).unwrap();
         assert_eq!(request.method(), http::Method::POST);

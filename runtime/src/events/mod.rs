@@ -8,6 +8,10 @@
 //!   when (exponential backoff with jitter), or dead.
 //! - [`delivery`]: the task that delivers due events through the
 //!   functions' pools.
+//! - [`invocation`]: asynchronous calls, queued as events of kind
+//!   `invocation` with the request to replay, and their status.
+//! - [`destination`]: where a finished call's record goes (a function, a
+//!   bucket, a URL), and the record itself.
 //!
 //! The document types and header names are the wire protocol shared with
 //! the SDK, in the `kumo-protocol` crate.
@@ -17,7 +21,9 @@
 //! watchers and timers of `triggers` enqueue through it too.
 
 pub(crate) mod delivery;
+pub(crate) mod destination;
 pub(crate) mod document;
+pub(crate) mod invocation;
 pub(crate) mod queue;
 pub(crate) mod retry;
 
@@ -32,6 +38,7 @@ use crate::model::StorageTrigger;
 use queue::{EventKind, NewEvent};
 
 pub(crate) use delivery::{Delivery, DeliverySettings, Resolver, start_delivery};
+pub use invocation::{CallStatus, InvocationStatus};
 pub(crate) use queue::ReplayError;
 pub use queue::{AttemptRecord, EventState, EventSummary, list_attempts, list_events};
 
@@ -124,6 +131,7 @@ impl Events {
                     retry: trigger.retry(),
                     hops,
                     dead_reason: hop_limit_reason(hops),
+                    call: None,
                     id,
                 }
             })

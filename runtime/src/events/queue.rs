@@ -19,7 +19,7 @@ use sqlx::{FromRow, Sqlite, Transaction};
 
 use super::document::EventDocument;
 use crate::database::Database;
-use crate::model::{RetryPolicy, Target};
+use crate::model::{Destination, RetryPolicy, Target};
 
 /// How long acknowledged events stay in the table.
 pub(crate) const DONE_RETENTION: Duration = Duration::from_secs(3600);
@@ -33,6 +33,10 @@ pub(crate) enum EventKind {
     Watch,
     /// A timer firing.
     Timer,
+    /// An asynchronous call of a function (HTTP or the admin API).
+    Invocation,
+    /// The record of a finished asynchronous call, for its destination.
+    Destination,
 }
 
 impl EventKind {
@@ -42,6 +46,8 @@ impl EventKind {
             EventKind::Storage => "storage",
             EventKind::Watch => "watch",
             EventKind::Timer => "timer",
+            EventKind::Invocation => "invocation",
+            EventKind::Destination => "destination",
         }
     }
 }
@@ -105,6 +111,97 @@ pub(crate) struct NewEvent {
     pub(crate) hops: u32,
     /// Stored dead right away with this reason (the hop limit).
     pub(crate) dead_reason: Option<String>,
+    /// What an asynchronous call or a destination record carries; `None`
+    /// for a trigger's event.
+    pub(crate) call: Option<Call>,
+}
+
+/// What a row of an asynchronous call, or of its outcome's record,
+/// carries beyond an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// An asynchronous invocation (kind `invocation`): the request replayed
+    /// on each attempt (its body is the event's body), and where its outcome
+    /// goes.
+    Invocation(Box<QueuedRequest>),
+    /// A destination record (the event's body, kind `destination`) on its
+    /// way to a destination.
+    Record(Destination),
+}
+
+/// The request of an asynchronous invocation, as queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QueuedRequest {
+    /// `GET`, `POST`, ...
+    pub(crate) method: String,
+    /// The path and query, such as `/orders?id=3`.
+    pub(crate) uri: String,
+    /// The headers in HTTP/1 form (`invocation::encode_headers`).
+    pub(crate) headers: Vec<u8>,
+    /// Where a success's record goes.
+    pub(crate) on_success: Option<Destination>,
+    /// Where a failure's record goes.
+    pub(crate) on_failure: Option<Destination>,
+}
+
+/// The columns of a [`Call`].
+#[derive(Default)]
+struct CallColumns {
+    request_method: Option<String>,
+    request_uri: Option<String>,
+    request_headers: Option<Vec<u8>>,
+    on_success: Option<String>,
+    on_failure: Option<String>,
+    destination: Option<String>,
+}
+
+impl CallColumns {
+    fn of(call: Option<&Call>) -> Self {
+        match call {
+            None => Self::default(),
+            Some(Call::Invocation(request)) => Self {
+                request_method: Some(request.method.clone()),
+                request_uri: Some(request.uri.clone()),
+                request_headers: Some(request.headers.clone()),
+                on_success: request.on_success.as_ref().map(Destination::to_stored),
+                on_failure: request.on_failure.as_ref().map(Destination::to_stored),
+                destination: None,
+            },
+            Some(Call::Record(destination)) => Self {
+                destination: Some(destination.to_stored()),
+                ..Self::default()
+            },
+        }
+    }
+
+    /// The call a row of `kind` carries.
+    fn into_call(self, kind: &str) -> Result<Option<Call>, String> {
+        let destination = |text: Option<String>| {
+            text.map(|text| Destination::from_stored(&text).map_err(|error| error.0))
+                .transpose()
+        };
+        match kind {
+            "invocation" => {
+                let (Some(method), Some(uri), Some(headers)) =
+                    (self.request_method, self.request_uri, self.request_headers)
+                else {
+                    return Err("an invocation without its request".to_string());
+                };
+                Ok(Some(Call::Invocation(Box::new(QueuedRequest {
+                    method,
+                    uri,
+                    headers,
+                    on_success: destination(self.on_success)?,
+                    on_failure: destination(self.on_failure)?,
+                }))))
+            }
+            "destination" => match destination(self.destination)? {
+                Some(destination) => Ok(Some(Call::Record(destination))),
+                None => Err("a destination record without its destination".to_string()),
+            },
+            _ => Ok(None),
+        }
+    }
 }
 
 /// A new event id: a random UUID, as 32 hex digits.
@@ -192,11 +289,13 @@ async fn insert_event(
     };
     let retry =
         RetryColumns::try_from(event.retry).map_err(|error| sqlx::Error::Encode(error.into()))?;
+    let call = CallColumns::of(event.call.as_ref());
     sqlx::query(
         "INSERT INTO events (id, trigger_id, target, kind, ce_source, ce_type, ce_subject, ce_time,
              content_type, body, state, attempts, max_retries, retry_base_ms, max_age_ms, hops,
-             first_seen_ms, next_attempt_ms, lease_until_ms, last_error, updated_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+             first_seen_ms, next_attempt_ms, lease_until_ms, last_error, updated_ms,
+             request_method, request_uri, request_headers, on_success, on_failure, destination)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&event.id)
     .bind(&event.trigger_id)
@@ -217,6 +316,12 @@ async fn insert_event(
     .bind(now_ms)
     .bind(&event.dead_reason)
     .bind(now_ms)
+    .bind(call.request_method)
+    .bind(call.request_uri)
+    .bind(call.request_headers)
+    .bind(call.on_success)
+    .bind(call.on_failure)
+    .bind(call.destination)
     .execute(&mut **transaction)
     .await?;
     Ok(())
@@ -269,6 +374,34 @@ pub(crate) async fn insert_event_unless_outstanding(
     insert_event(&mut transaction, event, now_ms).await?;
     transaction.commit().await?;
     Ok(true)
+}
+
+/// Stores an asynchronous call unless `max_queued` calls of its trigger id
+/// (`invocation:<function>`) are already pending or retrying. Returns
+/// `Err(queued)` with that count when the queue is full.
+///
+/// # Errors
+///
+/// A database error.
+pub(crate) async fn insert_event_bounded(
+    database: &Database,
+    event: &NewEvent,
+    max_queued: u32,
+    now_ms: i64,
+) -> Result<Result<(), u64>, sqlx::Error> {
+    let mut transaction = crate::database::begin_write(database).await?;
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events WHERE trigger_id = ? AND state IN ('pending', 'retrying')",
+    )
+    .bind(&event.trigger_id)
+    .fetch_one(&mut *transaction)
+    .await?;
+    if queued >= i64::from(max_queued) {
+        return Ok(Err(u64::try_from(queued).unwrap_or(0)));
+    }
+    insert_event(&mut transaction, event, now_ms).await?;
+    transaction.commit().await?;
+    Ok(Ok(()))
 }
 
 /// A file version of a watched folder: it becomes an event once.
@@ -334,12 +467,15 @@ pub(crate) struct ClaimedEvent {
     pub(crate) hops: u32,
     /// When it was stored (or replayed), ms since the epoch.
     pub(crate) first_seen_ms: i64,
+    /// An asynchronous call's request, or a record's destination.
+    pub(crate) call: Option<Call>,
 }
 
 /// A claimed row as stored.
 #[derive(FromRow)]
 struct ClaimedRow {
     id: String,
+    kind: String,
     target: String,
     ce_source: String,
     ce_type: String,
@@ -353,6 +489,12 @@ struct ClaimedRow {
     max_age_ms: i64,
     hops: i64,
     first_seen_ms: i64,
+    request_method: Option<String>,
+    request_uri: Option<String>,
+    request_headers: Option<Vec<u8>>,
+    on_success: Option<String>,
+    on_failure: Option<String>,
+    destination: Option<String>,
 }
 
 impl TryFrom<ClaimedRow> for ClaimedEvent {
@@ -362,7 +504,17 @@ impl TryFrom<ClaimedRow> for ClaimedEvent {
         let count = |name: &str, value: i64| {
             u32::try_from(value).map_err(|_| format!("the stored {name} {value} is out of range"))
         };
+        let call = CallColumns {
+            request_method: row.request_method,
+            request_uri: row.request_uri,
+            request_headers: row.request_headers,
+            on_success: row.on_success,
+            on_failure: row.on_failure,
+            destination: row.destination,
+        }
+        .into_call(&row.kind)?;
         Ok(Self {
+            call,
             attempts: count("attempts", row.attempts)?,
             hops: count("hops", row.hops)?,
             retry: RetryPolicy::try_from(RetryColumns {
@@ -422,8 +574,10 @@ pub(crate) async fn claim_due(
              WHERE state IN ('pending', 'retrying') AND next_attempt_ms <= ?2
                AND (lease_until_ms IS NULL OR lease_until_ms <= ?2)
              ORDER BY next_attempt_ms LIMIT ?3)
-         RETURNING id, target, ce_source, ce_type, ce_subject, ce_time, content_type, body,
-                   attempts, max_retries, retry_base_ms, max_age_ms, hops, first_seen_ms",
+         RETURNING id, kind, target, ce_source, ce_type, ce_subject, ce_time, content_type, body,
+                   attempts, max_retries, retry_base_ms, max_age_ms, hops, first_seen_ms,
+                   request_method, request_uri, request_headers, on_success, on_failure,
+                   destination",
     )
     .bind(now_ms.saturating_add(millis(lease)))
     .bind(now_ms)
@@ -440,7 +594,7 @@ pub(crate) async fn claim_due(
                     "the stored event does not read back: {why}; hint: the database was changed by hand or by another program"
                 );
                 tracing::error!(event = %id, "{reason}");
-                mark_dead(database, &id, &reason, now_ms).await?;
+                mark_dead(database, &id, &reason, now_ms, None).await?;
             }
         }
     }
@@ -508,9 +662,46 @@ pub(crate) enum NextState {
     Dead(String),
 }
 
+/// How an asynchronous call's row ends an attempt, or ends: its last
+/// status, how it ended once it did, and its destination record, stored in
+/// the same transaction, so an outcome is never lost.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallEnd {
+    /// The function's HTTP status on this attempt, when it answered.
+    pub(crate) final_status: Option<u16>,
+    /// `Success`, `RetriesExhausted`, ... once the call ended.
+    pub(crate) condition: Option<&'static str>,
+    /// The destination record to queue.
+    pub(crate) record: Option<NewEvent>,
+}
+
+/// Stores what `end` says about an asynchronous call's row.
+async fn store_call_end(
+    transaction: &mut Transaction<'_, Sqlite>,
+    event_id: &str,
+    end: &CallEnd,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE events SET final_status = COALESCE(?, final_status),
+             condition = COALESCE(?, condition) WHERE id = ?",
+    )
+    .bind(end.final_status.map(i64::from))
+    .bind(end.condition)
+    .bind(event_id)
+    .execute(&mut **transaction)
+    .await?;
+    if let Some(record) = &end.record {
+        insert_event(transaction, record, now_ms).await?;
+    }
+    Ok(())
+}
+
 /// Records an attempt and moves the event on, in one transaction, and
 /// drops its lease. `counted` says whether the attempt counts against the
-/// retry budget (a throttled one does not).
+/// retry budget (a throttled one does not). An asynchronous call's `end`
+/// (its status, condition and destination record) goes in the same
+/// transaction.
 ///
 /// # Errors
 ///
@@ -521,8 +712,12 @@ pub(crate) async fn finish_attempt(
     attempt: &Attempt,
     counted: bool,
     next: &NextState,
+    end: Option<&CallEnd>,
 ) -> Result<(), sqlx::Error> {
     let mut transaction = crate::database::begin_write(database).await?;
+    if let Some(end) = end {
+        store_call_end(&mut transaction, event_id, end, attempt.finished_ms).await?;
+    }
     sqlx::query(
         "INSERT INTO event_attempts (event_id, started_ms, finished_ms, outcome, status, error, request_id)
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -567,7 +762,8 @@ pub(crate) async fn finish_attempt(
 }
 
 /// Moves an event to the dead-letter list without an attempt (its
-/// function is gone, or it is too old to try).
+/// function is gone, or it is too old to try); an asynchronous call's
+/// `end` goes in the same transaction.
 ///
 /// # Errors
 ///
@@ -577,7 +773,12 @@ pub(crate) async fn mark_dead(
     event_id: &str,
     reason: &str,
     now_ms: i64,
+    end: Option<&CallEnd>,
 ) -> Result<(), sqlx::Error> {
+    let mut transaction = crate::database::begin_write(database).await?;
+    if let Some(end) = end {
+        store_call_end(&mut transaction, event_id, end, now_ms).await?;
+    }
     sqlx::query(
         "UPDATE events SET state = 'dead', last_error = ?, lease_until_ms = NULL, updated_ms = ?
          WHERE id = ?",
@@ -585,9 +786,9 @@ pub(crate) async fn mark_dead(
     .bind(reason)
     .bind(now_ms)
     .bind(event_id)
-    .execute(database)
+    .execute(&mut *transaction)
     .await?;
-    Ok(())
+    transaction.commit().await
 }
 
 /// Deletes acknowledged events finished before `before_ms`. Returns how
@@ -615,7 +816,7 @@ pub struct EventSummary {
     pub trigger: String,
     /// The target it is delivered to (`name`, `name:3` or `name:alias`).
     pub function: String,
-    /// storage | watch | timer.
+    /// storage | watch | timer | invocation | destination.
     pub kind: String,
     /// pending | retrying | dead | done.
     pub state: String,
@@ -729,7 +930,7 @@ pub(crate) async fn get_event(
 }
 
 /// One recorded delivery attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, FromRow, utoipa::ToSchema)]
 pub struct AttemptRecord {
     /// When it started, ms since the epoch.
     pub started_ms: i64,

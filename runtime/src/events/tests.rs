@@ -57,6 +57,7 @@ fn timer_event(name: &str) -> NewEvent {
         retry: RetryPolicy::default(),
         hops: 0,
         dead_reason: None,
+        call: None,
     }
 }
 
@@ -237,6 +238,7 @@ async fn attempts_move_events_through_retrying_to_done_or_dead() {
         &attempt(AttemptOutcome::Throttled, now),
         false,
         &NextState::RetryAt(now + 1000),
+        None,
     )
     .await
     .unwrap();
@@ -259,6 +261,7 @@ async fn attempts_move_events_through_retrying_to_done_or_dead() {
         &attempt(AttemptOutcome::Failed, now + 1000),
         true,
         &NextState::RetryAt(now + 3000),
+        None,
     )
     .await
     .unwrap();
@@ -275,6 +278,7 @@ async fn attempts_move_events_through_retrying_to_done_or_dead() {
         &attempt(AttemptOutcome::Failed, now + 3000),
         true,
         &NextState::Dead("gave up".into()),
+        None,
     )
     .await
     .unwrap();
@@ -309,6 +313,7 @@ async fn attempts_move_events_through_retrying_to_done_or_dead() {
         },
         true,
         &NextState::Done,
+        None,
     )
     .await
     .unwrap();
@@ -339,9 +344,15 @@ async fn replay_refuses_unknown_and_live_events() {
         error.to_string().contains("is pending, not dead"),
         "{error}"
     );
-    mark_dead(&database, &event.id, "the function `f` no longer exists", 1)
-        .await
-        .unwrap();
+    mark_dead(
+        &database,
+        &event.id,
+        "the function `f` no longer exists",
+        1,
+        None,
+    )
+    .await
+    .unwrap();
     let dead = get_event(&database, &event.id).await.unwrap().unwrap();
     assert_eq!(dead.state, "dead");
     assert_eq!(
@@ -378,6 +389,7 @@ async fn a_timer_has_at_most_one_outstanding_event() {
         &attempt(AttemptOutcome::Ok, 2),
         true,
         &NextState::Done,
+        None,
     )
     .await
     .unwrap();
@@ -513,4 +525,131 @@ async fn events_are_listed_newest_first_so_a_limit_keeps_the_newest() {
         ["timer:third", "timer:second", "timer:first"]
     );
     assert_eq!(listed(2).await, ["timer:third", "timer:second"]);
+}
+
+/// An asynchronous call as queued by `invocation::enqueue`.
+fn queued_call(function: &str) -> NewEvent {
+    use super::queue::{Call, QueuedRequest};
+    NewEvent {
+        trigger_id: super::invocation::trigger_id(function),
+        target: function.into(),
+        kind: EventKind::Invocation,
+        call: Some(Call::Invocation(Box::new(QueuedRequest {
+            method: "PUT".into(),
+            uri: "/orders?id=7".into(),
+            headers: b"content-type: application/json\r\nx-tag: a\r\n".to_vec(),
+            on_success: Some(crate::model::Destination::Url(
+                "http://127.0.0.1:9/hook".into(),
+            )),
+            on_failure: Some(crate::model::Destination::Bucket {
+                bucket: "failures".into(),
+                prefix: "orders/".into(),
+            }),
+        }))),
+        ..timer_event("unused")
+    }
+}
+
+#[tokio::test]
+async fn a_queued_call_comes_back_with_its_request_and_destinations() {
+    let (_dir, database) = database().await;
+    let call = queued_call("orders");
+    let stored = queue::insert_event_bounded(&database, &call, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(stored, Ok(()));
+    let claimed = claim_due(&database, 0, Duration::from_secs(60), 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].call, call.call);
+    assert_eq!(claimed[0].target, crate::model::Target::latest("orders"));
+}
+
+#[tokio::test]
+async fn past_its_bound_a_call_is_not_stored() {
+    let (_dir, database) = database().await;
+    for _ in 0..2 {
+        let stored = queue::insert_event_bounded(&database, &queued_call("orders"), 2, 0)
+            .await
+            .unwrap();
+        assert_eq!(stored, Ok(()));
+    }
+    let full = queue::insert_event_bounded(&database, &queued_call("orders"), 2, 0)
+        .await
+        .unwrap();
+    assert_eq!(full, Err(2));
+    // The bound is per function.
+    let other = queue::insert_event_bounded(&database, &queued_call("audit"), 2, 0)
+        .await
+        .unwrap();
+    assert_eq!(other, Ok(()));
+    // A finished call frees its place.
+    let id = claim_due(&database, 0, Duration::from_secs(60), 1)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    finish_attempt(
+        &database,
+        &id,
+        &attempt(AttemptOutcome::Ok, 1),
+        true,
+        &NextState::Done,
+        None,
+    )
+    .await
+    .unwrap();
+    let freed = queue::insert_event_bounded(&database, &queued_call("orders"), 2, 2)
+        .await
+        .unwrap();
+    assert_eq!(freed, Ok(()));
+}
+
+#[tokio::test]
+async fn an_existing_queue_upgrades_and_keeps_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    // A kumo.db as the release before asynchronous calls left it: the
+    // first four migrations, one pending event.
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join(crate::database::FILE_NAME))
+            .create_if_missing(true);
+        let old = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.migrations = std::borrow::Cow::Owned(
+            migrator
+                .migrations
+                .iter()
+                .filter(|migration| migration.version <= 4)
+                .cloned()
+                .collect(),
+        );
+        migrator.run(&old).await.unwrap();
+        sqlx::query(
+            "INSERT INTO events (id, trigger_id, target, kind, ce_source, ce_type, ce_subject,
+                 ce_time, content_type, body, state, attempts, max_retries, retry_base_ms,
+                 max_age_ms, hops, first_seen_ms, next_attempt_ms, updated_ms)
+             VALUES ('old', 'timer:t', 'f', 'timer', '/kumo/timer/t', 'kumo.timer', 't',
+                 '2026-01-01T00:00:00.000Z', 'application/json', x'7b7d', 'pending', 0, 3,
+                 1000, 86400000, 0, 0, 0, 0)",
+        )
+        .execute(&old)
+        .await
+        .unwrap();
+        old.close().await;
+    }
+    let database = crate::database::open(dir.path()).await.unwrap();
+    let claimed = claim_due(&database, 1, Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, "old");
+    assert_eq!(claimed[0].call, None);
+    assert_eq!(claimed[0].body, b"{}");
+    // And the upgraded table takes calls.
+    let stored = queue::insert_event_bounded(&database, &queued_call("orders"), 10, 2)
+        .await
+        .unwrap();
+    assert_eq!(stored, Ok(()));
 }

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::model::{Qualifier, RouteTable, Target, TriggerSpec};
+use crate::model::{AsyncPolicy, Qualifier, RouteTable, Target, TriggerSpec};
 use crate::pool::{Pool, SlotCounts};
 use crate::registry::{FunctionRecord, RegistryState, TOTAL_WEIGHT};
 
@@ -23,6 +23,8 @@ pub(crate) struct Snapshot {
     pub(crate) registry: RegistryState,
     pools: HashMap<VersionKey, Arc<Pool>>,
     routes: RouteTable<Target>,
+    /// What an asynchronous call of each live version is queued with.
+    async_policies: HashMap<VersionKey, Arc<AsyncPolicy>>,
 }
 
 /// Why a target cannot be served.
@@ -55,10 +57,24 @@ impl Snapshot {
                         _ => None,
                     }),
             );
+        let async_policies = pools
+            .keys()
+            .filter_map(|key| {
+                let config = &registry.functions.get(&key.0)?.version(key.1)?.config;
+                match config.async_policy() {
+                    Ok(policy) => Some((key.clone(), Arc::new(policy))),
+                    Err(error) => {
+                        tracing::error!(function = %key.0, version = key.1, error = %error, "a stored version's `async` table does not hold");
+                        None
+                    }
+                }
+            })
+            .collect();
         Self {
             registry,
             pools,
             routes,
+            async_policies,
         }
     }
 
@@ -75,6 +91,26 @@ impl Snapshot {
     /// Every live pool with its version.
     pub(crate) fn pools_by_version(&self) -> impl Iterator<Item = (&VersionKey, &Arc<Pool>)> {
         self.pools.iter()
+    }
+
+    /// The target an HTTP path routes to, if a route matches.
+    pub(crate) fn route_target(&self, path: &str) -> Option<&Target> {
+        self.routes.lookup(path)
+    }
+
+    /// What an asynchronous call of `target` is queued with: the policy of
+    /// the version it resolves to now (a weighted alias picks one).
+    ///
+    /// # Errors
+    ///
+    /// As [`Snapshot::resolve`].
+    pub(crate) fn async_policy(&self, target: &Target) -> Result<Arc<AsyncPolicy>, ResolveError> {
+        let pool = self.resolve(target)?;
+        let key = (target.function.clone(), pool.version());
+        self.async_policies
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ResolveError::Unavailable(format!("{}:{}", key.0, key.1)))
     }
 
     /// The pool that serves a target now: a weighted alias picks one of

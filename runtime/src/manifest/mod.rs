@@ -146,12 +146,15 @@ struct RawFunction {
     queue_timeout_ms: Option<Spanned<u64>>,
     target_concurrency: Option<Spanned<f64>>,
     target_utilization: Option<Spanned<f64>>,
+    #[serde(rename = "async")]
+    async_calls: Option<Spanned<crate::config::AsyncConfig>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFileMount {
-    bucket: Spanned<String>,
+    bucket: Option<Spanned<String>>,
+    dir: Option<Spanned<String>>,
     path: Spanned<String>,
     read_only: Option<bool>,
 }
@@ -271,7 +274,7 @@ impl Manifest {
                     "set `source` to the component's .wasm path",
                 ));
             }
-            let files = file_mounts(&name, &function.files, &fail)?;
+            let files = file_mounts(&name, &function.files, folder, &fail)?;
             let config = FunctionConfig {
                 files,
                 ..function_config(&function)
@@ -576,19 +579,40 @@ fn event_triggers(
 fn file_mounts(
     name: &str,
     raw: &[Spanned<RawFileMount>],
+    folder: &Path,
     fail: &impl Fn(Option<Range<usize>>, String, &str) -> ManifestError,
 ) -> Result<Vec<FileMount>, ManifestError> {
     let mut mounts: Vec<FileMount> = Vec::new();
-    for entry in raw {
-        let entry = entry.get_ref();
-        let bucket = entry.bucket.get_ref();
-        if let Err(error) = crate::storage::check_bucket_name(bucket) {
-            return Err(fail(
-                Some(entry.bucket.span()),
-                format!("function `{name}`: `files`: {error}"),
-                "name a bucket of the storage endpoint; docs/storage.md gives the rules",
-            ));
-        }
+    for spanned in raw {
+        let entry = spanned.get_ref();
+        let (bucket, dir) = match (&entry.bucket, &entry.dir) {
+            (Some(bucket), None) => {
+                if let Err(error) = crate::storage::check_bucket_name(bucket.get_ref()) {
+                    return Err(fail(
+                        Some(bucket.span()),
+                        format!("function `{name}`: `files`: {error}"),
+                        "name a bucket of the storage endpoint; docs/storage.md gives the rules",
+                    ));
+                }
+                (Some(bucket.get_ref().clone()), None)
+            }
+            (None, Some(dir)) => {
+                // Relative to the manifest's folder, made absolute so the
+                // stored configuration does not depend on where kumo ran.
+                let joined = folder.join(dir.get_ref());
+                let absolute = std::path::absolute(&joined).unwrap_or(joined);
+                (None, Some(absolute.to_string_lossy().into_owned()))
+            }
+            _ => {
+                return Err(fail(
+                    Some(spanned.span()),
+                    format!(
+                        "function `{name}`: `files`: a mount names both or neither of `bucket` and `dir`"
+                    ),
+                    "mount either a bucket (`bucket = \"photos\"`) or a folder (`dir = \"./inbox\"`)",
+                ));
+            }
+        };
         let path = entry.path.get_ref();
         if !crate::storage::is_clean_mount_path(path) {
             return Err(fail(
@@ -603,11 +627,12 @@ fn file_mounts(
             return Err(fail(
                 Some(entry.path.span()),
                 format!("function `{name}`: `files`: two mounts at `{path}`"),
-                "give each mounted bucket its own path",
+                "give each mount its own path",
             ));
         }
         mounts.push(FileMount {
-            bucket: bucket.clone(),
+            bucket,
+            dir,
             path: path.clone(),
             read_only: entry.read_only.unwrap_or(true),
         });
@@ -649,6 +674,11 @@ fn function_config(function: &RawFunction) -> FunctionConfig {
         target_concurrency: fraction(&function.target_concurrency, defaults.target_concurrency),
         target_utilization: fraction(&function.target_utilization, defaults.target_utilization),
         files: Vec::new(),
+        async_calls: function
+            .async_calls
+            .as_ref()
+            .map(|calls| calls.get_ref().clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -674,6 +704,11 @@ fn config_error_span(
             .index
             .and_then(|index| function.allowed_outbound_hosts.get(index))
             .map(Spanned::span),
+        "files" => error
+            .index
+            .and_then(|index| function.files.get(index))
+            .map(Spanned::span),
+        "async" => function.async_calls.as_ref().map(Spanned::span),
         _ => None,
     }
 }
@@ -696,7 +731,8 @@ min_instances = 1
 max_instances = 4
 reuse = false
 idle_timeout_s = 60
-files = [{ bucket = "photos", path = "/data" }, { bucket = "thumbs", path = "/out", read_only = false }]
+files = [{ bucket = "photos", path = "/data" }, { bucket = "thumbs", path = "/out", read_only = false }, { dir = "./inbox", path = "/inbox" }]
+async = { max_retries = 1, max_queued = 50, on_success = { function = "echo" }, on_failure = { bucket = "failures", prefix = "hello/" } }
 
 [function.echo]
 source = "/abs/echo.wasm"
@@ -734,16 +770,44 @@ function = "echo"
             hello.config.files,
             [
                 FileMount {
-                    bucket: "photos".into(),
+                    bucket: Some("photos".into()),
+                    dir: None,
                     path: "/data".into(),
                     read_only: true
                 },
                 FileMount {
-                    bucket: "thumbs".into(),
+                    bucket: Some("thumbs".into()),
+                    dir: None,
                     path: "/out".into(),
                     read_only: false
                 },
+                FileMount {
+                    bucket: None,
+                    dir: Some("/srv/app/inbox".into()),
+                    path: "/inbox".into(),
+                    read_only: true
+                },
             ]
+        );
+        let policy = hello.config.async_policy().unwrap();
+        assert_eq!(policy.retry.max_retries, 1);
+        assert_eq!(policy.max_queued, 50);
+        assert_eq!(
+            policy.on_success,
+            Some(crate::model::Destination::Function(
+                crate::model::Target::latest("echo")
+            ))
+        );
+        assert_eq!(
+            policy.on_failure,
+            Some(crate::model::Destination::Bucket {
+                bucket: "failures".into(),
+                prefix: "hello/".into()
+            })
+        );
+        assert_eq!(
+            echo.config.async_policy().unwrap().retry,
+            crate::model::RetryPolicy::default()
         );
         assert!(echo.config.files.is_empty());
         assert_eq!(manifest.http_triggers[1].route.to_string(), "/echo/...");

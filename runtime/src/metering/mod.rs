@@ -101,7 +101,7 @@ impl TriggerKind {
 /// | `trap` | `Trap` (panic, `unreachable`, stack overflow, host call refused) |
 /// | `timeout` | `Timeout` |
 /// | `out_of_memory` | `OutOfMemory` |
-/// | `rejected` | the pool's `Overloaded` (429) and `NoCapacity` (503, the engine's `InstanceUnavailable`), `PayloadTooLarge` (413), `BadRequest` (400): the caller's request or the host's capacity, not the function, decided it |
+/// | `rejected` | the pool's `Overloaded` (429) and `NoCapacity` (503, the engine's `InstanceUnavailable`), `PayloadTooLarge` (413), `BadRequest` and `UnreadableBody` (400): the caller's request or the host's capacity, not the function, decided it |
 ///
 /// When the guest's own end and the answer disagree, the guest's trap,
 /// timeout or out-of-memory wins (a 200 whose body was cut off by the
@@ -201,6 +201,7 @@ impl Outcome {
             InvokeError::OutOfMemory { .. } => Outcome::OutOfMemory,
             InvokeError::PayloadTooLarge { .. }
             | InvokeError::BadRequest { .. }
+            | InvokeError::UnreadableBody
             | InvokeError::InstanceUnavailable => Outcome::Rejected,
             InvokeError::FunctionFailed { .. }
             | InvokeError::NoResponse
@@ -368,6 +369,7 @@ mod tests {
                 Outcome::OutOfMemory,
             ),
             (InvokeError::PayloadTooLarge { limit: 1 }, Outcome::Rejected),
+            (InvokeError::UnreadableBody, Outcome::Rejected),
             (
                 InvokeError::BadRequest {
                     message: "x".into(),

@@ -15,7 +15,10 @@
 //! followed functions to their log's followers, prints the batch's
 //! `REPORT` lines in one write when asked to, and updates the metrics. So
 //! a record reaches the database at most ~100 ms (plus the write) after
-//! its invocation ended, and a hard kill loses at most that window.
+//! its invocation ended, and a hard kill loses at most that window. A
+//! batch the database refuses (a full disk, an unwritable file) is kept,
+//! up to [`MAX_UNSTORED_RECORDS`], and stored again, oldest first, at the
+//! next ticks: a database that fails for a while loses no record.
 //! [`MeterTask::shutdown`] stores everything still pending.
 //!
 //! `REPORT` lines are not printed by default: at tens of thousands of
@@ -56,6 +59,10 @@ pub(crate) const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600
 
 /// How often old records are rolled up.
 pub(crate) const ROLLUP_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Records kept in memory while the database refuses them (about 16 MB);
+/// past it the oldest batches are lost, counted as failed.
+pub(crate) const MAX_UNSTORED_RECORDS: u64 = 262_144;
 
 /// At most one log line about dropped records per this interval.
 pub(crate) const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -173,7 +180,8 @@ pub(crate) struct MeterTask {
 pub(crate) struct WriterStats {
     /// Records stored.
     pub written: u64,
-    /// Records lost because a write failed (logged).
+    /// Records lost because the database refused them until the end, or
+    /// more were waiting than [`MAX_UNSTORED_RECORDS`] (logged).
     pub failed: u64,
     /// Records dropped because the pending batch was full.
     pub dropped: u64,
@@ -353,6 +361,9 @@ async fn run_writer(
     let mut next_rollup = Instant::now();
     let mut taken = Pending::default();
     let mut last_failure_log: Option<Instant> = None;
+    // Batches the database refused, oldest first: stored again, in order,
+    // before anything newer.
+    let mut unstored = Unstored::default();
     loop {
         let stopping = tokio::select! {
             biased;
@@ -361,32 +372,53 @@ async fn run_writer(
         };
         // Everything pending now; on shutdown, the last of it.
         let through = shared.take_pending(&mut taken, stopping);
+        let recovered = unstored.retry(&database, &mut stats).await;
+        if recovered > 0 && unstored.is_empty() {
+            tracing::info!(
+                records = recovered,
+                "stored the metering records the database refused earlier"
+            );
+        }
         if !taken.batch.is_empty() {
             let records = taken.batch.len() as u64;
-            match store::insert_batch(&database, &taken.batch).await {
-                Ok(()) => stats.written += records,
-                Err(error) => {
-                    stats.failed += records;
-                    if last_failure_log.is_none_or(|at| at.elapsed() >= DROP_LOG_INTERVAL) {
-                        last_failure_log = Some(Instant::now());
-                        tracing::error!(
-                            records,
-                            failed_total = stats.failed,
-                            error = %format!("{error:#}"),
-                            "cannot store metering records; hint: is the disk full?"
-                        );
-                    }
-                }
-            }
+            let stored = if unstored.is_empty() {
+                store::insert_batch(&database, &taken.batch).await
+            } else {
+                Err(anyhow::anyhow!(
+                    "earlier records are still waiting to be stored"
+                ))
+            };
             print_report_lines(&taken.report);
             if let Some(logs) = &options.followed_logs {
                 publish_report_lines(logs, &taken.batch);
             }
             update_metrics(taken.batch.functions(), &taken.tallies);
+            match stored {
+                Ok(()) => stats.written += records,
+                Err(error) => {
+                    unstored.keep(std::mem::take(&mut taken.batch), &mut stats);
+                    if last_failure_log.is_none_or(|at| at.elapsed() >= DROP_LOG_INTERVAL) {
+                        last_failure_log = Some(Instant::now());
+                        tracing::error!(
+                            waiting = unstored.records,
+                            lost_total = stats.failed,
+                            error = %format!("{error:#}"),
+                            "cannot store metering records; they are kept and stored again when the database accepts them. hint: is the disk full?"
+                        );
+                    }
+                }
+            }
             taken.clear();
         }
         shared.settle(through);
         if stopping {
+            if !unstored.is_empty() {
+                stats.failed += unstored.records;
+                tracing::error!(
+                    records = unstored.records,
+                    "stopping with metering records the database still refuses: they are lost"
+                );
+            }
             return stats;
         }
         if Instant::now() >= next_rollup {
@@ -403,6 +435,49 @@ async fn run_writer(
                 }
             }
         }
+    }
+}
+
+/// Batches waiting for the database to accept them again.
+#[derive(Default)]
+struct Unstored {
+    batches: std::collections::VecDeque<Batch>,
+    records: u64,
+}
+
+impl Unstored {
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// Keeps `batch` for later; past [`MAX_UNSTORED_RECORDS`] the oldest
+    /// batches are lost (counted in `stats.failed`).
+    fn keep(&mut self, batch: Batch, stats: &mut WriterStats) {
+        self.records += batch.len() as u64;
+        self.batches.push_back(batch);
+        while self.records > MAX_UNSTORED_RECORDS
+            && let Some(oldest) = self.batches.pop_front()
+        {
+            self.records -= oldest.len() as u64;
+            stats.failed += oldest.len() as u64;
+        }
+    }
+
+    /// Stores the kept batches, oldest first, until one fails; returns how
+    /// many records were stored.
+    async fn retry(&mut self, database: &Database, stats: &mut WriterStats) -> u64 {
+        let mut stored = 0;
+        while let Some(batch) = self.batches.front() {
+            if store::insert_batch(database, batch).await.is_err() {
+                break;
+            }
+            let records = batch.len() as u64;
+            self.records -= records;
+            stored += records;
+            stats.written += records;
+            self.batches.pop_front();
+        }
+        stored
     }
 }
 

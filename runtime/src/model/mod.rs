@@ -1,11 +1,12 @@
 //! Kumo's vocabulary: the values that name things and say what invokes
 //! what — routes, targets, trigger specifications with their retry policy,
-//! object changes. Text becomes these types once, where it enters Kumo (the
+//! object changes, the destinations of asynchronous invocations. Text becomes these types once, where it enters Kumo (the
 //! manifest, the admin API, a stored row), and everything further in works
 //! with the types. Nothing here does I/O or knows another module of the
 //! crate: every other layer may use it.
 
 mod bucket_name;
+mod destination;
 mod event_trigger;
 mod object_change;
 #[cfg(test)]
@@ -15,6 +16,8 @@ mod target;
 mod trigger;
 
 pub(crate) use bucket_name::bucket_name_problem;
+pub use destination::{AsyncPolicy, Destination, DestinationTable};
+pub(crate) use event_trigger::defaults as retry_defaults;
 #[cfg(test)]
 pub(crate) use event_trigger::parse_cron;
 pub use event_trigger::{ObjectEventFormat, RetryPolicy, StorageTrigger, TriggerError};

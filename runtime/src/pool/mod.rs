@@ -199,6 +199,11 @@ impl Pool {
         pool
     }
 
+    /// The function version this pool runs.
+    pub(crate) fn version(&self) -> u32 {
+        self.version
+    }
+
     fn lock(&self) -> MutexGuard<'_, PoolInner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -25,6 +25,21 @@ pub(crate) const TOTAL_WEIGHT: u32 = 100;
 #[error("registry storage failed: {0:#}")]
 pub(crate) struct RegistryError(#[from] anyhow::Error);
 
+impl RegistryError {
+    /// Whether the write failed because the disk is full (the artifact
+    /// store's file, or SQLite's `SQLITE_FULL`).
+    pub(crate) fn is_disk_full(&self) -> bool {
+        self.0.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(crate::database::is_disk_full)
+                || cause
+                    .downcast_ref::<sqlx::Error>()
+                    .is_some_and(crate::database::is_database_full)
+        })
+    }
+}
+
 impl From<sqlx::Error> for RegistryError {
     fn from(error: sqlx::Error) -> Self {
         Self(error.into())

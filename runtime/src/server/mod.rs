@@ -11,6 +11,7 @@ use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::connections::ConnectionLimits;
 use crate::control::Control;
 use crate::engine::{Engine, EngineOptions};
 use crate::metering::{Meter, MeterOptions, MeterTask, Prices};
@@ -49,6 +50,15 @@ pub(crate) struct ServerOptions {
     pub(crate) prices: Prices,
     /// The S3 endpoint.
     pub(crate) storage: StorageSettings,
+    /// The folders watch triggers may watch (`--watch-root`); the working
+    /// directory when empty.
+    pub(crate) watch_roots: Vec<PathBuf>,
+    /// Time a client has to send a request's head (and the idle keep-alive
+    /// timeout).
+    pub(crate) header_timeout: Duration,
+    /// Open connections per listener; by default a share of the open-file
+    /// limit.
+    pub(crate) max_connections: Option<usize>,
 }
 
 /// The S3 endpoint's settings.
@@ -93,6 +103,8 @@ pub(crate) struct Prepared {
     /// For the admin API's billing and records.
     database: crate::database::Database,
     prices: Prices,
+    /// What every listener allows its clients.
+    connection_limits: ConnectionLimits,
 }
 
 /// The admin token's file in the data directory.
@@ -281,6 +293,7 @@ pub(crate) async fn prepare(
     let metrics = crate::observability::metrics::install_recorder()?;
     let engine = Engine::new(&EngineOptions {
         cache_dir: data_dir.join("cache"),
+        cache_key_file: data_dir.join("cache-key"),
         pooling: options.pooling,
         guest_log_sink: Some(guest_logs.sink()),
     })?;
@@ -321,9 +334,20 @@ pub(crate) async fn prepare(
     let weak_live = Arc::downgrade(control.live());
     let resolve: crate::events::Resolver =
         Arc::new(move |target| weak_live.upgrade()?.resolve_now(target));
-    let event_triggers = crate::triggers::start_event_triggers(database_for_events, resolve)
-        .await
-        .context("cannot start event delivery")?;
+    let watch_roots = if options.watch_roots.is_empty() {
+        vec![std::env::current_dir().context("cannot read the working directory")?]
+    } else {
+        options.watch_roots.clone()
+    };
+    let watch_roots = crate::triggers::watch::WatchRoots::new(&watch_roots)?;
+    let event_triggers = crate::triggers::start_event_triggers(
+        database_for_events,
+        resolve,
+        crate::storage::storage_root(&data_dir),
+        watch_roots,
+    )
+    .await
+    .context("cannot start event delivery")?;
     let events = event_triggers.events.clone();
     control.attach_event_triggers(event_triggers).await;
     let token = admin_token(&data_dir, options.admin_token.as_deref())?;
@@ -359,6 +383,19 @@ pub(crate) async fn prepare(
             "cannot record the admin api's address; client verbs need --admin-url"
         );
     }
+    let descriptors = crate::connections::raise_descriptor_limit();
+    let connection_limits = ConnectionLimits::for_descriptors(
+        descriptors,
+        3,
+        options.header_timeout,
+        options.max_connections,
+    );
+    tracing::debug!(
+        open_files = descriptors,
+        max_connections = connection_limits.max_connections,
+        header_timeout_ms = connection_limits.header_timeout.as_millis() as u64,
+        "connection limits per listener"
+    );
     Ok(Prepared {
         control,
         data_dir,
@@ -378,6 +415,7 @@ pub(crate) async fn prepare(
         events,
         database,
         prices: options.prices,
+        connection_limits,
     })
 }
 
@@ -565,9 +603,10 @@ impl Prepared {
             self.storage,
             self.storage_options,
             on_change,
+            self.connection_limits,
             stopped(stop_rx.clone()),
         ));
-        let gateway = crate::gateway::router(self.control.live().clone());
+        let gateway = crate::gateway::router(self.control.live().clone(), self.events.clone());
         let admin = crate::api::router(crate::api::ApiState {
             control: self.control.clone(),
             live: self.control.live().clone(),
@@ -579,16 +618,25 @@ impl Prepared {
             meter: self.control.meter().clone(),
             stopping: stop_rx.clone(),
             storage_root,
+            events: self.events.clone(),
         });
         let (gateway, admin) = tokio::join!(
             serve(
                 "gateway",
                 self.gateway,
                 gateway,
+                self.connection_limits,
                 stopped(stop_rx.clone()),
                 self.grace
             ),
-            serve("admin api", self.admin, admin, stopped(stop_rx), self.grace),
+            serve(
+                "admin api",
+                self.admin,
+                admin,
+                self.connection_limits,
+                stopped(stop_rx),
+                self.grace
+            ),
         );
         match storage.await {
             Ok(Ok(())) => {}
@@ -638,20 +686,13 @@ pub(crate) async fn serve(
     what: &'static str,
     listener: TcpListener,
     app: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
     type SecondSignal = Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<SecondSignal>();
-    // Responses stream (headers, then body frames): without TCP_NODELAY,
-    // Nagle's algorithm holds the body until the client's delayed ACK,
-    // adding ~40 ms to some responses.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = crate::connections::serve(listener, app, limits, async move {
         shutdown.await;
         // Listen for a second signal before saying we are stopping, so a
         // signal sent right after that line is never missed.

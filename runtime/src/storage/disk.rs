@@ -92,10 +92,15 @@ pub(super) enum DiskError {
     Io(#[from] io::Error),
 }
 
-/// Object storage's root folder and the lock that makes commits atomic.
+/// The lock that makes commits, deletes and sidecar refreshes atomic with
+/// respect to each other: one per process, shared by every [`Disk`] (the S3
+/// endpoint's and Kumo's own writes), since one process owns the data
+/// directory.
+static COMMIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Object storage's root folder.
 pub(super) struct Disk {
     root: PathBuf,
-    commit_lock: Mutex<()>,
 }
 
 impl Disk {
@@ -114,7 +119,22 @@ impl Disk {
         }
         Ok(Self {
             root: root.to_path_buf(),
-            commit_lock: Mutex::new(()),
+        })
+    }
+
+    /// The storage root of a running server, opened by [`Disk::open`]
+    /// already: its hidden folders are made if missing, and nothing is
+    /// cleaned (uploads may be in progress).
+    ///
+    /// # Errors
+    ///
+    /// When the hidden folders cannot be created.
+    pub fn at(root: &Path) -> io::Result<Self> {
+        for dir in [".tmp", ".meta"] {
+            fs::create_dir_all(root.join(dir))?;
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
         })
     }
 
@@ -202,24 +222,36 @@ impl Disk {
         )?;
 
         let result = (|| {
-            let _guard = self
-                .commit_lock
+            let _guard = COMMIT_LOCK
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner());
             let bucket_dir = self.bucket_dir(bucket);
             let target = make_parent_dirs(&bucket_dir, key)?;
-            if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-                return Err(DiskError::KeyConflict {
-                    key: key.to_string(),
-                    other: format!("{key}/..."),
-                });
-            }
             let sidecar = self.sidecar_path(bucket, key);
-            if let Some(parent) = sidecar.parent() {
-                fs::create_dir_all(parent)?;
+            let placed = (|| {
+                // A folder left empty (by a client writing through a
+                // mount, say) holds no object: it does not block the key.
+                if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir())
+                    && fs::remove_dir(&target).is_err()
+                {
+                    return Err(DiskError::KeyConflict {
+                        key: key.to_string(),
+                        other: format!("{key}/..."),
+                    });
+                }
+                if let Some(parent) = sidecar.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                fs::rename(&sidecar_temp, &sidecar)?;
+                fs::rename(temp, &target)?;
+                Ok(())
+            })();
+            if placed.is_err() {
+                // Leave no folder behind that only this failed write made.
+                remove_empty_parents(&target, &bucket_dir);
+                remove_empty_parents(&sidecar, &self.root.join(".meta").join(bucket));
+                return placed;
             }
-            fs::rename(&sidecar_temp, &sidecar)?;
-            fs::rename(temp, &target)?;
             if let Some(parent) = target.parent()
                 && let Ok(dir) = fs::File::open(parent)
             {
@@ -268,8 +300,7 @@ impl Disk {
             content_type: None,
             metadata: BTreeMap::new(),
         };
-        let _guard = self
-            .commit_lock
+        let _guard = COMMIT_LOCK
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         let now = fs::symlink_metadata(&path)?;
@@ -292,8 +323,7 @@ impl Disk {
     /// `Ok(false)` when there was no such object.
     pub(crate) fn delete(&self, bucket: &str, key: &str) -> io::Result<bool> {
         let bucket_dir = self.bucket_dir(bucket);
-        let _guard = self
-            .commit_lock
+        let _guard = COMMIT_LOCK
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         let Some(path) = existing_file(&bucket_dir, key)? else {
@@ -441,7 +471,23 @@ fn modified_ns(metadata: &fs::Metadata) -> u64 {
 
 /// Where the sidecar of `bucket/key` is kept under the storage root.
 fn sidecar_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
-    root.join(".meta").join(bucket).join(format!("{key}.json"))
+    let (folders, name) = key.rsplit_once('/').unwrap_or(("", key));
+    let mut path = root.join(".meta").join(bucket);
+    if !folders.is_empty() {
+        path.push(folders);
+    }
+    // `<name>.json` must fit the file system's 255 bytes per name; a key
+    // segment that long gets its sidecar under a digest of the name.
+    if name.len() + ".json".len() <= 255 {
+        path.push(format!("{name}.json"));
+    } else {
+        use sha2::Digest;
+        path.push(format!(
+            "{}.long.json",
+            hex::encode(sha2::Sha256::digest(name.as_bytes()))
+        ));
+    }
+    path
 }
 
 /// The size and eTag of `bucket/key` (names checked) as S3 reports them,
@@ -470,6 +516,11 @@ pub(super) fn object_size_and_etag(
         return Ok(Some((meta.size, meta.etag)));
     }
     Ok(Some((file.len(), md5_of_file(&path)?)))
+}
+
+/// The MD5 of `bytes` as lowercase hex: an object's eTag.
+pub(super) fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(Md5::digest(bytes))
 }
 
 /// MD5 of a file's bytes, lowercase hex.
@@ -637,6 +688,37 @@ mod tests {
         put(&disk, "f", b"x").unwrap();
         let error = put(&disk, "f/g", b"y").unwrap_err().to_string();
         assert!(error.contains("clashes with `f`"), "{error}");
+    }
+
+    #[test]
+    fn segments_of_up_to_255_bytes_are_stored_found_and_deleted() {
+        let (_dir, disk) = disk();
+        for length in [250, 251, 255] {
+            let key = format!("a/{}", "k".repeat(length));
+            put(&disk, &key, b"long").unwrap();
+            let found = disk.object("photos", &key).unwrap().unwrap();
+            assert_eq!(found.meta.content_type.as_deref(), Some("text/plain"));
+            assert_eq!(disk.list_keys("photos", "a/").unwrap(), std::slice::from_ref(&key));
+            assert!(disk.delete("photos", &key).unwrap());
+        }
+        assert!(!disk.bucket_dir("photos").join("a").exists());
+        put(&disk, "a", b"the key a is free").unwrap();
+    }
+
+    #[test]
+    fn a_failed_commit_leaves_no_folder_and_an_empty_folder_blocks_no_key() {
+        let (dir, disk) = disk();
+        // The sidecar's folder cannot be made: a file is in its way.
+        let meta = dir.path().join("storage/.meta/photos");
+        fs::create_dir_all(&meta).unwrap();
+        fs::write(meta.join("a"), b"in the way").unwrap();
+        assert!(put(&disk, "a/b/c", b"x").is_err());
+        assert!(!disk.bucket_dir("photos").join("a").exists());
+        fs::remove_file(meta.join("a")).unwrap();
+        // An empty folder (a mount's leftover) gives way to an object.
+        fs::create_dir_all(disk.bucket_dir("photos").join("empty")).unwrap();
+        put(&disk, "empty", b"y").unwrap();
+        assert_eq!(disk.list_keys("photos", "").unwrap(), ["empty"]);
     }
 
     #[test]

@@ -23,7 +23,6 @@ mod s3;
 
 use std::future::Future;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -95,6 +94,7 @@ pub async fn serve(
     listener: TcpListener,
     options: StorageOptions,
     on_change: ChangeHook,
+    limits: crate::connections::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let root = options.root.clone();
@@ -124,13 +124,9 @@ pub async fn serve(
             (http::StatusCode::BAD_REQUEST, "malformed S3 request\n")
         });
     let app = axum::Router::new().fallback_service(service);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("the storage listener failed")
+    crate::connections::serve(listener, app, limits, shutdown)
+        .await
+        .context("the storage listener failed")
 }
 
 /// Picks the storage credentials: both given (flags or environment), or
@@ -226,12 +222,20 @@ fn parse_credentials(text: &str) -> Option<StorageCredentials> {
     })
 }
 
-/// One `files` entry of a function: a bucket seen by the guest at `path`.
+/// One `files` entry of a function: a bucket, or a folder of the host,
+/// seen by the guest at `path`. Exactly one of `bucket` and `dir` is set
+/// (checked by the configuration's validation).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileMount {
-    /// The bucket.
-    pub bucket: String,
+    /// A bucket of Kumo's object storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// A folder on the server's file system, absolute (a manifest resolves
+    /// a relative one against its own folder). The guest cannot leave it:
+    /// `..` and symbolic links pointing out of it are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
     /// Where the guest sees it (an absolute guest path such as `/data`).
     pub path: String,
     /// Whether the guest may only read (the default).
@@ -284,16 +288,45 @@ pub(crate) fn ensure_bucket(root: &Path, bucket: &str, why: &str) -> anyhow::Res
 /// The host folders behind a function's `files` mounts, for the engine.
 /// A mounted bucket that does not exist yet is created (empty), so a
 /// function can mount the bucket it writes into before anything was
-/// uploaded.
+/// uploaded. A mounted host folder is created when missing too (as a watch
+/// trigger's folder is), then resolved (symbolic links followed) once
+/// here; the guest is confined to what it finds.
 ///
 /// # Errors
 ///
-/// When a bucket folder cannot be created.
+/// When a bucket folder or a host folder cannot be created, or the host
+/// path is no folder.
 pub(crate) fn mount_dirs(root: &Path, mounts: &[FileMount]) -> anyhow::Result<Vec<DirMount>> {
     mounts
         .iter()
         .map(|mount| {
-            let host_path = ensure_bucket(root, &mount.bucket, "a `files` mount")?;
+            let host_path = match (&mount.bucket, &mount.dir) {
+                (Some(bucket), _) => ensure_bucket(root, bucket, "a `files` mount")?,
+                (None, Some(dir)) => {
+                    let path = Path::new(dir);
+                    if !path.exists() {
+                        std::fs::create_dir_all(path).with_context(|| {
+                            format!(
+                                "cannot create folder {dir} to mount at {}; hint: point `dir` at a writable place",
+                                mount.path
+                            )
+                        })?;
+                    }
+                    let folder = std::fs::canonicalize(path)
+                        .with_context(|| format!("cannot resolve folder {dir}"))?;
+                    if !folder.is_dir() {
+                        anyhow::bail!(
+                            "cannot mount {dir} at {}: it is no folder; hint: mount a folder, not a file",
+                            mount.path
+                        );
+                    }
+                    folder
+                }
+                (None, None) => anyhow::bail!(
+                    "the mount at {} names neither a bucket nor a folder",
+                    mount.path
+                ),
+            };
             Ok(DirMount {
                 host_path,
                 guest_path: mount.path.clone(),
@@ -301,6 +334,76 @@ pub(crate) fn mount_dirs(root: &Path, mounts: &[FileMount]) -> anyhow::Result<Ve
             })
         })
         .collect()
+}
+
+/// Writes an object into a bucket (created when missing) the way an S3
+/// upload does (a temp file flushed, then renamed into place with its
+/// eTag), for Kumo's own writes such as a destination record. Returns the
+/// change, for the caller to hand to the event queue as S3 uploads do.
+///
+/// # Errors
+///
+/// An invalid bucket name or key, a folder in the key's way, or a disk
+/// error.
+pub(crate) async fn put_object(
+    root: &Path,
+    bucket: &str,
+    key: &str,
+    bytes: Vec<u8>,
+    content_type: &str,
+) -> anyhow::Result<ObjectChange> {
+    check_bucket_name(bucket)?;
+    check_object_key(key)?;
+    let (root, bucket, key, content_type) = (
+        root.to_path_buf(),
+        bucket.to_string(),
+        key.to_string(),
+        content_type.to_string(),
+    );
+    tokio::task::spawn_blocking(move || {
+        ensure_bucket(&root, &bucket, "a destination")?;
+        let disk = disk::Disk::at(&root)?;
+        let etag = disk::md5_hex(&bytes);
+        let temp = disk.temp_path();
+        let written = (|| {
+            let mut file = std::fs::File::create(&temp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()
+        })();
+        if let Err(error) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(
+                anyhow::Error::from(error).context(format!("cannot write object {bucket}/{key}"))
+            );
+        }
+        let meta = disk
+            .commit(
+                &bucket,
+                &key,
+                &temp,
+                disk::NewObject {
+                    etag: etag.clone(),
+                    content_type: Some(content_type),
+                    metadata: std::collections::BTreeMap::new(),
+                },
+            )
+            .map_err(|error| {
+                let _ = std::fs::remove_file(&temp);
+                anyhow::anyhow!("cannot store object {bucket}/{key}: {error}")
+            })?;
+        Ok(ObjectChange {
+            bucket,
+            key,
+            size: meta.size,
+            etag,
+            event_name: "ObjectCreated:PutObject".to_string(),
+            time: chrono::Utc::now(),
+            source_ip: None,
+            request_id: crate::request_id::next().to_string(),
+        })
+    })
+    .await
+    .context("the object write task failed")?
 }
 
 #[cfg(test)]
@@ -356,12 +459,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mounts = [
             FileMount {
-                bucket: "photos".into(),
+                bucket: Some("photos".into()),
+                dir: None,
                 path: "/data".into(),
                 read_only: true,
             },
             FileMount {
-                bucket: "thumbs".into(),
+                bucket: Some("thumbs".into()),
+                dir: None,
                 path: "/out".into(),
                 read_only: false,
             },
@@ -372,5 +477,60 @@ mod tests {
         assert!(!dirs[0].writable);
         assert!(dirs[1].writable);
         assert_eq!(dirs[1].host_path, dir.path().join("thumbs"));
+    }
+
+    #[test]
+    fn a_host_folder_mount_resolves_its_folder_or_says_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        std::fs::create_dir(&inbox).unwrap();
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        let mount = |folder: &Path| FileMount {
+            bucket: None,
+            dir: Some(folder.to_string_lossy().into_owned()),
+            path: "/inbox".into(),
+            read_only: true,
+        };
+        let dirs = mount_dirs(dir.path(), &[mount(&inbox)]).unwrap();
+        assert_eq!(dirs[0].host_path, std::fs::canonicalize(&inbox).unwrap());
+        assert!(!dirs[0].writable);
+        // A missing folder is created, as a watch trigger's is.
+        let created = mount_dirs(dir.path(), &[mount(&dir.path().join("new"))]).unwrap();
+        assert!(created[0].host_path.is_dir());
+        let file = format!(
+            "{:#}",
+            mount_dirs(dir.path(), &[mount(&dir.path().join("file"))]).unwrap_err()
+        );
+        assert!(file.contains("it is no folder"), "{file}");
+    }
+
+    #[tokio::test]
+    async fn put_object_commits_an_object_with_its_etag() {
+        let dir = tempfile::tempdir().unwrap();
+        let change = put_object(
+            dir.path(),
+            "outcomes",
+            "a/b.json",
+            b"{}".to_vec(),
+            "application/json",
+        )
+        .await
+        .unwrap();
+        assert_eq!(change.bucket, "outcomes");
+        assert_eq!(change.size, 2);
+        assert_eq!(change.etag, "99914b932bd37a50b983c5e7c90ae93b");
+        assert_eq!(
+            std::fs::read(dir.path().join("outcomes/a/b.json")).unwrap(),
+            b"{}"
+        );
+        assert_eq!(
+            object_size_and_etag(dir.path(), "outcomes", "a/b.json").unwrap(),
+            Some((2, change.etag.clone()))
+        );
+        assert!(
+            put_object(dir.path(), "outcomes", "../x", Vec::new(), "text/plain")
+                .await
+                .is_err()
+        );
     }
 }

@@ -42,7 +42,21 @@ fn error(code: S3ErrorCode, message: impl Into<String>) -> S3Error {
     S3Error::with_message(code, message.into())
 }
 
-fn internal(context: &str, source: impl std::fmt::Display) -> S3Error {
+fn internal(context: &str, source: impl std::error::Error + 'static) -> S3Error {
+    if let Some(io) = (&source as &dyn std::error::Error).downcast_ref::<std::io::Error>()
+        && crate::database::is_disk_full(io)
+    {
+        tracing::error!(error = %source, "storage: {context}: the disk is full");
+        let mut s3 = error(
+            S3ErrorCode::Custom("XKumoStorageFull".into()),
+            format!(
+                "{context}: the disk holding Kumo's storage is full; nothing was stored. \
+                 hint: free space in the data directory's file system, then retry"
+            ),
+        );
+        s3.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+        return s3;
+    }
     tracing::error!(error = %source, "storage: {context}");
     error(
         S3ErrorCode::InternalError,
@@ -144,12 +158,60 @@ impl Backend {
         }
     }
 
+    /// Whether `bucket/key` is an object now (a file, not a folder).
+    fn is_object(&self, bucket: &str, key: &str) -> bool {
+        std::fs::symlink_metadata(self.disk.bucket_dir(bucket).join(key))
+            .is_ok_and(|metadata| metadata.is_file())
+    }
+
+    /// Reports a new object; when its event cannot be queued, an object
+    /// that did not exist before (`existed` false) is removed again, so
+    /// none is left without its event. An overwrite keeps its new content;
+    /// either way the client is told to retry.
+    async fn report_or_undo(&self, change: ObjectChange, existed: bool) -> S3Result<()> {
+        let (bucket, key) = (change.bucket.clone(), change.key.clone());
+        let reported = self.report(change).await;
+        if reported.is_err() && !existed {
+            let disk = self.disk.clone();
+            let (b, k) = (bucket.clone(), key.clone());
+            match blocking(move || disk.delete(&b, &k)).await {
+                Ok(Ok(_)) => {
+                    tracing::info!(%bucket, %key, "storage: removed the new object whose event could not be queued")
+                }
+                Ok(Err(io)) => {
+                    tracing::error!(%bucket, %key, error = %io, "storage: cannot remove the new object whose event could not be queued")
+                }
+                Err(_) => {}
+            }
+        }
+        reported
+    }
+
     /// Tells the hook; a failure fails the S3 call with 503 (the client
     /// retries, and the retry queues the event).
     async fn report(&self, change: ObjectChange) -> S3Result<()> {
         let (bucket, key) = (change.bucket.clone(), change.key.clone());
         (self.on_change)(change).await.map_err(|problem| {
             tracing::error!(%bucket, %key, error = %format!("{problem:#}"), "storage: cannot queue the object's event");
+            let disk_full = problem.chain().any(|cause| {
+                cause
+                    .downcast_ref::<sqlx::Error>()
+                    .is_some_and(crate::database::is_database_full)
+                    || cause
+                        .downcast_ref::<std::io::Error>()
+                        .is_some_and(crate::database::is_disk_full)
+            });
+            if disk_full {
+                let mut s3 = error(
+                    S3ErrorCode::Custom("XKumoStorageFull".into()),
+                    format!(
+                        "the change to `{key}` in bucket `{bucket}` is on disk but its event could not be queued: the disk is full; \
+                         hint: free space in the data directory's file system, then retry the request"
+                    ),
+                );
+                s3.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+                return s3;
+            }
             error(
                 S3ErrorCode::ServiceUnavailable,
                 format!(
@@ -400,15 +462,19 @@ impl S3 for Backend {
             content_type: request.input.content_type.clone(),
             metadata: metadata_map(request.input.metadata.take()),
         };
+        let existed = self.is_object(&bucket, &key);
         commit(&self.disk, &bucket, &key, temp, object).await?;
-        self.report(change(
-            &request,
-            &bucket,
-            &key,
-            size,
-            &etag,
-            "ObjectCreated:PutObject",
-        ))
+        self.report_or_undo(
+            change(
+                &request,
+                &bucket,
+                &key,
+                size,
+                &etag,
+                "ObjectCreated:PutObject",
+            ),
+            existed,
+        )
         .await?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(strong_etag(&etag)),
@@ -790,20 +856,24 @@ impl S3 for Backend {
             content_type: upload.content_type,
             metadata: upload.metadata,
         };
+        let existed = self.is_object(&bucket, &key);
         commit(&self.disk, &bucket, &key, temp, object).await?;
         let disk = self.disk.clone();
         let id = upload_id.clone();
         if let Err(io) = blocking(move || disk.remove_upload(&id)).await? {
             tracing::warn!(%upload_id, error = %io, "storage: cannot remove a completed upload's parts");
         }
-        self.report(change(
-            &request,
-            &bucket,
-            &key,
-            size,
-            &etag,
-            "ObjectCreated:CompleteMultipartUpload",
-        ))
+        self.report_or_undo(
+            change(
+                &request,
+                &bucket,
+                &key,
+                size,
+                &etag,
+                "ObjectCreated:CompleteMultipartUpload",
+            ),
+            existed,
+        )
         .await?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(bucket.clone()),

@@ -25,13 +25,18 @@ pub(crate) struct EventTriggers {
     /// [`Events::on_object_change`] on it.
     pub(crate) events: Arc<Events>,
     delivery: Delivery,
+    /// The folders watch triggers may watch.
+    watch_roots: watch::WatchRoots,
     watchers: Option<(Vec<WatchTrigger>, watch::Watchers)>,
     timers: Option<(Vec<TimerTrigger>, timer::Timers)>,
 }
 
 /// Starts delivering queued events (resuming those a previous run left)
-/// through the pools `resolve` finds. No trigger runs until
-/// [`EventTriggers::apply`].
+/// through the pools `resolve` finds; destination records for buckets are
+/// written into object storage under `storage_root`, and their own events
+/// queued as an upload's would be. No trigger runs until
+/// [`EventTriggers::apply`]; watch triggers only watch folders under
+/// `watch_roots`.
 ///
 /// # Errors
 ///
@@ -39,19 +44,50 @@ pub(crate) struct EventTriggers {
 pub(crate) async fn start_event_triggers(
     database: Database,
     resolve: Resolver,
+    storage_root: std::path::PathBuf,
+    watch_roots: watch::WatchRoots,
 ) -> anyhow::Result<EventTriggers> {
     let events = Events::new(database, Vec::new());
-    let delivery =
-        events::start_delivery(events.clone(), resolve, DeliverySettings::default()).await?;
+    let weak_events = Arc::downgrade(&events);
+    let write_object: events::destination::ObjectWriter =
+        Arc::new(move |bucket, key, bytes, hops| {
+            let (root, weak_events) = (storage_root.clone(), weak_events.clone());
+            Box::pin(async move {
+                let change =
+                    crate::storage::put_object(&root, &bucket, &key, bytes, "application/json")
+                        .await?;
+                let events = weak_events
+                    .upgrade()
+                    .ok_or_else(|| anyhow::anyhow!("the event queue is shutting down"))?;
+                events
+                    .on_object_change_caused_by(change, Some(hops))
+                    .await?;
+                Ok(())
+            })
+        });
+    let delivery = events::start_delivery(
+        events.clone(),
+        resolve,
+        write_object,
+        DeliverySettings::default(),
+    )
+    .await?;
     Ok(EventTriggers {
         events,
         delivery,
+        watch_roots,
         watchers: None,
         timers: None,
     })
 }
 
 impl EventTriggers {
+    /// The folders watch triggers may watch, to check a new trigger before
+    /// it is stored.
+    pub(crate) fn watch_roots(&self) -> &watch::WatchRoots {
+        &self.watch_roots
+    }
+
     /// Makes these the running triggers: storage matching switches at
     /// once; watchers and timers restart only when their set changed.
     /// A watcher or timer that cannot start is logged and left out.
@@ -68,7 +104,11 @@ impl EventTriggers {
             }
             let mut started = Vec::new();
             for trigger in &watch {
-                match watch::start_watchers(self.events.clone(), vec![trigger.clone()]) {
+                match watch::start_watchers(
+                    self.events.clone(),
+                    &self.watch_roots,
+                    vec![trigger.clone()],
+                ) {
                     Ok(watchers) => started.push(watchers),
                     Err(error) => {
                         tracing::error!(trigger = %trigger.name, error = format!("{error:#}"), "cannot start a watch trigger")

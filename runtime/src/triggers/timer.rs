@@ -116,6 +116,7 @@ async fn fire(events: &Events, trigger: &TimerTrigger, scheduled: DateTime<Utc>)
         retry: trigger.retry(),
         hops: 0,
         dead_reason: None,
+        call: None,
     };
     match queue::insert_event_unless_outstanding(
         events.database(),

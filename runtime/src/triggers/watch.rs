@@ -11,7 +11,13 @@
 //! Each version of a file (path, size, modification time) becomes an event
 //! once, across restarts: the queue remembers it in the same transaction
 //! as the event. Files already in the folder at start are left alone
-//! unless `process_existing = true`.
+//! unless `process_existing = true`. Reading a file, or changing only its
+//! permissions, is not a change ([`seen_change`]).
+//!
+//! A watched folder must exist (Kumo never creates one) and lie under one
+//! of the roots the operator allows ([`WatchRoots`], `--watch-root`), so a
+//! trigger made through the admin API cannot watch, or list the names in,
+//! any folder of the host.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use notify::event::{EventKind, ModifyKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
 
 use crate::events::Events;
@@ -34,6 +40,116 @@ pub(crate) const QUIET_PERIOD: Duration = Duration::from_millis(500);
 
 /// How often files still being written are looked at.
 const POLL: Duration = Duration::from_millis(100);
+
+/// The folders under which watch triggers may watch, canonical (symbolic
+/// links resolved), from `--watch-root` (by default the server's working
+/// directory and, for `kumo up`, the manifest's folder).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct WatchRoots(Vec<PathBuf>);
+
+/// Why a folder cannot be watched.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WatchFolderError {
+    #[error(
+        "the folder {path} does not exist; hint: create it first (Kumo never creates a watched folder)"
+    )]
+    Missing { path: PathBuf },
+    #[error("{path} is not a folder; hint: point `path` at a folder")]
+    NotAFolder { path: PathBuf },
+    #[error(
+        "the folder {path} is outside the folders Kumo may watch ({roots}); hint: start the server with --watch-root {path} to allow it"
+    )]
+    OutsideRoots { path: PathBuf, roots: String },
+}
+
+impl WatchRoots {
+    /// The roots, each resolved to its canonical path.
+    ///
+    /// # Errors
+    ///
+    /// A root that does not exist or cannot be resolved, named.
+    pub(crate) fn new(roots: &[PathBuf]) -> anyhow::Result<Self> {
+        let mut canonical = Vec::new();
+        for root in roots {
+            let resolved = std::fs::canonicalize(root).with_context(|| {
+                format!(
+                    "--watch-root {}: no such folder; hint: create it, or leave the flag out to allow the working directory",
+                    root.display()
+                )
+            })?;
+            if !canonical.contains(&resolved) {
+                canonical.push(resolved);
+            }
+        }
+        Ok(Self(canonical))
+    }
+
+    /// The folder `path` resolves to, if it is an existing folder under one
+    /// of the roots (after symbolic links are followed, so a link cannot
+    /// lead out).
+    ///
+    /// # Errors
+    ///
+    /// [`WatchFolderError`]: missing, not a folder, or outside every root.
+    pub(crate) fn check(&self, path: &Path) -> Result<PathBuf, WatchFolderError> {
+        let folder = std::fs::canonicalize(path).map_err(|_| WatchFolderError::Missing {
+            path: path.to_path_buf(),
+        })?;
+        if !folder.is_dir() {
+            return Err(WatchFolderError::NotAFolder {
+                path: path.to_path_buf(),
+            });
+        }
+        if self.0.iter().any(|root| folder.starts_with(root)) {
+            Ok(folder)
+        } else {
+            Err(WatchFolderError::OutsideRoots {
+                path: path.to_path_buf(),
+                roots: self
+                    .0
+                    .iter()
+                    .map(|root| root.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        }
+    }
+}
+
+/// What a file-system event says about a file in a watched folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SeenChange {
+    /// Created or written: complete once quiet.
+    Written,
+    /// Renamed into the folder: complete at once.
+    RenamedIn,
+    /// Gone from the folder (removed, or renamed away).
+    Gone,
+    /// Not a change of the file's content: read, opened, closed after
+    /// reading, permissions or owner changed.
+    Nothing,
+}
+
+/// Classifies a `notify` event. Only creates, writes and renames into the
+/// folder count: `cat` on an old file reports an open, a read and a close,
+/// and none of them is a change.
+pub(crate) fn seen_change(kind: &EventKind) -> SeenChange {
+    match kind {
+        EventKind::Create(_) => SeenChange::Written,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+            SeenChange::RenamedIn
+        }
+        EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
+            SeenChange::Gone
+        }
+        EventKind::Modify(ModifyKind::Metadata(_)) => SeenChange::Nothing,
+        EventKind::Modify(_) => SeenChange::Written,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => SeenChange::Written,
+        EventKind::Access(_) | EventKind::Other => SeenChange::Nothing,
+        // A backend that cannot say what happened: look at the file.
+        EventKind::Any => SeenChange::Written,
+    }
+}
 
 /// What is known of a file's metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,32 +272,23 @@ impl Watchers {
     }
 }
 
-/// Starts watching each trigger's folder (created when missing; `path`
-/// must be absolute or relative to the working directory).
+/// Starts watching each trigger's folder, which must exist under one of
+/// `roots` (`path` is absolute: control resolves it).
 ///
 /// # Errors
 ///
-/// A folder that cannot be created or watched, named.
+/// A folder that is missing, outside the roots, or cannot be watched,
+/// named.
 pub(crate) fn start_watchers(
     events: Arc<Events>,
+    roots: &WatchRoots,
     triggers: Vec<WatchTrigger>,
 ) -> anyhow::Result<Watchers> {
     let mut tasks = Vec::new();
     for trigger in triggers {
-        std::fs::create_dir_all(&trigger.path).with_context(|| {
-            format!(
-                "watch trigger `{}`: cannot create the folder {}; hint: point `path` at a writable folder",
-                trigger.name,
-                trigger.path.display()
-            )
-        })?;
-        let folder = std::fs::canonicalize(&trigger.path).with_context(|| {
-            format!(
-                "watch trigger `{}`: cannot resolve {}",
-                trigger.name,
-                trigger.path.display()
-            )
-        })?;
+        let folder = roots
+            .check(&trigger.path)
+            .with_context(|| format!("watch trigger `{}`", trigger.name))?;
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |event| {
             let _ = sender.send(event);
@@ -256,10 +363,10 @@ async fn run_watch(
                     }
                 };
                 let now = Instant::now();
-                let renamed_to = matches!(
-                    event.kind,
-                    EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
-                );
+                let change = seen_change(&event.kind);
+                if change == SeenChange::Nothing {
+                    continue;
+                }
                 // For a rename within the folder (`Both`), the last path is
                 // the new name.
                 let paths: Vec<&PathBuf> = if matches!(event.kind, EventKind::Modify(ModifyKind::Name(RenameMode::Both))) {
@@ -271,10 +378,10 @@ async fn run_watch(
                     if !wanted(path) {
                         continue;
                     }
-                    match stat(path) {
-                        Some(stat) if renamed_to => debouncer.renamed_in(path, stat, now),
-                        Some(stat) => debouncer.observe(path, stat, now),
-                        None => debouncer.forget(path),
+                    match (change, stat(path)) {
+                        (SeenChange::Gone, _) | (_, None) => debouncer.forget(path),
+                        (SeenChange::RenamedIn, Some(stat)) => debouncer.renamed_in(path, stat, now),
+                        (_, Some(stat)) => debouncer.observe(path, stat, now),
                     }
                 }
             }
@@ -323,6 +430,7 @@ async fn enqueue(
         retry: trigger.retry(),
         hops: 0,
         dead_reason: None,
+        call: None,
     };
     let version = FileVersion {
         path: relative,
@@ -353,6 +461,85 @@ async fn enqueue(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use notify::event::{CreateKind, DataChange, MetadataKind, RemoveKind};
+
+    #[test]
+    fn only_creates_writes_and_renames_in_are_changes() {
+        let cases = [
+            (EventKind::Create(CreateKind::File), SeenChange::Written),
+            (
+                EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+                SeenChange::Written,
+            ),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                SeenChange::Written,
+            ),
+            (
+                EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+                SeenChange::RenamedIn,
+            ),
+            (
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+                SeenChange::RenamedIn,
+            ),
+            (
+                EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+                SeenChange::Gone,
+            ),
+            (EventKind::Remove(RemoveKind::File), SeenChange::Gone),
+            // `cat`: open, read, close after reading.
+            (
+                EventKind::Access(AccessKind::Open(AccessMode::Read)),
+                SeenChange::Nothing,
+            ),
+            (EventKind::Access(AccessKind::Read), SeenChange::Nothing),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Read)),
+                SeenChange::Nothing,
+            ),
+            // `chmod`, `chown`.
+            (
+                EventKind::Modify(ModifyKind::Metadata(MetadataKind::Permissions)),
+                SeenChange::Nothing,
+            ),
+            (EventKind::Other, SeenChange::Nothing),
+        ];
+        for (kind, expected) in cases {
+            assert_eq!(seen_change(&kind), expected, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_watched_folder_must_exist_under_a_root_after_links_are_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("inbox")).unwrap();
+        std::fs::write(root.path().join("file"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("inbox"), outside.path().join("in")).unwrap();
+        let roots = WatchRoots::new(&[root.path().to_path_buf()]).unwrap();
+        let inbox = root.path().join("inbox");
+        assert_eq!(
+            roots.check(&inbox).unwrap(),
+            std::fs::canonicalize(&inbox).unwrap()
+        );
+        // A link from outside into the root is fine: where it leads counts.
+        assert!(roots.check(&outside.path().join("in")).is_ok());
+        let cases: [(PathBuf, &str); 5] = [
+            (root.path().join("missing"), "does not exist"),
+            (root.path().join("file"), "is not a folder"),
+            (root.path().join("out"), "outside the folders"),
+            (root.path().join("inbox/../out"), "outside the folders"),
+            ("/etc".into(), "--watch-root /etc"),
+        ];
+        for (path, expected) in cases {
+            let error = roots.check(&path).unwrap_err().to_string();
+            assert!(error.contains(expected), "{}: {error}", path.display());
+        }
+        assert!(!root.path().join("missing").exists());
+        assert!(WatchRoots::new(&[root.path().join("nope")]).is_err());
+    }
 
     fn stat(size: u64, modified_s: u64) -> FileStat {
         FileStat {

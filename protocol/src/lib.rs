@@ -13,3 +13,6 @@
 pub mod event;
 pub mod header;
 pub mod log;
+
+#[cfg(test)]
+mod proptests;

@@ -111,3 +111,32 @@ mod tests {
         }
     }
 }
+
+/// Property tests: any text, no panic, and only what `format` makes parses.
+/// `PROPTEST_CASES=N` runs N cases (`bench/fuzz.sh`).
+#[cfg(test)]
+mod proptests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any text: no panic; what parses formats back to the same text.
+        #[test]
+        fn any_text_parses_only_as_what_format_makes(text in proptest::prelude::any::<String>()) {
+            if let Some((prefix, sequence)) = parse(&text) {
+                proptest::prop_assert_eq!(&*format(prefix, sequence), text.as_str());
+            }
+        }
+
+        /// Hex-like text of the right length, where the cases are dense.
+        #[test]
+        fn hex_like_text_parses_exactly_when_lowercase_hex(text in "[0-9a-fA-Fg+-]{30,34}") {
+            let lowercase_hex = text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            proptest::prop_assert_eq!(parse(&text).is_some(), lowercase_hex);
+        }
+
+        #[test]
+        fn formatted_ids_parse_back(prefix: u64, sequence: u64) {
+            proptest::prop_assert_eq!(parse(&format(prefix, sequence)), Some((prefix, sequence)));
+        }
+    }
+}

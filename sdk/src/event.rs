@@ -481,3 +481,150 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Property tests of what the SDK reads from a request: the `ce-*`
+    //! headers and the event documents. Any headers and any body: no panic,
+    //! and a missing header or a bad document is an [`EventError`] saying
+    //! which. Documents written as the runtime writes them read back whole.
+    //! `PROPTEST_CASES=N` runs N cases per property (`bench/fuzz.sh`).
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use kumo_protocol::event::{
+        OssBucket, OssEntity, OssObject, OssRecord, S3Bucket, S3Entity, S3Object, S3Record,
+        s3_encode_key,
+    };
+
+    fn header_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(header::CE_SPECVERSION.to_owned()),
+            Just(header::CE_ID.to_owned()),
+            Just(header::CE_SOURCE.to_owned()),
+            Just(header::CE_TYPE.to_owned()),
+            Just(header::CE_TIME.to_owned()),
+            Just(header::CE_SUBJECT.to_owned()),
+            Just(ATTEMPT_HEADER.to_owned()),
+            Just(HOPS_HEADER.to_owned()),
+            Just("content-type".to_owned()),
+            "x-[a-z]{1,6}",
+        ]
+    }
+
+    /// Header values as bytes: visible ASCII, escapes, obs-text (bytes
+    /// 0x80-0xff that `to_str` refuses).
+    fn header_value_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            "[ -~]{0,20}".prop_map(String::into_bytes),
+            "(%[0-9A-Fa-fz]{0,2}|[a-z/+]){0,8}".prop_map(String::into_bytes),
+            "kumo\\.(storage\\.ObjectCreated:Put|timer|file\\.created|x)"
+                .prop_map(String::into_bytes),
+            proptest::collection::vec(prop_oneof![0x20u8..0x7f, 0x80u8..=0xff, Just(b'\t')], 0..12),
+        ]
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let json_like = prop_oneof![
+            Just(r#"{"events":[]}"#.to_owned()),
+            Just(r#"{"Records":[{}]}"#.to_owned()),
+            Just(r#"{"specversion":1}"#.to_owned()),
+            Just(r#"{"events":[{"eventName":"x","eventTime":"t","oss":{"bucket":{"name":"b"},"object":{"key":"%zz","size":-1}}}]}"#.to_owned()),
+            Just(r#"{"Records":[{"eventName":"x","eventTime":"t","s3":{"bucket":{"name":"b"},"object":{"key":"%C3%28+%"}}}]}"#.to_owned()),
+            Just(r#"{"triggerTime":"t","triggerName":"n","payload":null}"#.to_owned()),
+            "[{}\\[\\]\":,a-z0-9 -]{0,40}",
+        ];
+        prop_oneof![
+            3 => json_like.prop_map(String::into_bytes),
+            1 => proptest::collection::vec(any::<u8>(), 0..64),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_request_reads_as_an_event_or_says_which_header_is_missing(
+            headers in proptest::collection::vec((header_name(), header_value_bytes()), 0..10),
+            body in body(),
+        ) {
+            let mut request = http::Request::builder().method("POST").uri("/");
+            for (name, value) in &headers {
+                if let Ok(value) = http::HeaderValue::from_bytes(value) {
+                    request = request.header(name.as_str(), value);
+                }
+            }
+            let request = request.body(body).unwrap();
+            match Event::from_request(&request) {
+                Ok(event) => {
+                    event.attempt();
+                    event.hops();
+                    match event.body() {
+                        Ok(_) => {}
+                        Err(EventError::UnknownType(event_type)) => prop_assert_eq!(&event_type, &event.attributes().event_type),
+                        Err(EventError::BadDocument(why)) => prop_assert!(!why.is_empty()),
+                        Err(EventError::NotAnEvent(_)) => prop_assert!(false, "headers were read already"),
+                    }
+                    event.objects().ok();
+                    event.timer().ok();
+                    event.file().ok();
+                }
+                Err(EventError::NotAnEvent(header)) => {
+                    prop_assert!(request.headers().get(header).and_then(|value| value.to_str().ok()).is_none());
+                }
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        #[test]
+        fn object_documents_read_back_in_both_shapes(
+            bucket in "[a-z0-9.-]{3,20}",
+            key in any::<String>(),
+            size: u64,
+            etag in "[0-9a-f]{32}",
+        ) {
+            let expected = |event_name: &str, etag: String| ObjectEvent {
+                event_name: event_name.to_owned(),
+                bucket: bucket.clone(),
+                key: key.clone(),
+                size,
+                etag,
+                event_time: "t".to_owned(),
+                trigger_name: Some("rule".to_owned()),
+            };
+            let oss = OssDocument {
+                events: vec![OssRecord {
+                    event_name: "ObjectCreated:PutObject".into(),
+                    event_time: "t".into(),
+                    oss: OssEntity {
+                        bucket: OssBucket { name: bucket.clone(), ..OssBucket::default() },
+                        object: OssObject { key: key.clone(), size, delta_size: size, etag: etag.to_ascii_uppercase() },
+                        rule_id: Some("rule".into()),
+                        ..OssEntity::default()
+                    },
+                    ..OssRecord::default()
+                }],
+            };
+            prop_assert_eq!(
+                parse_object_events(&serde_json::to_vec(&oss).unwrap()).unwrap(),
+                vec![expected("ObjectCreated:PutObject", etag.to_ascii_uppercase())]
+            );
+            let s3 = S3Document {
+                records: vec![S3Record {
+                    event_name: "ObjectCreated:Put".into(),
+                    event_time: "t".into(),
+                    s3: S3Entity {
+                        bucket: S3Bucket { name: bucket.clone(), ..S3Bucket::default() },
+                        configuration_id: Some("rule".into()),
+                        object: S3Object { key: s3_encode_key(&key), size: Some(size), etag: Some(etag.clone()), ..S3Object::default() },
+                        ..S3Entity::default()
+                    },
+                    ..S3Record::default()
+                }],
+            };
+            prop_assert_eq!(
+                parse_object_events(&serde_json::to_vec(&s3).unwrap()).unwrap(),
+                vec![expected("ObjectCreated:Put", etag)]
+            );
+        }
+    }
+}

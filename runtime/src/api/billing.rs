@@ -25,26 +25,32 @@ pub const DEFAULT_INVOCATION_LIMIT: u32 = 100;
 pub const MAX_INVOCATION_LIMIT: u32 = 10_000;
 /// Query of `GET /v1/billing`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BillingParams {
     /// Invocations that started at or after this time (RFC 3339, such as
     /// `2026-11-01T00:00:00Z`); from the beginning when absent.
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Invocations that started before this time (RFC 3339); until now when
     /// absent.
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Only this function.
     pub function: Option<String>,
     /// `function` (default), `version` or `hour`.
+    #[param(pattern = "^(function|version|hour)?$")]
     pub group_by: Option<String>,
 }
 
 /// Query of `GET /v1/invocations`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InvocationsParams {
     /// Only this function.
     pub function: Option<String>,
     /// At most this many records, newest first (default 100, at most
     /// 10,000).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     pub limit: Option<String>,
 }
 

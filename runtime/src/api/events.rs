@@ -24,8 +24,10 @@ pub(crate) fn routes() -> Router<ApiState> {
 
 /// Query of `GET /v1/events`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventQuery {
     /// `pending`, `retrying`, `dead` or `done`; every state when absent.
+    #[param(pattern = "^(pending|retrying|dead|done)$")]
     pub(crate) state: Option<String>,
     /// At most this many, newest first (default 100, 1 to 1000).
     #[param(minimum = 1, maximum = 1000)]

@@ -116,6 +116,7 @@ pub(crate) struct FunctionDeleted {
 
 /// Query of `DELETE /v1/functions/{name}`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DeleteQuery {
     /// Also delete the triggers that point at the function.
     #[serde(default)]
@@ -198,6 +199,51 @@ async fn deploy_version(
     Path(name): Path<String>,
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<(StatusCode, Json<Deployment>), ApiError> {
+    let DeployParts {
+        file_name,
+        component: wasm,
+        config,
+    } = read_deploy_form(form).await?;
+    let deployed = state
+        .control
+        .deploy(&name, &file_name, wasm, config)
+        .await?;
+    let status = if deployed.created {
+        tracing::info!(function = %name, version = deployed.version.version, "deployed a new version");
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(Deployment {
+            version: deployed.version,
+            created: deployed.created,
+        }),
+    ))
+}
+
+/// What a deploy's multipart form holds.
+#[derive(Debug)]
+pub(crate) struct DeployParts {
+    /// The `component` part's file name (`component.wasm` when it has none).
+    pub(crate) file_name: String,
+    /// The component's bytes, at most [`MAX_COMPONENT_BYTES`].
+    pub(crate) component: Bytes,
+    /// The `config` part, or the defaults.
+    pub(crate) config: FunctionConfig,
+}
+
+/// Reads a deploy's form: one `component` part, at most one `config` part
+/// (JSON), nothing else.
+///
+/// # Errors
+///
+/// A 4xx [`ApiError`] (400, 413 or 415) naming what is wrong with the form,
+/// with a hint.
+pub(crate) async fn read_deploy_form(
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<DeployParts, ApiError> {
     // axum's own rejection is plain text; the API answers JSON.
     let mut form = form.map_err(|rejection| {
         ApiError::new(
@@ -257,30 +303,18 @@ async fn deploy_version(
             }
         }
     }
-    let Some((file_name, wasm)) = component else {
+    let Some((file_name, component)) = component else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "the form has no `component` part; hint: send the .wasm file as the multipart part `component`",
         ));
     };
-    let deployed = state
-        .control
-        .deploy(&name, &file_name, wasm, config.unwrap_or_default())
-        .await?;
-    let status = if deployed.created {
-        tracing::info!(function = %name, version = deployed.version.version, "deployed a new version");
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((
-        status,
-        Json(Deployment {
-            version: deployed.version,
-            created: deployed.created,
-        }),
-    ))
+    Ok(DeployParts {
+        file_name,
+        component,
+        config: config.unwrap_or_default(),
+    })
 }
 
 fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {

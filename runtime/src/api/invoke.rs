@@ -32,16 +32,19 @@ pub(super) fn routes() -> Router<ApiState> {
 
 /// Query of `POST /v1/functions/{name}/invoke`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct InvokeQuery {
     /// A version number or an alias; the newest version when absent.
+    #[param(pattern = "^([1-9][0-9]{0,9}|[a-z][a-z0-9_-]{0,63})$")]
     pub(crate) qualifier: Option<String>,
     /// The path the function sees (default `/`).
+    #[param(pattern = "^/")]
     pub(crate) path: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/functions/{name}/invoke", tag = "functions",
     params(("name" = String, Path, description = "The function"), InvokeQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream",
         description = "Passed to the function as the body of `POST {path}`, with the request's headers"),
     responses(
         (status = 200, description = "The function's own response (any status, headers and body), with `x-kumo-request-id`"),
@@ -177,8 +180,10 @@ pub(crate) struct SampleEventRequest {
 
 /// Query of `POST /v1/functions/{name}/sample-event`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SampleEventQuery {
     /// A version number or an alias; the newest version when absent.
+    #[param(pattern = "^([1-9][0-9]{0,9}|[a-z][a-z0-9_-]{0,63})$")]
     pub(crate) qualifier: Option<String>,
 }
 

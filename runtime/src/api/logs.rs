@@ -34,14 +34,20 @@ pub const FOLLOW_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs
 
 /// Query of `GET /v1/functions/{name}/logs`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsParams {
     /// Lines from this long ago (`30s`, `10m`, `2h`, `1d`) or since this
     /// time (RFC 3339); all stored lines when absent.
+    #[param(
+        pattern = "^([0-9]{1,6}[smhd]|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z)$"
+    )]
     pub since: Option<String>,
     /// At most the last this many stored lines (default 1,000).
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 10000)]
     pub limit: Option<String>,
     /// `true`: keep the answer open and send new lines as they arrive, as
     /// newline-delimited JSON.
+    #[param(value_type = Option<bool>)]
     pub follow: Option<String>,
 }
 

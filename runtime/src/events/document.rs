@@ -377,3 +377,68 @@ mod tests {
         assert_eq!(document.subject, "notes.txt");
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Any object change, in every format: the body is JSON of the shape
+    //! its format names, carrying the bucket and key exactly (S3's key
+    //! URL-encoded and decoding back), and the `ce-subject` header value
+    //! encodes and decodes back to the key.
+    //! `PROPTEST_CASES=N` runs N cases (`bench/fuzz.sh`).
+
+    use chrono::TimeZone;
+    use kumo_protocol::event::{OssDocument, S3Document, StructuredCloudEvent, s3_decode_key};
+    use kumo_protocol::header;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn object_documents_carry_any_key_exactly(
+            bucket in "[a-z0-9.-]{3,63}",
+            key in any::<String>(),
+            size: u64,
+            etag in "[0-9a-f]{0,32}",
+            event_name in "(ObjectCreated|ObjectRemoved):[A-Za-z]{0,12}",
+            seconds in 0i64..4_102_444_800,
+            source_ip in proptest::option::of("[0-9.:a-f]{0,20}"),
+            trigger in "[a-zA-Z0-9._-]{1,64}",
+            event_id in "[a-z0-9_-]{1,40}",
+        ) {
+            let change = ObjectChange {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                size,
+                etag,
+                event_name,
+                time: Utc.timestamp_opt(seconds, 0).unwrap(),
+                source_ip,
+                request_id: "r".to_owned(),
+            };
+            for format in [ObjectEventFormat::Oss, ObjectEventFormat::S3, ObjectEventFormat::Cloudevents] {
+                let document = object_event(&change, &trigger, format, &event_id);
+                prop_assert_eq!(&document.subject, &key);
+                prop_assert_eq!(header::decode_value(&header::encode_value(&document.subject)), key.clone());
+                let (read_bucket, read_key) = match format {
+                    ObjectEventFormat::Oss => {
+                        let oss: OssDocument = serde_json::from_slice(&document.body).unwrap();
+                        prop_assert_eq!(oss.events[0].oss.rule_id.as_deref(), Some(trigger.as_str()));
+                        (oss.events[0].oss.bucket.name.clone(), oss.events[0].oss.object.key.clone())
+                    }
+                    ObjectEventFormat::S3 => {
+                        let s3: S3Document = serde_json::from_slice(&document.body).unwrap();
+                        (s3.records[0].s3.bucket.name.clone(), s3_decode_key(&s3.records[0].s3.object.key))
+                    }
+                    ObjectEventFormat::Cloudevents => {
+                        let event: StructuredCloudEvent = serde_json::from_slice(&document.body).unwrap();
+                        prop_assert_eq!(&event.id, &event_id);
+                        (event.data.bucket, event.data.key)
+                    }
+                };
+                prop_assert_eq!(read_bucket, bucket.clone());
+                prop_assert_eq!(read_key, key.clone());
+            }
+        }
+    }
+}

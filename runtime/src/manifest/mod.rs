@@ -5,6 +5,8 @@
 //! default). Relative paths in the manifest are relative to its folder.
 //! [`trigger_plan`] says what applying it does to the stored triggers.
 
+#[cfg(test)]
+mod proptests;
 mod trigger_plan;
 
 use std::collections::BTreeMap;

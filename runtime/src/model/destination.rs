@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::event_trigger::is_valid_bucket_name;
+use super::bucket_name::bucket_name_problem;
 use super::{Invalid, RetryPolicy, Target};
 
 /// The longest bucket key prefix a destination accepts.
@@ -59,9 +59,9 @@ impl TryFrom<DestinationTable> for Destination {
                 Ok(Destination::Function(Target::parse(&function)?))
             }
             (None, Some(bucket), None) => {
-                if !is_valid_bucket_name(&bucket) {
+                if let Some(problem) = bucket_name_problem(&bucket) {
                     return Err(Invalid(format!(
-                        "invalid destination bucket `{bucket}`; hint: use 3 to 63 lowercase letters, digits, `-` and `.`"
+                        "invalid destination bucket `{bucket}`: {problem}; hint: use 3 to 63 lowercase letters, digits, `-` and `.`"
                     )));
                 }
                 let prefix = table.prefix.unwrap_or_default();

@@ -248,19 +248,6 @@ fn validate_name(name: &str) -> Result<(), TriggerError> {
     }
 }
 
-/// S3 bucket naming rules, the ones that matter for a directory name:
-/// 3 to 63 of `a-z`, `0-9`, `-`, `.`, starting and ending with a letter
-/// or digit.
-pub(crate) fn is_valid_bucket_name(bucket: &str) -> bool {
-    (3..=63).contains(&bucket.len())
-        && bucket
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && !bucket.contains("..")
-}
-
 /// An event pattern, normalized: `ObjectCreated:*` or
 /// `ObjectRemoved:DeleteObject`, without any `oss:`/`s3:` prefix.
 fn normalize_event_pattern(pattern: &str) -> Result<String, TriggerError> {
@@ -313,10 +300,10 @@ impl StorageTrigger {
     /// The first key that does not hold.
     pub fn validate(&mut self) -> Result<(), TriggerError> {
         validate_name(&self.name)?;
-        if !is_valid_bucket_name(&self.bucket) {
+        if let Some(problem) = super::bucket_name_problem(&self.bucket) {
             return Err(TriggerError::new(
                 "bucket",
-                format!("invalid bucket name `{}`", self.bucket),
+                format!("invalid bucket name `{}`: {problem}", self.bucket),
                 "use 3 to 63 lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit",
             ));
         }

@@ -5,13 +5,17 @@
 //! with the types. Nothing here does I/O or knows another module of the
 //! crate: every other layer may use it.
 
+mod bucket_name;
 mod destination;
 mod event_trigger;
 mod object_change;
+#[cfg(test)]
+mod proptests;
 mod route;
 mod target;
 mod trigger;
 
+pub(crate) use bucket_name::bucket_name_problem;
 pub use destination::{AsyncPolicy, Destination, DestinationTable};
 pub(crate) use event_trigger::defaults as retry_defaults;
 #[cfg(test)]

@@ -40,13 +40,29 @@ impl Target {
         let (function, qualifier) = match text.split_once(':') {
             None => (text, Qualifier::Latest),
             Some((function, qualifier)) => {
-                let qualifier = if let Ok(number) = qualifier.parse::<u32>() {
-                    if number == 0 {
-                        return Err(Invalid(format!(
-                            "invalid target `{text}`: versions start at 1; hint: write `{function}:1`"
-                        )));
+                // Only plain digits are a version: `u32`'s parser would also
+                // take `+3`, and `03` would print back as `3`.
+                let qualifier = if !qualifier.is_empty()
+                    && qualifier.bytes().all(|b| b.is_ascii_digit())
+                {
+                    match qualifier.parse::<u32>() {
+                        Ok(0) => {
+                            return Err(Invalid(format!(
+                                "invalid target `{text}`: versions start at 1; hint: write `{function}:1`"
+                            )));
+                        }
+                        Ok(number) if number.to_string() == qualifier => Qualifier::Version(number),
+                        Ok(number) => {
+                            return Err(Invalid(format!(
+                                "invalid target `{text}`: a version has no leading zeros; hint: write `{function}:{number}`"
+                            )));
+                        }
+                        Err(_) => {
+                            return Err(Invalid(format!(
+                                "invalid target `{text}`: version `{qualifier}` is too large; hint: versions are numbered from 1, see `kumo functions show {function}`"
+                            )));
+                        }
                     }
-                    Qualifier::Version(number)
                 } else if is_valid_alias_name(qualifier) {
                     Qualifier::Alias(qualifier.to_string())
                 } else {
@@ -157,6 +173,10 @@ mod tests {
             ("hello:3", Ok(("hello", Qualifier::Version(3)))),
             ("hello:live", Ok(("hello", Qualifier::Alias("live".into())))),
             ("hello:0", Err("versions start at 1")),
+            ("hello:00", Err("versions start at 1")),
+            ("hello:03", Err("no leading zeros; hint: write `hello:3`")),
+            ("hello:+3", Err("neither a version number nor an alias")),
+            ("hello:99999999999", Err("too large")),
             ("hello:Live", Err("neither a version number nor an alias")),
             ("Hello", Err("invalid function name `Hello`")),
             ("", Err("invalid function name ``")),

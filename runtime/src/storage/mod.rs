@@ -22,6 +22,8 @@ mod disk;
 mod lenient_range;
 mod names;
 mod objects;
+#[cfg(test)]
+mod proptests;
 mod s3;
 
 use std::future::Future;

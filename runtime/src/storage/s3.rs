@@ -1369,3 +1369,6 @@ mod tests {
         assert_eq!(wrong.code(), &S3ErrorCode::BadDigest);
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Kumo, Start, client, test_guest, toml_path};
+use crate::harness::{Kumo, Start, client, test_guest, toml_path, wait_for};
 
 /// A manifest folder and data directory that outlive server restarts.
 struct Site {
@@ -42,25 +42,6 @@ impl Site {
             env: &[],
         })
         .unwrap_or_else(|exited| panic!("kumo did not start: {exited:#?}"))
-    }
-}
-
-/// Polls `probe` every 20 ms until it gives a value, for at most `limit`.
-async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -69,26 +69,7 @@ fn ensure_chromium() {
 /// Installs Playwright for Python when it is missing (only the driver: the
 /// browser is Debian's).
 fn ensure_playwright() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let present = Command::new("python3")
-            .args(["-c", "import playwright.sync_api"])
-            .stderr(Stdio::null())
-            .status()
-            .expect("python3 runs; hint: install Python 3");
-        if present.success() {
-            return;
-        }
-        let output = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "playwright>=1.55,<2"])
-            .output()
-            .expect("python3 runs");
-        assert!(
-            output.status.success(),
-            "playwright is missing and `python3 -m pip install playwright` failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    });
+    crate::harness::ensure_python_package("import playwright.sync_api", "playwright>=1.55,<2");
 }
 
 /// `kumo up` of the examples' own manifest (their components were built

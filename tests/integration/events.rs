@@ -18,7 +18,7 @@ use kumo::model::{ObjectEventFormat, StorageTrigger, Target};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Kumo, Start, test_guest, toml_path};
+use crate::harness::{Kumo, Start, test_guest, toml_path, wait_for};
 use crate::storage::{ACCESS_KEY, SECRET_KEY, STORAGE_ENV, md5_hex, s3_calls, storage_endpoint};
 
 /// A manifest folder and data directory that outlive server restarts.
@@ -67,25 +67,6 @@ impl Site {
 
     async fn database(&self) -> Database {
         kumo::database::open(&self.data_dir()).await.unwrap()
-    }
-}
-
-/// Polls `probe` every 50 ms until it gives a value, for at most `limit`.
-async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -66,30 +66,60 @@ fn ensure_wasm_target() {
     assert!(status.success(), "rustup target add wasm32-wasip2 failed");
 }
 
-/// The object-storage tests and the docs drive a real S3 client, boto3:
-/// installed here when missing, so that `cargo test --workspace` alone
-/// runs the whole suite on a fresh machine.
-pub fn ensure_boto3() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let present = Command::new("python3")
-            .args(["-c", "import boto3"])
-            .stderr(Stdio::null())
-            .status()
-            .expect("python3 runs; hint: install Python 3");
-        if present.success() {
-            return;
-        }
+/// Installs the Python package `requirement` with pip unless `present`
+/// (a Python snippet) already runs; once per test process and package, so
+/// that `cargo test --workspace` alone runs the whole suite on a fresh
+/// machine.
+pub fn ensure_python_package(present: &str, requirement: &str) {
+    static INSTALLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut installed = INSTALLED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if installed.iter().any(|done| done == requirement) {
+        return;
+    }
+    let found = Command::new("python3")
+        .args(["-c", present])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("python3 runs; hint: install Python 3");
+    if !found.success() {
         let output = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "boto3>=1.34"])
+            .args(["-m", "pip", "install", "--quiet", requirement])
             .output()
             .expect("python3 runs");
         assert!(
             output.status.success(),
-            "boto3 is missing and `python3 -m pip install boto3` failed:\n{}",
+            "`python3 -m pip install {requirement}` failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-    });
+    }
+    installed.push(requirement.to_string());
+}
+
+/// The object-storage tests and the docs drive a real S3 client, boto3.
+pub fn ensure_boto3() {
+    ensure_python_package("import boto3", "boto3>=1.34");
+}
+
+/// Polls `probe` every 20 ms until it gives a value, for at most `limit`.
+pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The Python functions build with componentize-py: installed here, at

@@ -18,7 +18,6 @@
 //! reproduces); `bench/fuzz.sh` runs it longer.
 
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 use crate::harness::{self, Kumo};
 
@@ -26,27 +25,11 @@ use crate::harness::{self, Kumo};
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 
 fn ensure_schemathesis() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let version = Command::new("python3")
-            .args(["-m", "schemathesis.cli", "--version"])
-            .stderr(Stdio::null())
-            .output()
-            .expect("python3 runs; hint: install Python 3");
-        let wanted = SCHEMATHESIS.trim_start_matches("schemathesis==");
-        if String::from_utf8_lossy(&version.stdout).contains(wanted) {
-            return;
-        }
-        let output = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", SCHEMATHESIS])
-            .output()
-            .expect("python3 runs");
-        assert!(
-            output.status.success(),
-            "schemathesis is missing and `python3 -m pip install {SCHEMATHESIS}` failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    });
+    let wanted = SCHEMATHESIS.trim_start_matches("schemathesis==");
+    harness::ensure_python_package(
+        &format!("import importlib.metadata as m; assert m.version('schemathesis') == '{wanted}'"),
+        SCHEMATHESIS,
+    );
 }
 
 fn examples_manifest() -> String {

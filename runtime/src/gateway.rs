@@ -8,9 +8,12 @@
 //! reads or changes the registry.
 //!
 //! A request's body starts arriving before any instance is taken: the
-//! gateway waits (up to [`BODY_WAIT`]) for the whole body or its first
-//! [`BODY_PREFETCH_BYTES`], so a client that sends its body slowly holds a
-//! connection, never an instance other callers need.
+//! gateway waits (up to [`BODY_WAIT`]) for a body of declared length to
+//! arrive whole, or its first [`BODY_PREFETCH_BYTES`] when it is longer, so
+//! a client that sends its body slowly holds a connection, never an
+//! instance other callers need. A body of unknown length (chunked) is
+//! awaited only until its first bytes: it may be a stream the function
+//! answers piece by piece, so the rest reaches the guest as it comes.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -108,16 +111,18 @@ async fn queue_async(live: &Live, events: &Events, request: Request) -> Response
     crate::api::invocations::accept_async(events, &snapshot, &target, request).await
 }
 
-/// The most of a request body read before an instance is taken.
+/// The most of a request body of declared length read before an instance
+/// is taken.
 pub(crate) const BODY_PREFETCH_BYTES: usize = 64 * 1024;
 
 /// How long the gateway waits for that much of a body (or all of it).
 pub(crate) const BODY_WAIT: Duration = Duration::from_secs(30);
 
-/// Reads the start of `request`'s body: all of it, or its first
-/// [`BODY_PREFETCH_BYTES`] with the rest still to stream. A body that
-/// fails to read is handed on failing, so the invocation is refused as
-/// the client's error and metered like any other.
+/// Reads the start of `request`'s body: with a `content-length`, all of
+/// it or its first [`BODY_PREFETCH_BYTES`]; without, its first bytes. The
+/// rest still streams. A body that fails to read is handed on failing, so
+/// the invocation is refused as the client's error and metered like any
+/// other.
 ///
 /// # Errors
 ///
@@ -126,12 +131,21 @@ async fn prefetch_body(request: Request) -> Result<Request, ApiError> {
     if request.body().is_end_stream() {
         return Ok(request);
     }
+    let wanted = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
+        .map_or(1, |length| {
+            usize::try_from(length).map_or(BODY_PREFETCH_BYTES, |length| {
+                length.clamp(1, BODY_PREFETCH_BYTES)
+            })
+        });
     let (parts, mut body) = request.into_parts();
     let deadline = tokio::time::Instant::now() + BODY_WAIT;
     let mut prefix = BytesMut::new();
     let mut prefetched = Prefetched::default();
     loop {
-        if prefix.len() >= BODY_PREFETCH_BYTES {
+        if prefix.len() >= wanted {
             prefetched.rest = Some(body);
             break;
         }

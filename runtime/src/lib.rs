@@ -14,6 +14,7 @@ pub(crate) mod api;
 pub mod cli;
 pub(crate) mod config;
 pub mod connections;
+pub(crate) mod console;
 pub(crate) mod control;
 pub mod database;
 pub(crate) mod engine;

@@ -142,6 +142,9 @@ impl Normaliser {
             (r"\b[0-9a-f]{64}\b", With("<sha256>")),
             (r"\b[0-9a-f]{32}\b", With("<id>")),
             (r"\b[0-9a-f]{12}\b", With("<hash>")),
+            // Whether a request found a warm instance depends on the
+            // machine's load: a REPORT line's cold-start field is dropped.
+            (r"\tInit Duration: [0-9]+(\.[0-9]+)? ms", With("")),
             // Cargo writes a build past a minute as `1m 05s`.
             (
                 r"\b([0-9]+m )?[0-9]+(\.[0-9]+)? ?(ms|s)\b",
@@ -577,6 +580,10 @@ fn normalising_and_matching() {
             "    Finished `release` profile [optimized] target(s) in <duration>",
         ),
         ("version 12 of greet", "version 12 of greet"),
+        (
+            "REPORT RequestId: x\tDuration: 2001.84 ms\tInit Duration: 0.61 ms\tStatus: timeout",
+            "REPORT RequestId: x\tDuration: <duration>\tStatus: timeout",
+        ),
         (
             "1        bf9c485a6ced  418959  128",
             "1        <hash>  <bytes>  128",

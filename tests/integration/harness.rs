@@ -12,6 +12,15 @@ use std::time::{Duration, Instant};
 /// components first; a cold debug build on 2 cores is the slow case).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a `kumo up --build` of Python and JavaScript functions may
+/// take: each componentize run takes 10 to 30 s on 2 busy cores, a first
+/// `npm install` more.
+const BUILD_START_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The componentize-py the Python functions build with (as `kumo new`
+/// pins it).
+pub const COMPONENTIZE_PY: &str = "0.25.1";
+
 /// The repository's root folder.
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -78,6 +87,53 @@ pub fn ensure_boto3() {
         assert!(
             output.status.success(),
             "boto3 is missing and `python3 -m pip install boto3` failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
+
+/// The Python functions build with componentize-py: installed here, at
+/// the pinned version, when `componentize-py --version` does not print it.
+pub fn ensure_componentize_py() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let version = Command::new("componentize-py").arg("--version").output();
+        if version.is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains(COMPONENTIZE_PY)) {
+            return;
+        }
+        let output = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet"])
+            .arg(format!("componentize-py=={COMPONENTIZE_PY}"))
+            .output()
+            .expect("python3 runs; hint: install Python 3");
+        assert!(
+            output.status.success(),
+            "componentize-py is missing and `python3 -m pip install componentize-py=={COMPONENTIZE_PY}` failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
+
+/// The JavaScript functions build with componentize-js, which runs on
+/// Node.js: its packages come from `sdk/js/package-lock.json` (`npm ci`,
+/// run here when `sdk/js/node_modules` is missing; the build commands of
+/// the examples do the same).
+pub fn ensure_js_toolchain() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let sdk = repo_root().join("sdk/js");
+        if sdk.join("node_modules/.bin/componentize-js").exists() {
+            return;
+        }
+        let output = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&sdk)
+            .output()
+            .expect("npm runs; hint: install Node.js 20 or later with npm");
+        assert!(
+            output.status.success(),
+            "`npm ci` in {} failed:\n{}",
+            sdk.display(),
             String::from_utf8_lossy(&output.stderr)
         );
     });
@@ -296,7 +352,13 @@ impl Kumo {
     /// Starts `kumo VERB` (`up`, `dev` or `server`) and waits until it
     /// serves, or until it exits.
     pub fn start_verb(verb: &str, start: &Start<'_>) -> Result<Kumo, Exited> {
-        Kumo::start_listening(verb, start, None)
+        Kumo::start_listening(verb, start, None, START_TIMEOUT)
+    }
+
+    /// As [`Kumo::start_verb`], waiting longer: for `--build` of Python
+    /// and JavaScript functions.
+    pub fn start_building(verb: &str, start: &Start<'_>) -> Result<Kumo, Exited> {
+        Kumo::start_listening(verb, start, None, BUILD_START_TIMEOUT)
     }
 
     /// Starts `kumo server` on a data directory with `--port-base base`
@@ -308,7 +370,7 @@ impl Kumo {
             extra_args: &[],
             env: &[],
         };
-        Kumo::start_listening("server", &start, Some(base))
+        Kumo::start_listening("server", &start, Some(base), START_TIMEOUT)
             .unwrap_or_else(|exited| panic!("kumo server did not start: {exited:#?}"))
     }
 
@@ -316,9 +378,10 @@ impl Kumo {
         verb: &str,
         start: &Start<'_>,
         port_base: Option<u16>,
+        timeout: Duration,
     ) -> Result<Kumo, Exited> {
         let (mut child, stdout, stderr) = spawn(verb, start, port_base);
-        let serving = stdout.wait_for(START_TIMEOUT, |text| text.contains("kumo: serving http://"));
+        let serving = stdout.wait_for(timeout, |text| text.contains("kumo: serving http://"));
         if !serving {
             let _ = child.kill();
             let status = child.wait().unwrap();
@@ -428,6 +491,12 @@ impl Kumo {
     pub fn wait_for_stdout(&self, needle: &str) -> bool {
         self.stdout
             .wait_for(Duration::from_secs(30), |text| text.contains(needle))
+    }
+
+    /// Waits (bounded by `timeout`) until stdout holds `needle`: for what
+    /// follows a rebuild.
+    pub fn wait_for_stdout_within(&self, needle: &str, timeout: Duration) -> bool {
+        self.stdout.wait_for(timeout, |text| text.contains(needle))
     }
 
     /// Waits (bounded) until at least `count` log lines contain `needle`.

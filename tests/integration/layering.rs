@@ -20,7 +20,7 @@ const LEVELS: &[&[&str]] = &[
     &["triggers"],
     &["control"],
     &["api"],
-    &["gateway"],
+    &["gateway", "console"],
     &["server"],
     &["cli"],
     &["lib", "main"],

@@ -194,6 +194,19 @@ fn objects_round_trip_with_metadata_ranges_and_deletes() {
         ),
         ("InvalidRange".to_string(), 416)
     );
+    // A Range that does not parse is ignored, as S3 does: the whole object,
+    // with its headers.
+    for range in ["bytes=9-0", "lines=1-2", "bytes=abc"] {
+        let get = s3_ok(
+            &s3,
+            "get_object",
+            json!({"Bucket": "photos", "Key": "in/a b+ü.txt", "Range": range}),
+        );
+        assert_eq!(get["Body"]["text"], body, "{range}");
+        assert_eq!(get["Metadata"]["owner"], "ann", "{range}");
+        assert_eq!(get["ContentLength"], 16, "{range}");
+        assert!(get.get("ContentRange").is_none(), "{range}: {get}");
+    }
 
     s3_ok(
         &s3,

@@ -160,7 +160,7 @@ pub(super) fn parse_limit<T: std::str::FromStr + PartialOrd + std::fmt::Display 
 /// How long a read of invocation records waits for the records of the
 /// invocations that ended before it (the writer stores every ~100 ms; a
 /// slow disk can take longer, and then the read goes on without them).
-pub(super) const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[utoipa::path(get, path = "/v1/billing", tag = "metering", params(BillingParams),
     responses(

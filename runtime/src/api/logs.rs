@@ -120,7 +120,7 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
         (status = 200, description = "The stored lines, oldest first; with `follow=true`, newline-delimited JSON (`application/x-ndjson`): one `LogLine` per line, the stored ones first, then new ones as they arrive, or `{\"missed\": N}` when the reader fell behind; an empty line every 30 s while nothing happens", body = LogList),
         (status = 400, description = "A bad `since`, `limit` or `follow`", body = super::ErrorBody),
         (status = 404, description = "No such function", body = super::ErrorBody)))]
-async fn function_logs(
+pub(crate) async fn function_logs(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     ApiQuery(params): ApiQuery<LogsParams>,

@@ -10,10 +10,10 @@
 //! which reads these types) defines admin wire types.
 
 pub(crate) mod aliases;
-mod billing;
+pub(crate) mod billing;
 mod error;
 pub(crate) mod events;
-mod extract;
+pub(crate) mod extract;
 pub(crate) mod functions;
 pub(crate) mod invocations;
 pub(crate) mod invoke;

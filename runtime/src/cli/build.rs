@@ -1,4 +1,6 @@
-//! `--build`: run each function's `build` command in the manifest's folder.
+//! `--build`: run each function's `build` command in the manifest's folder,
+//! with this `kumo` first on `PATH` (so a build command may call
+//! `kumo wit`, as the Python and JavaScript projects do).
 
 use std::process::Command;
 use std::time::Instant;
@@ -35,7 +37,11 @@ pub(crate) fn run_builds(manifest: &Manifest) -> anyhow::Result<()> {
             commands.len()
         );
         let started = Instant::now();
-        let status = shell(command)
+        let mut shell = shell(command);
+        if let Some(path) = path_with_this_kumo_first() {
+            shell.env("PATH", path);
+        }
+        let status = shell
             .current_dir(folder)
             .status()
             .with_context(|| format!("cannot run the build command of {names} (`{command}`)"))?;
@@ -58,6 +64,15 @@ pub(crate) fn run_builds(manifest: &Manifest) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `PATH` with the folder of the running `kumo` in front, so the `kumo` a
+/// build command calls is this one (also under `cargo run`).
+fn path_with_this_kumo_first() -> Option<std::ffi::OsString> {
+    let exe = std::env::current_exe().ok()?;
+    let folder = exe.parent()?.to_path_buf();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(folder).chain(std::env::split_paths(&rest))).ok()
 }
 
 #[cfg(unix)]

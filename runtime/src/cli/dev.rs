@@ -92,13 +92,20 @@ fn is_write(kind: &EventKind) -> bool {
     }
 }
 
+/// Folders that hold what builds and tools write, never sources.
+const BUILD_OUTPUT_FOLDERS: [&str; 4] = ["target", ".git", "node_modules", "__pycache__"];
+
+/// The extensions of source files: Rust, WIT, manifests, Python,
+/// JavaScript and TypeScript.
+const SOURCE_EXTENSIONS: [&str; 9] = ["rs", "wit", "toml", "py", "js", "mjs", "cjs", "ts", "mts"];
+
 /// Whether a changed path is source code a build would read (not build
 /// output, not Kumo's own data).
 fn is_source_change(path: &Path, data_dir: &Path) -> bool {
     if path.starts_with(data_dir)
-        || path.components().any(
-            |part| matches!(part, Component::Normal(name) if name == "target" || name == ".git"),
-        )
+        || path.components().any(|part| {
+            matches!(part, Component::Normal(name) if BUILD_OUTPUT_FOLDERS.iter().any(|folder| name == *folder))
+        })
     {
         return false;
     }
@@ -111,7 +118,7 @@ fn is_source_change(path: &Path, data_dir: &Path) -> bool {
         || Path::new(name)
             .extension()
             .and_then(|extension| extension.to_str())
-            .is_some_and(|extension| matches!(extension, "rs" | "wit" | "toml"))
+            .is_some_and(|extension| SOURCE_EXTENSIONS.contains(&extension))
 }
 
 async fn redeploy_on_change(
@@ -246,6 +253,30 @@ mod tests {
             "reading {} counted as a change: {changed:?}",
             source.display()
         );
+    }
+
+    #[test]
+    fn sources_of_every_language_are_changes_and_build_output_is_not() {
+        let data = Path::new("/p/.kumo");
+        let cases = [
+            ("/p/src/lib.rs", true),
+            ("/p/app.py", true),
+            ("/p/app.js", true),
+            ("/p/lib/util.mjs", true),
+            ("/p/wit/world.wit", true),
+            ("/p/kumo.toml", true),
+            ("/p/Cargo.lock", true),
+            ("/p/hi.wasm", false),
+            ("/p/README.md", false),
+            ("/p/package-lock.json", false),
+            ("/p/target/debug/build.rs", false),
+            ("/p/node_modules/x/index.js", false),
+            ("/p/kumo/__pycache__/http.cpython-314.py", false),
+            ("/p/.kumo/artifacts/a.toml", false),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(is_source_change(Path::new(path), data), expected, "{path}");
+        }
     }
 
     #[test]

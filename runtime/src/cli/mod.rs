@@ -2,7 +2,8 @@
 //!
 //! Service verbs (`up`, `server`, `dev`) run Kumo in this process; client
 //! verbs (`deploy`, `functions`, `alias`, `invoke`, `triggers`, `bill`,
-//! `logs`) talk to a running server's admin API. Verbs print what a person needs on stdout
+//! `logs`) talk to a running server's admin API; `new` and `wit` write
+//! files for building functions. Verbs print what a person needs on stdout
 //! (tables, or JSON with `--output json`) and log to stderr through
 //! `tracing` (`KUMO_LOG` or `RUST_LOG` set the filter). Errors are one
 //! clear line and a non-zero exit.
@@ -11,8 +12,10 @@ mod build;
 mod client;
 mod dev;
 mod metering;
+mod new;
 mod up;
 mod version_changes;
+mod wit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +67,36 @@ enum Command {
     /// Print a function's output lines (stdout/stderr) with their request
     /// ids; `--follow` keeps printing new ones.
     Logs(LogsArgs),
+    /// Start a function project in Rust, Python or JavaScript.
+    New(NewArgs),
+    /// Write the WIT of the world Kumo functions are built against (for
+    /// componentize-py and componentize-js).
+    Wit(WitArgs),
+}
+
+/// Arguments of `kumo new`.
+#[derive(Debug, clap::Args)]
+struct NewArgs {
+    /// The function's name (lowercase letters, digits and `-`).
+    name: String,
+    /// The language of the project.
+    #[arg(long, value_enum)]
+    lang: new::Language,
+    /// The folder to create [default: ./NAME]; it must not exist.
+    #[arg(long)]
+    path: Option<PathBuf>,
+}
+
+/// Arguments of `kumo wit`.
+#[derive(Debug, clap::Args)]
+struct WitArgs {
+    /// The folder to write `world.wit` and `deps/` into.
+    #[arg(default_value = "wit")]
+    folder: PathBuf,
+    /// Write the WASI packages under this 0.2 version instead of Kumo's
+    /// own (componentize-js needs 0.2.10).
+    #[arg(long, value_name = "VERSION")]
+    wasi_version: Option<String>,
 }
 
 /// Where the service listens and keeps its state.
@@ -517,6 +550,11 @@ pub fn run() -> ExitCode {
             Command::Invocations(command) => client::invocations(command).await,
             Command::Bill(args) => metering::bill(args).await,
             Command::Logs(args) => metering::logs(args).await,
+            Command::New(args) => new::new_project(&args.name, args.lang, args.path.as_deref())
+                .map(|folder| print!("{}", new::next_steps(&args.name, args.lang, &folder))),
+            Command::Wit(args) => {
+                wit::write_wit(&args.folder, args.wasi_version.as_deref()).map(|_| ())
+            }
         }
     });
     match result {

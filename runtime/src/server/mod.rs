@@ -599,15 +599,25 @@ impl Prepared {
             Box::pin(async move { events.on_object_change(change).await })
         });
         let storage_root = self.storage_options.root.clone();
-        let storage = tokio::spawn(crate::storage::serve(
-            self.storage,
-            self.storage_options,
+        // One object store for the S3 endpoint and the console's uploads.
+        let objects = crate::storage::Objects::open(
+            &storage_root,
+            self.storage_options.max_object_bytes,
             on_change,
-            self.connection_limits,
-            stopped(stop_rx.clone()),
-        ));
+        )
+        .await?;
+        let storage = tokio::spawn({
+            let objects = objects.clone();
+            let credentials = self.storage_options.credentials.clone();
+            let shutdown = stopped(stop_rx.clone());
+            let limits = self.connection_limits;
+            async move {
+                crate::storage::serve_objects(self.storage, objects, &credentials, limits, shutdown)
+                    .await
+            }
+        });
         let gateway = crate::gateway::router(self.control.live().clone(), self.events.clone());
-        let admin = crate::api::router(crate::api::ApiState {
+        let api_state = crate::api::ApiState {
             control: self.control.clone(),
             live: self.control.live().clone(),
             token: self.token.clone(),
@@ -619,7 +629,9 @@ impl Prepared {
             stopping: stop_rx.clone(),
             storage_root,
             events: self.events.clone(),
-        });
+        };
+        let console = crate::console::state(api_state.clone(), objects, self.started);
+        let admin = crate::api::router(api_state).merge(crate::console::router(console));
         let (gateway, admin) = tokio::join!(
             serve(
                 "gateway",

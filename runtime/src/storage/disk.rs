@@ -698,7 +698,10 @@ mod tests {
             put(&disk, &key, b"long").unwrap();
             let found = disk.object("photos", &key).unwrap().unwrap();
             assert_eq!(found.meta.content_type.as_deref(), Some("text/plain"));
-            assert_eq!(disk.list_keys("photos", "a/").unwrap(), std::slice::from_ref(&key));
+            assert_eq!(
+                disk.list_keys("photos", "a/").unwrap(),
+                std::slice::from_ref(&key)
+            );
             assert!(disk.delete("photos", &key).unwrap());
         }
         assert!(!disk.bucket_dir("photos").join("a").exists());

@@ -11,12 +11,17 @@
 //! fails the call fails with 503, so an acknowledged upload always has its
 //! event.
 //!
+//! [`Objects`] is the store behind the endpoint; the web console shares it
+//! (listing, downloads, and uploads through the same path as PutObject).
+//!
 //! eTags are the MD5 of the whole object, lowercase hex, for multipart
 //! uploads too (AWS uses `md5-of-part-md5s-N` there): one rule that
 //! functions can check content against. See `docs/storage.md`.
 
 mod disk;
+mod lenient_range;
 mod names;
+mod objects;
 #[cfg(test)]
 mod proptests;
 mod s3;
@@ -34,6 +39,8 @@ use crate::engine::DirMount;
 use crate::model::ObjectChange;
 
 pub(crate) use names::{check_bucket_name, check_object_key, is_clean_mount_path};
+pub(crate) use objects::ObjectError;
+pub use objects::Objects;
 
 /// The largest object accepted by default: 5 GiB, S3's PutObject limit.
 pub(crate) const DEFAULT_MAX_OBJECT_BYTES: u64 = 5 << 30;
@@ -97,25 +104,31 @@ pub async fn serve(
     limits: crate::connections::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let root = options.root.clone();
-    let disk = tokio::task::spawn_blocking(move || disk::Disk::open(&root))
-        .await
-        .context("the storage start-up task failed")?
-        .with_context(|| {
-            format!(
-                "cannot create the storage folder {}; hint: pass a writable --data-dir",
-                options.root.display()
-            )
-        })?;
-    let backend = s3::Backend {
-        disk: Arc::new(disk),
-        max_object_bytes: options.max_object_bytes,
-        on_change,
+    let objects = Objects::open(&options.root, options.max_object_bytes, on_change).await?;
+    serve_objects(listener, objects, &options.credentials, limits, shutdown).await
+}
+
+/// Serves the S3 endpoint for `objects` (opened by the caller, who may
+/// share them) on `listener` until `shutdown` resolves.
+///
+/// # Errors
+///
+/// When the listener fails.
+pub(crate) async fn serve_objects(
+    listener: TcpListener,
+    objects: Objects,
+    credentials: &StorageCredentials,
+    limits: crate::connections::ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let lenient = lenient_range::IgnoreMalformedRange {
+        backend: objects.backend.clone(),
     };
-    let mut builder = s3s::service::S3ServiceBuilder::new(backend);
+    let mut builder = s3s::service::S3ServiceBuilder::new(objects.backend);
+    builder.set_route(lenient);
     builder.set_auth(s3s::auth::SimpleAuth::from_single(
-        options.credentials.access_key.clone(),
-        options.credentials.secret_key.clone(),
+        credentials.access_key.clone(),
+        credentials.secret_key.clone(),
     ));
     let service = builder.build();
     let service =

@@ -32,6 +32,7 @@ use crate::model::ObjectChange;
 const MAX_PARTS: i32 = 10_000;
 
 /// The S3 service: the disk, the size limit and the change hook.
+#[derive(Clone)]
 pub(super) struct Backend {
     pub disk: Arc<Disk>,
     pub max_object_bytes: u64,
@@ -85,7 +86,9 @@ fn disk_error(context: &str, problem: DiskError) -> S3Error {
 }
 
 /// Runs blocking file work off the async threads.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> S3Result<T> {
+pub(super) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> S3Result<T> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|join| internal("a storage task failed", join))
@@ -104,7 +107,7 @@ impl Backend {
         }
     }
 
-    async fn existing_object(&self, bucket: &str, key: &str) -> S3Result<FoundObject> {
+    pub(super) async fn existing_object(&self, bucket: &str, key: &str) -> S3Result<FoundObject> {
         self.existing_bucket(bucket).await?;
         check_object_key(key).map_err(name_error)?;
         let disk = self.disk.clone();
@@ -123,7 +126,7 @@ impl Backend {
     /// Finds an object and opens it, making sure the file opened is the
     /// one described (an overwrite may rename a new file into place in
     /// between; then the lookup is repeated).
-    async fn open_object(
+    pub(super) async fn open_object(
         &self,
         bucket: &str,
         key: &str,
@@ -223,6 +226,65 @@ impl Backend {
     }
 }
 
+/// One upload, as S3's PutObject and the console's upload form give it.
+pub(super) struct NewUpload<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// The `Content-Length` the client declared, checked before reading.
+    pub declared_size: Option<i64>,
+    /// A `Content-MD5` to check the body against.
+    pub content_md5: Option<&'a str>,
+    pub content_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// The uploader's address, for the event.
+    pub source_ip: Option<String>,
+}
+
+impl Backend {
+    /// Stores a new object from `body` and reports its creation to the
+    /// change hook: the one path of a simple upload, whether S3's
+    /// PutObject or the console's upload form. Returns the size and the
+    /// eTag.
+    pub(super) async fn put<E: std::fmt::Display>(
+        &self,
+        upload: NewUpload<'_>,
+        body: Option<impl futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin>,
+    ) -> S3Result<(u64, String)> {
+        let (bucket, key) = (upload.bucket, upload.key);
+        check_object_key(key).map_err(name_error)?;
+        self.existing_bucket(bucket).await?;
+        self.check_declared_size(upload.declared_size)?;
+
+        let temp = self.disk.temp_path();
+        let (size, md5) = write_body(&temp, body, self.max_object_bytes).await?;
+        if let Err(problem) = check_content_md5(upload.content_md5, &md5) {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(problem);
+        }
+        let etag = hex::encode(md5);
+        let object = NewObject {
+            etag: etag.clone(),
+            content_type: upload.content_type,
+            metadata: upload.metadata,
+        };
+        let existed = self.is_object(bucket, key);
+        commit(&self.disk, bucket, key, temp, object).await?;
+        self.report_or_undo(
+            change(
+                upload.source_ip,
+                bucket,
+                key,
+                size,
+                &etag,
+                "ObjectCreated:PutObject",
+            ),
+            existed,
+        )
+        .await?;
+        Ok((size, etag))
+    }
+}
+
 fn no_such_bucket(bucket: &str) -> S3Error {
     error(
         S3ErrorCode::NoSuchBucket,
@@ -240,18 +302,22 @@ fn too_large(limit: u64) -> S3Error {
     )
 }
 
+/// The client's address of an S3 request.
+fn source_ip(request: &S3Request<impl Sized>) -> Option<String> {
+    request
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip().to_string())
+}
+
 fn change(
-    request: &S3Request<impl Sized>,
+    source_ip: Option<String>,
     bucket: &str,
     key: &str,
     size: u64,
     etag: &str,
     event_name: &str,
 ) -> ObjectChange {
-    let source_ip = request
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip().to_string());
     ObjectChange {
         bucket: bucket.to_string(),
         key: key.to_string(),
@@ -267,9 +333,9 @@ fn change(
 /// Streams a request body into `path`, hashing it, refusing more than
 /// `limit` bytes. Returns the size and the raw MD5. The file is removed on
 /// failure.
-async fn write_body(
+async fn write_body<E: std::fmt::Display>(
     path: &Path,
-    body: Option<StreamingBlob>,
+    body: Option<impl futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin>,
     limit: u64,
 ) -> S3Result<(u64, [u8; 16])> {
     let result = write_body_inner(path, body, limit).await;
@@ -279,9 +345,9 @@ async fn write_body(
     result
 }
 
-async fn write_body_inner(
+async fn write_body_inner<E: std::fmt::Display>(
     path: &Path,
-    body: Option<StreamingBlob>,
+    body: Option<impl futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin>,
     limit: u64,
 ) -> S3Result<(u64, [u8; 16])> {
     let mut file = tokio::fs::File::create(path)
@@ -345,7 +411,7 @@ fn stored_metadata(meta: &BTreeMap<String, String>) -> Option<s3s::dto::Metadata
 
 /// The stored content type, or S3's default for objects uploaded without
 /// one.
-fn content_type_of(found: &FoundObject) -> String {
+pub(super) fn content_type_of(found: &FoundObject) -> String {
     found
         .meta
         .content_type
@@ -443,39 +509,18 @@ impl S3 for Backend {
         &self,
         mut request: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let input = &request.input;
-        let (bucket, key) = (input.bucket.clone(), input.key.clone());
-        check_object_key(&key).map_err(name_error)?;
-        self.existing_bucket(&bucket).await?;
-        self.check_declared_size(input.content_length)?;
-
-        let temp = self.disk.temp_path();
-        let (size, md5) =
-            write_body(&temp, request.input.body.take(), self.max_object_bytes).await?;
-        if let Err(problem) = check_content_md5(request.input.content_md5.as_deref(), &md5) {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(problem);
-        }
-        let etag = hex::encode(md5);
-        let object = NewObject {
-            etag: etag.clone(),
-            content_type: request.input.content_type.clone(),
-            metadata: metadata_map(request.input.metadata.take()),
+        let source_ip = source_ip(&request);
+        let input = &mut request.input;
+        let upload = NewUpload {
+            bucket: &input.bucket,
+            key: &input.key,
+            declared_size: input.content_length,
+            content_md5: input.content_md5.as_deref(),
+            content_type: input.content_type.clone(),
+            metadata: metadata_map(input.metadata.take()),
+            source_ip,
         };
-        let existed = self.is_object(&bucket, &key);
-        commit(&self.disk, &bucket, &key, temp, object).await?;
-        self.report_or_undo(
-            change(
-                &request,
-                &bucket,
-                &key,
-                size,
-                &etag,
-                "ObjectCreated:PutObject",
-            ),
-            existed,
-        )
-        .await?;
+        let (size, etag) = self.put(upload, input.body.take()).await?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(strong_etag(&etag)),
             size: i64::try_from(size).ok(),
@@ -865,7 +910,7 @@ impl S3 for Backend {
         }
         self.report_or_undo(
             change(
-                &request,
+                source_ip(&request),
                 &bucket,
                 &key,
                 size,
@@ -919,7 +964,7 @@ impl Backend {
             .await?
             .map_err(|io| internal("cannot delete an object", io))?;
         if existed {
-            self.report(change(request, bucket, key, 0, "", event_name))
+            self.report(change(source_ip(request), bucket, key, 0, "", event_name))
                 .await?;
         }
         Ok(())

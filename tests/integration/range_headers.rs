@@ -98,6 +98,7 @@ fn generated_ranges_get_the_bytes_rfc_9110_says() {
             "bytes=-1",
             "bytes=100-",
             "bytes=-0",
+            "bytes=-",
             "bytes=5-2",
         ]
         .map(String::from),

@@ -24,12 +24,14 @@ pub(super) struct IgnoreMalformedRange {
     pub(super) backend: Backend,
 }
 
-/// Whether `headers` hold a `Range` s3s would refuse.
+/// Whether `headers` hold a `Range` s3s would refuse, or one it reads
+/// wrongly: `bytes=-` (no suffix length, so no range at all) reads as the
+/// last 0 bytes there, which would answer 416.
 fn has_malformed_range(headers: &HeaderMap) -> bool {
     headers.get(RANGE).is_some_and(|value| {
-        value
-            .to_str()
-            .map_or(true, |text| Range::parse(text).is_err())
+        value.to_str().map_or(true, |text| {
+            Range::parse(text).is_err() || text == "bytes=-"
+        })
     })
 }
 
@@ -122,7 +124,9 @@ mod tests {
             (Some("bytes=0-9"), false),
             (Some("bytes=5-"), false),
             (Some("bytes=-3"), false),
+            (Some("bytes=-0"), false),
             (None, false),
+            (Some("bytes=-"), true),
             (Some("bytes=9-0"), true),
             (Some("lines=1-2"), true),
             (Some("bytes=abc"), true),

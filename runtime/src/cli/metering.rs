@@ -50,7 +50,7 @@ pub(crate) fn billing_csv(report: &BillingReport) -> String {
     let optional = |value: Option<f64>| value.map_or_else(String::new, |value| value.to_string());
     for row in &report.rows {
         let cells = [
-            csv_cell(&row.function),
+            crate::metering::csv_field(&row.function),
             row.version
                 .map_or_else(String::new, |version| version.to_string()),
             row.hour.map_or_else(String::new, |hour| {
@@ -71,15 +71,6 @@ pub(crate) fn billing_csv(report: &BillingReport) -> String {
         text.push('\n');
     }
     text
-}
-
-/// A CSV cell: quoted when it holds a comma, a quote or a line break.
-fn csv_cell(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 fn print_billing_table(report: &BillingReport) {

@@ -350,16 +350,7 @@ fn csv(table: &Table) -> String {
     out
 }
 
-/// A CSV field, quoted when it holds a comma, a quote or a line break
-/// (RFC 4180). Function names never do; the rule keeps the file valid
-/// anyway.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
+use crate::metering::csv_field;
 
 #[cfg(test)]
 mod tests {

@@ -42,6 +42,7 @@ use crate::observability::{LogLevel, LogLine, LogStream};
 
 pub use billing::{Charge, Prices};
 pub(crate) use recorder::Recorder;
+pub(crate) use report::csv_field;
 pub use report::{
     BillingQuery, BillingReport, BillingRow, BillingTotals, GroupBy, OutcomeCounts, billing_report,
     recent_invocations,

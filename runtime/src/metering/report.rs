@@ -344,6 +344,18 @@ pub async fn recent_invocations(
         .context("cannot read invocation records")
 }
 
+/// A CSV field of a billing report, quoted when it holds a comma, a quote
+/// or a line break (RFC 4180). Function names never do; the rule keeps the
+/// file valid anyway. `kumo bill --output csv` and the console's download
+/// both use it.
+pub(crate) fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -263,18 +263,7 @@ mod tests {
             query: BillingQuery::default(),
             prices: Prices::default(),
             rows: vec![row("thumbnail", Some(2)), row("a,\"b\"", None)],
-            total: BillingTotals {
-                invocations: 0,
-                billable_invocations: 0,
-                errors: 0,
-                rejected: 0,
-                cold_starts: 0,
-                billed_ms: 0,
-                mb_ms: 0,
-                gb_seconds: 0.0,
-                gross_cost: 0.0,
-                charge: Default::default(),
-            },
+            total: BillingTotals::default(),
         };
         let text = billing_csv(&report);
         let lines: Vec<&str> = text.lines().collect();

@@ -355,7 +355,7 @@ use crate::metering::csv_field;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metering::{BillingRow, BillingTotals, Charge, OutcomeCounts, Prices};
+    use crate::metering::{BillingRow, BillingTotals, OutcomeCounts, Prices};
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -389,18 +389,7 @@ mod tests {
             query: BillingQuery::default(),
             prices: Prices::default(),
             rows,
-            total: BillingTotals {
-                invocations: 0,
-                billable_invocations: 0,
-                errors: 0,
-                rejected: 0,
-                cold_starts: 0,
-                billed_ms: 0,
-                mb_ms: 0,
-                gb_seconds: 0.0,
-                gross_cost: 0.0,
-                charge: Charge::default(),
-            },
+            total: BillingTotals::default(),
         }
     }
 

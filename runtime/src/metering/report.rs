@@ -141,7 +141,7 @@ pub struct BillingRow {
 }
 
 /// The whole report's totals, with the free tier applied once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BillingTotals {
     /// Invocations, every outcome included.
     pub invocations: u64,

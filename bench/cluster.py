@@ -26,31 +26,11 @@ import threading
 import time
 import urllib.request
 
-import boto3
-from botocore.config import Config
+# The S3 client, its keys and the percentile rule are bench/events.py's.
+from events import percentile, upload
 
-ACCESS_KEY = "KUMOBENCHACCESSKEY"
-SECRET_KEY = "kumo-bench-secret-key"
-BUCKET = "bench"
 TIMEOUT_S = 300
 ROUNDS = 10
-
-
-def client(endpoint):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-    )
-
-
-def upload(endpoint, keys):
-    s3 = client(endpoint)
-    for key in keys:
-        s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode())
 
 
 def upload_all(endpoints, keys, threads):
@@ -93,11 +73,6 @@ def wait_delivered(database, count):
         if time.time() > deadline:
             sys.exit(f"bench: only {len(rows)} of {count} events delivered after {TIMEOUT_S} s")
         time.sleep(0.2)
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def admin(base, token, method, path, body):

@@ -65,7 +65,7 @@ start() {
     > "$out" 2> "$WORK/node-$index.err" &
   PIDS+=("$!")
   for _ in $(seq 1 600); do
-    if grep -q 'kumo: serving' "$out" && grep -q 'kumo: storage' "$out"; then
+    if grep -q "kumo: serving" "$out" 2>/dev/null && grep -q "kumo: storage" "$out"; then
       GATEWAYS+=("$(sed -n 's/^kumo: serving \(http:\/\/[0-9.:]*\).*/\1/p' "$out" | head -n1)")
       ADMINS+=("$(sed -n 's/^kumo: admin api \(http:\/\/[0-9.:]*\).*/\1/p' "$out" | head -n1)")
       ENDPOINTS+=("$(sed -n 's/^kumo: storage \(http:\/\/[0-9.:]*\).*/\1/p' "$out" | head -n1)")

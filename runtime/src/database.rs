@@ -245,6 +245,18 @@ async fn open_postgres(url: &str) -> anyhow::Result<Database> {
     let options: AnyConnectOptions = url.parse().with_context(|| {
         format!("`{shown}` is not a PostgreSQL URL; hint: write postgres://user:password@host:5432/database")
     })?;
+    let unreachable = |error: sqlx::Error| {
+        anyhow::anyhow!(
+            "cannot connect to the database {shown}: {}; hint: is PostgreSQL running there, and do the user, password and database name exist?",
+            one_line(&error.to_string())
+        )
+    };
+    // One connection first: its error says why (refused, unknown
+    // database, bad password), where the pool's would say it timed out.
+    let probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .map_err(unreachable)?;
+    let _ = sqlx::Connection::close(probe).await;
     let database = AnyPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
@@ -253,12 +265,7 @@ async fn open_postgres(url: &str) -> anyhow::Result<Database> {
         })
         .connect_with(options)
         .await
-        .map_err(|error| {
-            anyhow::anyhow!(
-                "cannot connect to the database {shown}: {}; hint: is PostgreSQL running there, and do the user, password and database name exist?",
-                one_line(&error.to_string())
-            )
-        })?;
+        .map_err(unreachable)?;
     // sqlx's migrator holds a PostgreSQL advisory lock while it migrates,
     // so nodes starting together apply each migration once.
     sqlx::migrate!("./migrations/postgres")

@@ -326,6 +326,21 @@ async fn three_nodes_share_deploys_aliases_bills_and_one_timer() {
         assert_eq!(counted, answered, "the bill through node {index}");
     }
 
+    // /metrics stays per node, each series labelled with its node.
+    let metrics = b
+        .admin(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let invocations = metrics
+        .lines()
+        .find(|line| line.starts_with("kumo_invocations_total{") && line.contains("greet"))
+        .unwrap_or_else(|| panic!("no greet invocations in B's metrics:\n{metrics}"));
+    assert!(invocations.contains("node=\"node-1\""), "{invocations}");
+
     // A one-second timer: every node runs it, each tick is delivered once.
     let timer = cluster.manifest(
         "timer.toml",
@@ -461,4 +476,155 @@ async fn uploads_through_any_node_are_delivered_when_a_node_is_killed() {
         "cluster: {OBJECTS} uploads through two nodes, the third killed halfway: \
          every object delivered, {duplicates} of them more than once"
     );
+}
+
+#[test]
+fn a_database_that_cannot_be_reached_stops_the_start_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens there.
+    let url = "postgres://kumo:secret@127.0.0.1:1/kumo";
+    let exited = Kumo::start_verb(
+        "server",
+        &Start {
+            manifest: Path::new(""),
+            data_dir: &dir.path().join("data"),
+            extra_args: &["--database", url],
+            env: &[],
+        },
+    )
+    .map(|_| ())
+    .expect_err("kumo started without its database");
+    let errors: Vec<&str> = exited
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", exited.stderr);
+    assert!(
+        errors[0].starts_with(
+            "error: cannot connect to the database postgres://kumo:***@127.0.0.1:1/kumo: "
+        ) && errors[0].contains("hint:"),
+        "{}",
+        errors[0]
+    );
+    assert!(!exited.stderr.contains("secret"), "the password is shown");
+}
+
+/// A TCP proxy in front of PostgreSQL that a test cuts (every connection
+/// dropped, new ones refused) and restores: the database going away and
+/// coming back, without stopping the shared server.
+struct Proxy {
+    address: std::net::SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Proxy {
+            address: listener.local_addr().unwrap(),
+            up: Default::default(),
+            connections: Default::default(),
+        };
+        proxy.up.store(true, Ordering::SeqCst);
+        let (up, connections) = (proxy.up.clone(), proxy.connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                connections.lock().unwrap().push(task);
+            }
+        });
+        proxy
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_database_a_node_serves_refuses_writes_with_503_and_recovers() {
+    let Some(scratch) = ScratchPostgres::create(
+        "without_its_database_a_node_serves_refuses_writes_with_503_and_recovers",
+    )
+    .await
+    else {
+        return;
+    };
+    let mut url = url::Url::parse(&scratch.url).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = Proxy::start(upstream).await;
+    url.set_port(Some(proxy.address.port())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Kumo::start_verb(
+        "server",
+        &Start {
+            manifest: Path::new(""),
+            data_dir: &dir.path().join("data"),
+            extra_args: &["--database", url.as_str()],
+            env: &[],
+        },
+    )
+    .unwrap_or_else(|exited| panic!("kumo did not start: {exited:#?}"));
+    let manifest = dir.path().join("kumo.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[function.hello]\nsource = {}\n\n[[trigger.http]]\nroute = \"/hello\"\nfunction = \"hello\"\n",
+            toml_path(&example("hello"))
+        ),
+    )
+    .unwrap();
+    let deployed = node.cli(&["deploy", "-f", manifest.to_str().unwrap()]);
+    assert!(deployed.status.success(), "{deployed:#?}");
+    assert_eq!(get(&node, "/hello").await, (200, "Hello from Kumo".into()));
+
+    proxy.cut();
+    // Warm functions keep serving; a write answers 503 with a hint.
+    assert_eq!(get(&node, "/hello").await, (200, "Hello from Kumo".into()));
+    let alias = || {
+        node.admin(reqwest::Method::PUT, "/v1/functions/hello/aliases/live")
+            .json(&json!({"version": 1}))
+            .send()
+    };
+    let refused = alias().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("hint:"),
+        "{body}"
+    );
+    assert_eq!(get(&node, "/hello").await, (200, "Hello from Kumo".into()));
+
+    // Back: the same node takes writes again, no restart.
+    proxy.restore();
+    wait_for(
+        Duration::from_secs(60),
+        "a write after the database came back",
+        || async {
+            let answer = alias().await.ok()?;
+            (answer.status().as_u16() == 200).then_some(())
+        },
+    )
+    .await;
+    drop(node);
+    scratch.drop_database().await;
 }

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use kumo::database::DatabaseLocation;
 use kumo::database::scratch::ScratchPostgres;
 use kumo::events::{EventState, list_events};
@@ -186,6 +187,16 @@ fn ticks_in(logs: &str) -> Vec<String> {
             let rest = &line[line.find("summary=timer:tick:")? + "summary=timer:tick:".len()..];
             let (time, _payload) = rest.split_once(":sweep")?;
             Some(time.to_string())
+        })
+        .collect()
+}
+
+/// The ids of the events the `eventsink` guest printed in `logs`.
+fn ids_in_text(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter_map(|line| {
+            let rest = &line[line.find("eventsink id=")? + "eventsink id=".len()..];
+            Some(rest.split_whitespace().next()?.to_string())
         })
         .collect()
 }
@@ -361,6 +372,91 @@ async fn three_nodes_share_deploys_aliases_bills_and_one_timer() {
         twice.is_empty(),
         "ticks delivered more than once: {twice:?}"
     );
+
+    // A guest line printed on B is in the log read through A.
+    let ids_in = |node: &Kumo| ids_in_text(&node.logs());
+    // And followed through A, B's and C's new lines arrive (polled).
+    let mut followed = a
+        .admin(
+            reqwest::Method::GET,
+            "/v1/functions/sink/logs?follow=true&limit=0",
+        )
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let mut followed_text = String::new();
+    {
+        use sqlx::Row;
+        let database = cluster.database().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let count: i64 = sqlx::query("SELECT count(*) AS n FROM guest_log_lines")
+            .fetch_one(&database)
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+        println!("DEBUG rows {count}");
+    }
+    let follow_deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let on_a = ids_in(a);
+        let elsewhere: Vec<String> = [b, c].into_iter().flat_map(ids_in).collect();
+        let followed_ids = ids_in_text(&followed_text);
+        if followed_ids
+            .iter()
+            .any(|id| elsewhere.contains(id) && !on_a.contains(id))
+        {
+            break;
+        }
+        let chunk = tokio::time::timeout_at(follow_deadline, followed.next())
+            .await
+            .unwrap_or_else(|_| {
+                let logs: Vec<String> = a
+                    .logs()
+                    .lines()
+                    .filter(|l| {
+                        l.contains("guest log") || l.contains("ERROR") || l.contains("WARN")
+                    })
+                    .map(String::from)
+                    .collect();
+                panic!("no line of B or C followed through A: {followed_text} {logs:#?}")
+            })
+            .expect("the followed log ended")
+            .unwrap();
+        followed_text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(followed);
+    let on_a = ids_in(a);
+    let printed_on_b = ids_in(b)
+        .into_iter()
+        .find(|id| !on_a.contains(id))
+        .expect("B delivered a tick A did not");
+    let wanted = format!("eventsink id={printed_on_b} ");
+    wait_for(
+        Duration::from_secs(30),
+        "B's guest line through A",
+        || async {
+            let log: Value = a
+                .admin(reqwest::Method::GET, "/v1/functions/sink/logs?limit=10000")
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            log["lines"]
+                .as_array()?
+                .iter()
+                .any(|line| {
+                    line["text"]
+                        .as_str()
+                        .is_some_and(|text| text.contains(&wanted))
+                })
+                .then_some(())
+        },
+    )
+    .await;
 
     // Kill a node: the others keep firing, still once per tick.
     kill(a);

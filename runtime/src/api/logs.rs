@@ -1,6 +1,8 @@
 //! The admin API's function log: `GET /v1/functions/{name}/logs`, the
 //! guest's output and the `REPORT` line of each invocation, optionally
-//! followed as newline-delimited JSON.
+//! followed as newline-delimited JSON. On SQLite the guest lines come from
+//! this process's memory; on PostgreSQL from the table every node writes
+//! ([`crate::observability::shared_logs`]), polled when followed.
 
 use std::convert::Infallible;
 
@@ -22,8 +24,9 @@ use super::ApiState;
 use super::billing::{bad_parameter, parse_limit};
 use super::extract::ApiQuery;
 use crate::metering::report_log_line;
-use crate::observability::LogLine;
 use crate::observability::logs::{Followed, Follower, LINES_PER_FUNCTION};
+use crate::observability::shared_logs::{FOLLOW_POLL_INTERVAL, PolledLog};
+use crate::observability::{LogLine, LogStream};
 
 /// Lines `GET /v1/functions/{name}/logs` answers when no `limit` is given.
 pub const DEFAULT_LOG_LIMIT: usize = 1_000;
@@ -160,9 +163,29 @@ pub(crate) async fn function_logs(
     };
     // Subscribe before reading the history, so no line falls in between.
     let receiver = follow.then(|| state.guest_logs.follow(&name));
+    let shared = state.guest_logs.shared();
+    let mut polled = match (shared, follow) {
+        (Some(shared), true) => Some(shared.follow(&name).await.map_err(unreadable)?),
+        _ => None,
+    };
     // The REPORT lines of invocations that already ended are stored first.
     state.meter.settled(super::billing::SETTLE_WAIT).await;
-    let guest_lines = state.guest_logs.since(&name, since, limit);
+    let guest_lines = match shared {
+        // On PostgreSQL every node's lines, from the shared table, once
+        // this node's own lines so far are in it.
+        Some(shared) => {
+            shared.settled(super::billing::SETTLE_WAIT).await;
+            let stored = shared
+                .since(&name, since, limit)
+                .await
+                .map_err(unreadable)?;
+            if let Some(polled) = &mut polled {
+                polled.sent(stored.iter().map(|(id, _)| *id));
+            }
+            stored.into_iter().map(|(_, line)| line).collect()
+        }
+        None => state.guest_logs.since(&name, since, limit),
+    };
     let report_lines = stored_report_lines(&state.database, &name, since, limit).await?;
     let history = newest_of_both(guest_lines, report_lines, limit);
     let Some(receiver) = receiver else {
@@ -179,6 +202,13 @@ pub(crate) async fn function_logs(
     let live = FollowStream {
         follower: Follower::new(receiver, history),
         stopping: state.stopping.clone(),
+        polled: polled.map(|polled| {
+            let mut interval = tokio::time::interval(FOLLOW_POLL_INTERVAL);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            (polled, interval)
+        }),
+        queued: std::collections::VecDeque::new(),
+        last_sent: tokio::time::Instant::now(),
     };
     let live = futures_util::stream::unfold(live, |mut live| async move {
         live.next().await.map(|bytes| (bytes, live))
@@ -196,6 +226,12 @@ pub(crate) async fn function_logs(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+/// A read of the shared guest lines failed: logged, answered 500.
+fn unreadable(error: sqlx::Error) -> ApiError {
+    tracing::error!(error = %error, "cannot read guest log lines");
+    ApiError::internal()
 }
 
 /// The `REPORT` lines of `function`'s stored invocation records that end
@@ -257,24 +293,76 @@ fn newest_of_both(guest: Vec<LogLine>, reports: Vec<LogLine>, limit: usize) -> V
 }
 
 /// The live part of a followed log: the follower's lines as NDJSON, an
-/// empty line when nothing happened for [`FOLLOW_HEARTBEAT`], until the
-/// server stops.
+/// empty line when nothing was sent for [`FOLLOW_HEARTBEAT`], until the
+/// server stops. On PostgreSQL the guest lines come from polling the shared
+/// table (every node's), and the follower gives only `REPORT` lines.
 struct FollowStream {
     follower: Follower,
     stopping: watch::Receiver<bool>,
+    /// On PostgreSQL: the shared table's reader, and when it reads next.
+    polled: Option<(PolledLog, tokio::time::Interval)>,
+    /// Polled lines not sent yet.
+    queued: std::collections::VecDeque<LogLine>,
+    last_sent: tokio::time::Instant,
+}
+
+/// What woke a followed log.
+enum Woken {
+    Followed(Followed),
+    PollDue,
+    /// Nothing sent for [`FOLLOW_HEARTBEAT`].
+    Quiet,
 }
 
 impl FollowStream {
     async fn next(&mut self) -> Option<Bytes> {
-        let followed = tokio::select! {
-            _ = self.stopping.wait_for(|stopping| *stopping) => return None,
-            () = tokio::time::sleep(FOLLOW_HEARTBEAT) => return Some(Bytes::from_static(b"\n")),
-            followed = self.follower.next() => followed?,
-        };
-        Some(ndjson(&match followed {
-            Followed::Line(line) => FollowedLine::Line(line),
-            Followed::Missed(missed) => FollowedLine::Missed { missed },
-        }))
+        loop {
+            if let Some(line) = self.queued.pop_front() {
+                return Some(self.sent(ndjson(&FollowedLine::Line(line))));
+            }
+            let polled = &mut self.polled;
+            let poll_due = async move {
+                match polled {
+                    Some((_, interval)) => {
+                        interval.tick().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let woken = tokio::select! {
+                _ = self.stopping.wait_for(|stopping| *stopping) => return None,
+                () = tokio::time::sleep_until(self.last_sent + FOLLOW_HEARTBEAT) => Woken::Quiet,
+                followed = self.follower.next() => Woken::Followed(followed?),
+                () = poll_due => Woken::PollDue,
+            };
+            match woken {
+                Woken::Quiet => return Some(self.sent(Bytes::from_static(b"\n"))),
+                Woken::Followed(Followed::Line(line))
+                    if self.polled.is_some() && line.stream != LogStream::Report => {}
+                Woken::Followed(Followed::Line(line)) => {
+                    return Some(self.sent(ndjson(&FollowedLine::Line(line))));
+                }
+                Woken::Followed(Followed::Missed(missed)) => {
+                    return Some(self.sent(ndjson(&FollowedLine::Missed { missed })));
+                }
+                Woken::PollDue => {
+                    if let Some((polled, _)) = &mut self.polled {
+                        match polled.poll().await {
+                            Ok(lines) => self.queued.extend(lines),
+                            // The database is away: the follow waits for it.
+                            Err(error) => {
+                                tracing::debug!(%error, "cannot poll guest log lines");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn sent(&mut self, bytes: Bytes) -> Bytes {
+        self.last_sent = tokio::time::Instant::now();
+        bytes
     }
 }
 
@@ -287,7 +375,7 @@ fn ndjson(line: &FollowedLine) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observability::{GuestLogStore, LogLevel, LogStream};
+    use crate::observability::{GuestLogStore, LogLevel};
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
@@ -342,6 +430,9 @@ mod tests {
         let mut live = FollowStream {
             follower: Follower::new(store.follow("f"), Vec::new()),
             stopping,
+            polled: None,
+            queued: std::collections::VecDeque::new(),
+            last_sent: tokio::time::Instant::now(),
         };
         store.push(line(4, "new"));
         let bytes = live.next().await.unwrap();

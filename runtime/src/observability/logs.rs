@@ -20,16 +20,20 @@
 //! stores them, so an invocation spends nothing on its REPORT line, and the
 //! writer formats lines only for the logs someone follows.
 //!
+//! On PostgreSQL the guest lines are also written to a table every node
+//! reads ([`super::shared_logs`]); the API reads a function's log there.
+//!
 //! [`LogLine`] is the one shape of a log line, from the sink to the API's
 //! answer and the CLI that reads it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use super::shared_logs::SharedLogs;
 use crate::engine::{GuestLogSink, LogSource};
 
 /// Lines kept per function.
@@ -87,6 +91,13 @@ impl LogStream {
             LogStream::Report => "report",
         }
     }
+
+    /// The stream [`LogStream::as_str`] names.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        [Self::Stdout, Self::Stderr, Self::Failure, Self::Report]
+            .into_iter()
+            .find(|stream| stream.as_str() == text)
+    }
 }
 
 impl std::fmt::Display for LogStream {
@@ -119,6 +130,25 @@ pub(crate) enum LogLevel {
     Error,
 }
 
+impl LogLevel {
+    /// `debug`, `info`, `warn` or `error`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+
+    /// The level [`LogLevel::as_str`] names.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        [Self::Debug, Self::Info, Self::Warn, Self::Error]
+            .into_iter()
+            .find(|level| level.as_str() == text)
+    }
+}
+
 impl From<tracing::Level> for LogLevel {
     fn from(level: tracing::Level) -> Self {
         match level {
@@ -135,6 +165,9 @@ impl From<tracing::Level> for LogLevel {
 pub(crate) struct GuestLogStore {
     inner: Arc<Mutex<HashMap<String, FunctionLines>>>,
     capacity: Option<usize>,
+    /// On PostgreSQL, where guest lines are also written for every node
+    /// to read (set once, when the database is open).
+    shared: Arc<OnceLock<SharedLogs>>,
 }
 
 #[derive(Debug)]
@@ -190,9 +223,26 @@ impl GuestLogStore {
         })
     }
 
+    /// From now on, also writes guest lines to the cluster's shared table
+    /// (once; a second call is ignored).
+    pub(crate) fn share(&self, shared: SharedLogs) {
+        let _ = self.shared.set(shared);
+    }
+
+    /// The cluster's shared lines, on PostgreSQL.
+    pub(crate) fn shared(&self) -> Option<&SharedLogs> {
+        self.shared.get()
+    }
+
     /// Adds a line, dropping the function's oldest past the capacity, and
-    /// sends it to the function's followers.
+    /// sends it to the function's followers (and, on PostgreSQL, queues it
+    /// for the shared table).
     pub(crate) fn push(&self, line: LogLine) {
+        if let Some(shared) = self.shared.get()
+            && line.stream != LogStream::Report
+        {
+            shared.push(line.clone());
+        }
         let capacity = self.capacity();
         let mut functions = self.lock();
         let lines = functions

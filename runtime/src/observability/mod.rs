@@ -1,7 +1,8 @@
 //! What an operator watches while Kumo runs, apart from billing: the guests'
 //! own output and the failure line of each failed invocation ([`logs`]: one
 //! [`LogLine`] type from the engine's sink to the API's follow stream), the
-//! Prometheus metrics ([`metrics`]), and the tracing span every invocation
+//! Prometheus metrics ([`metrics`]), the guest lines every node of a
+//! cluster writes to the shared database ([`shared_logs`]), and the tracing span every invocation
 //! runs in ([`invocation_span`]).
 //!
 //! Nothing here knows about invocation records: metering uses this module
@@ -10,6 +11,7 @@
 
 pub(crate) mod logs;
 pub(crate) mod metrics;
+pub(crate) mod shared_logs;
 
 pub(crate) use logs::{GuestLogStore, LogLevel, LogLine, LogStream};
 pub(crate) use metrics::MetricsHandle;

@@ -101,6 +101,8 @@ pub(crate) struct Prepared {
     pooling: bool,
     /// Flushed when serving ends.
     meter_task: Option<MeterTask>,
+    /// On PostgreSQL, the writer of the guest lines every node reads.
+    shared_logs_task: Option<crate::observability::shared_logs::SharedLogsTask>,
     /// Guest log lines per function, for the admin API.
     pub(crate) guest_logs: GuestLogStore,
     /// The Prometheus recorder, for `/metrics`.
@@ -311,6 +313,14 @@ pub(crate) async fn prepare(
         .clone()
         .unwrap_or_else(|| crate::storage::storage_root(&data_dir));
     let database = crate::database::open(&data_dir, &options.database).await?;
+    // A cluster's nodes write their guest lines where every node reads them.
+    let shared_logs_task =
+        (crate::database::dialect(&database) == crate::database::Dialect::Postgres).then(|| {
+            let (shared, task) =
+                crate::observability::shared_logs::SharedLogs::start(database.clone());
+            guest_logs.share(shared);
+            task
+        });
     let upgraded = crate::metering::upgrade_records(&database)
         .await
         .context("cannot rewrite older invocation records into the current format")?;
@@ -419,6 +429,7 @@ pub(crate) async fn prepare(
         app: None,
         pooling,
         meter_task,
+        shared_logs_task,
         guest_logs,
         metrics,
         storage,
@@ -689,6 +700,9 @@ impl Prepared {
                 failed = stats.failed,
                 "metering records flushed"
             );
+        }
+        if let Some(task) = self.shared_logs_task {
+            task.shutdown().await;
         }
         gateway?;
         admin?;

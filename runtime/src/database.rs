@@ -5,8 +5,9 @@
 //! embedded at compile time and applied at start.
 //!
 //! One database holds the registry, the metering records and the event
-//! queue; on PostgreSQL it also holds the component bytes (`artifacts`)
-//! and the registry generation that tells nodes to reload. Every query goes
+//! queue; on PostgreSQL it also holds the component bytes (`artifacts`),
+//! the registry generation that tells nodes to reload, and every node's
+//! guest log lines (`guest_log_lines`). Every query goes
 //! through sqlx's `Any` driver, written once in the SQL both dialects
 //! accept: `$1` placeholders (SQLite reads `$N` as the N-th argument),
 //! `ON CONFLICT` upserts, 64-bit integers. The few statements that must

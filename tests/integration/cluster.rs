@@ -191,6 +191,17 @@ fn ticks_in(logs: &str) -> Vec<String> {
         .collect()
 }
 
+/// `GET path` on the node's admin API, as JSON (`None` on any failure).
+async fn admin_json(node: &Kumo, path: &str) -> Option<Value> {
+    node.admin(reqwest::Method::GET, path)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
 /// The ids of the events the `eventsink` guest printed in `logs`.
 fn ids_in_text(logs: &str) -> Vec<String> {
     logs.lines()
@@ -280,14 +291,7 @@ async fn three_nodes_share_deploys_aliases_bills_and_one_timer() {
     // move's time is the move's alone.
     for node in [b, c] {
         wait_for(Duration::from_secs(60), "version 2 loaded", || async {
-            let detail: Value = node
-                .admin(reqwest::Method::GET, "/v1/functions/greet")
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let detail = admin_json(node, "/v1/functions/greet").await?;
             (detail["versions"].as_array()?.len() == 2).then_some(())
         })
         .await;
@@ -437,14 +441,7 @@ async fn three_nodes_share_deploys_aliases_bills_and_one_timer() {
         Duration::from_secs(30),
         "B's guest line through A",
         || async {
-            let log: Value = a
-                .admin(reqwest::Method::GET, "/v1/functions/sink/logs?limit=10000")
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let log = admin_json(a, "/v1/functions/sink/logs?limit=10000").await?;
             log["lines"]
                 .as_array()?
                 .iter()

@@ -135,7 +135,10 @@ LOAD_PIDS+=($UPLOAD_PID)
       curl -s -o /dev/null -w '%{http_code}\n' "${AUTH[@]}" -X PUT -H 'content-type: application/json' \
         -d "{\"version\":$version}" "$ADMIN/v1/functions/hello/aliases/live" >> "$SOAK_OUT/admin-statuses.txt" || echo 000 >> "$SOAK_OUT/admin-statuses.txt"
     fi
-    sleep "$DEPLOY_EVERY"
+    # Never past the end: a DEPLOY_EVERY longer than the time left would
+    # keep the run going after its load stopped.
+    left=$(( end - $(date +%s) ))
+    if [ "$left" -gt 0 ]; then sleep "$(( DEPLOY_EVERY < left ? DEPLOY_EVERY : left ))"; fi
   done
 ) &
 DEPLOY_PID=$!

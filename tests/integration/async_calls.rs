@@ -587,7 +587,9 @@ async fn past_max_queued_a_call_is_answered_429_with_retry_after() {
 
 /// The kinds and states of the queue's asynchronous calls.
 async fn call_states(data_dir: &Path) -> Vec<String> {
-    let database = kumo::database::open(data_dir).await.unwrap();
+    let database = kumo::database::open(data_dir, &kumo::database::DatabaseLocation::DataDirectory)
+        .await
+        .unwrap();
     let states: Vec<String> =
         sqlx::query_scalar("SELECT state FROM events WHERE kind = 'invocation'")
             .fetch_all(&database)

@@ -66,7 +66,12 @@ impl Site {
     }
 
     async fn database(&self) -> Database {
-        kumo::database::open(&self.data_dir()).await.unwrap()
+        kumo::database::open(
+            &self.data_dir(),
+            &kumo::database::DatabaseLocation::DataDirectory,
+        )
+        .await
+        .unwrap()
     }
 }
 

@@ -400,7 +400,10 @@ async fn a_kill_9_under_load_loses_only_the_last_metering_window() {
         answered.extend(worker.await.unwrap());
     }
 
-    let database = kumo::database::open(&data_dir).await.unwrap();
+    let database =
+        kumo::database::open(&data_dir, &kumo::database::DatabaseLocation::DataDirectory)
+            .await
+            .unwrap();
     let stored: std::collections::BTreeSet<String> =
         kumo::metering::recent_invocations(&database, None, 1_000_000)
             .await

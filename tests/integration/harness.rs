@@ -432,10 +432,19 @@ impl Kumo {
                 .parse()
                 .unwrap()
         };
-        let token = std::fs::read_to_string(start.data_dir.join("admin-token"))
-            .expect("kumo wrote its admin token")
-            .trim()
-            .to_string();
+        // The token given with `--admin-token`, else the one kumo wrote.
+        let given = start
+            .extra_args
+            .iter()
+            .position(|arg| *arg == "--admin-token")
+            .and_then(|at| start.extra_args.get(at + 1));
+        let token = match given {
+            Some(token) => token.to_string(),
+            None => std::fs::read_to_string(start.data_dir.join("admin-token"))
+                .expect("kumo wrote its admin token")
+                .trim()
+                .to_string(),
+        };
         Ok(Kumo {
             child,
             addr: address("kumo: serving http://"),

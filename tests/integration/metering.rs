@@ -45,7 +45,12 @@ fn terminate(kumo: Kumo) -> String {
 }
 
 async fn records(dir: &Path) -> (kumo::database::Database, Vec<InvocationRecord>) {
-    let database = kumo::database::open(&dir.join("data")).await.unwrap();
+    let database = kumo::database::open(
+        &dir.join("data"),
+        &kumo::database::DatabaseLocation::DataDirectory,
+    )
+    .await
+    .unwrap();
     let records = recent_invocations(&database, None, 100_000).await.unwrap();
     (database, records)
 }

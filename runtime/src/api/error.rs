@@ -157,6 +157,18 @@ impl From<ControlError> for ApiError {
                      hint: free space in its file system, then retry",
                 )
             }
+            ControlError::Storage(error) if error.is_unreachable() => {
+                tracing::error!(error = %error, "registry storage failed: the database is unreachable");
+                Self {
+                    retry_after_s: Some(5),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "database_unavailable",
+                        "the database cannot be reached; nothing was changed, and deployed \
+                         functions keep serving. hint: check that the database is up, then retry",
+                    )
+                }
+            }
             ControlError::Storage(error) => {
                 tracing::error!(error = %error, "registry storage failed");
                 Self::internal()

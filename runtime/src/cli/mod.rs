@@ -123,6 +123,15 @@ struct ServeArgs {
     /// Where Kumo keeps its state: the registry, components, compile cache.
     #[arg(long, default_value = ".kumo", env = "KUMO_DATA_DIR")]
     data_dir: PathBuf,
+    /// The database: SQLite in the data directory (the default, `sqlite:`),
+    /// or `postgres://user:password@host:5432/database`, shared by the
+    /// nodes of a cluster (each keeps its own --data-dir).
+    #[arg(long = "database", env = "KUMO_DATABASE_URL", hide_env_values = true, value_name = "URL", default_value = "sqlite:", value_parser = crate::database::DatabaseLocation::parse)]
+    database: crate::database::DatabaseLocation,
+    /// This node's name, the `node` label of every metric [default: the
+    /// host name when --database is PostgreSQL; no label otherwise].
+    #[arg(long, env = "KUMO_NODE_NAME", value_name = "NAME")]
+    node_name: Option<String>,
     /// How long in-flight requests may run on after Ctrl-C or SIGTERM.
     #[arg(long, default_value_t = 10_000, value_name = "MS")]
     shutdown_timeout_ms: u64,
@@ -148,6 +157,10 @@ struct ServeArgs {
     /// Secret key S3 requests are signed with (set with the access key).
     #[arg(long, env = "KUMO_STORAGE_SECRET_KEY", hide_env_values = true)]
     storage_secret_key: Option<String>,
+    /// The object storage folder [default: <data-dir>/storage]; the nodes
+    /// of a cluster point it at one shared file system.
+    #[arg(long, env = "KUMO_STORAGE_DIR", value_name = "DIR")]
+    storage_dir: Option<PathBuf>,
     /// The largest object accepted, in bytes (simple and multipart uploads).
     #[arg(long, default_value_t = crate::storage::DEFAULT_MAX_OBJECT_BYTES, value_name = "BYTES")]
     storage_max_object_bytes: u64,
@@ -193,6 +206,15 @@ struct ServeArgs {
     max_connections: Option<u64>,
 }
 
+/// This machine's host name (a Kubernetes pod's name), if it has one.
+fn host_name() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+}
+
 /// A price or allowance: a finite number, zero or more.
 fn parse_price(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
@@ -231,6 +253,11 @@ impl ServeArgs {
             port_base: self.port_base,
             admin_token: self.admin_token.clone(),
             data_dir: self.data_dir.clone(),
+            database: self.database.clone(),
+            node_name: self.node_name.clone().or_else(|| match self.database {
+                crate::database::DatabaseLocation::Postgres(_) => host_name(),
+                _ => None,
+            }),
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             pooling: !self.no_pooling,
             metering: !self.no_metering,
@@ -240,6 +267,7 @@ impl ServeArgs {
                 access_key: self.storage_access_key.clone(),
                 secret_key: self.storage_secret_key.clone(),
                 max_object_bytes: self.storage_max_object_bytes,
+                dir: self.storage_dir.clone(),
             },
             metering_retention: Duration::from_secs(
                 u64::from(self.metering_retention_days) * 24 * 3600,

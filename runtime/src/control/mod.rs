@@ -7,12 +7,21 @@
 //! so a check is never stale when its write lands.
 //!
 //! Nothing else writes the registry; readers use [`Live`]'s snapshot.
+//!
+//! In a cluster (PostgreSQL) other nodes write the same registry:
+//! [`follow_cluster`] reloads when the stored registry generation differs
+//! from the one last loaded, woken by the registry's `NOTIFY` and, since
+//! notifications are lost while the listening connection is down, by a
+//! check every 500 ms (`cluster.rs`).
 
 mod checks;
+mod cluster;
+
+pub(crate) use cluster::follow_cluster;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -94,6 +103,8 @@ pub(crate) struct Control {
     draining: AtomicBool,
     /// Storage, watch and timer triggers, kept in step with the registry.
     event_triggers: tokio::sync::Mutex<Option<EventTriggers>>,
+    /// The registry generation the live snapshot was loaded at.
+    loaded_generation: AtomicI64,
 }
 
 impl Control {
@@ -118,6 +129,7 @@ impl Control {
             on_demand: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
             event_triggers: tokio::sync::Mutex::new(None),
+            loaded_generation: AtomicI64::new(-1),
         });
         {
             let _one_change_at_a_time = control.changes.lock().await;
@@ -129,6 +141,24 @@ impl Control {
     /// What is being served, for readers.
     pub(crate) fn live(&self) -> &Arc<Live> {
         &self.live
+    }
+
+    /// Reloads when another node changed the registry since the last
+    /// load. Returns whether it reloaded.
+    ///
+    /// # Errors
+    ///
+    /// The registry cannot be read.
+    pub(crate) async fn reload_if_changed(&self) -> Result<bool, ControlError> {
+        if self.registry.generation().await? == self.loaded_generation.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let _one_change_at_a_time = self.changes.lock().await;
+        if self.registry.generation().await? == self.loaded_generation.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        self.reload(None).await?;
+        Ok(true)
     }
 
     /// The metering handle every pool records into.
@@ -554,7 +584,11 @@ impl Control {
         &self,
         mut just_compiled: Option<(VersionKey, Function)>,
     ) -> Result<(), ControlError> {
+        // The generation first: a write landing between the two reads
+        // makes the next check reload again, never miss it.
+        let generation = self.registry.generation().await?;
         let registry = self.registry.load().await?;
+        self.loaded_generation.store(generation, Ordering::SeqCst);
         let old = self.live.snapshot();
         let mut pools = HashMap::new();
         for key in reachable_versions(&registry) {
@@ -634,6 +668,10 @@ impl Control {
         let function = match compiled {
             Some(function) => function,
             None => {
+                if let Err(error) = self.registry.ensure_artifact(&version.sha256).await {
+                    tracing::error!(function = %name, version = number, error = %error, "cannot fetch a stored component");
+                    return None;
+                }
                 let engine = self.engine.clone();
                 let path = self.registry.artifact_path(&version.sha256);
                 let function_name = name.clone();

@@ -58,7 +58,32 @@ pub(crate) struct DeliverySettings {
     /// The longest the task sleeps without looking at the queue (it is
     /// also woken by every enqueue).
     pub(crate) poll: Duration,
+    /// How often a delivery in flight extends its lease (to `lease` from
+    /// then), or `None` to keep the first lease. A cluster uses a short
+    /// lease renewed while the delivering node lives, so a killed node's
+    /// events are claimed by another within `lease`.
+    pub(crate) renew_every: Option<Duration>,
 }
+
+impl DeliverySettings {
+    /// The settings for a cluster's shared queue (PostgreSQL): a lease of
+    /// [`CLUSTER_LEASE`], renewed every [`CLUSTER_LEASE_RENEWAL`].
+    pub(crate) fn cluster() -> Self {
+        Self {
+            lease: CLUSTER_LEASE,
+            renew_every: Some(CLUSTER_LEASE_RENEWAL),
+            ..Self::default()
+        }
+    }
+}
+
+/// How long a node's claim on an event lasts without renewal when nodes
+/// share the queue: how long the events of a killed node wait.
+pub(crate) const CLUSTER_LEASE: Duration = Duration::from_secs(10);
+
+/// How often a node renews the leases of the events it is delivering:
+/// often enough that two renewals may fail before the lease runs out.
+pub(crate) const CLUSTER_LEASE_RENEWAL: Duration = Duration::from_secs(3);
 
 impl Default for DeliverySettings {
     fn default() -> Self {
@@ -66,6 +91,7 @@ impl Default for DeliverySettings {
             concurrency: 64,
             lease: Duration::from_secs(20 * 60),
             poll: Duration::from_secs(1),
+            renew_every: None,
         }
     }
 }
@@ -101,7 +127,12 @@ pub(crate) async fn start_delivery(
     write_object: ObjectWriter,
     settings: DeliverySettings,
 ) -> Result<Delivery, sqlx::Error> {
-    let released = queue::release_all_leases(events.database()).await?;
+    // One process owns a SQLite queue, so every lease is a dead process's;
+    // nodes sharing a PostgreSQL queue wait for leases to expire instead.
+    let released = match crate::database::dialect(events.database()) {
+        crate::database::Dialect::Sqlite => queue::release_all_leases(events.database()).await?,
+        crate::database::Dialect::Postgres => 0,
+    };
     if released > 0 {
         tracing::info!(
             count = released,
@@ -179,8 +210,27 @@ async fn run(
             let events = events.clone();
             let resolve = resolve.clone();
             let outlets = outlets.clone();
+            let (lease, renew_every) = (settings.lease, settings.renew_every);
             in_flight.spawn(async move {
-                deliver(&events, &resolve, &outlets, event).await;
+                let id = event.id.clone();
+                let delivery = deliver(&events, &resolve, &outlets, event);
+                match renew_every {
+                    None => delivery.await,
+                    Some(every) => {
+                        let mut delivery = std::pin::pin!(delivery);
+                        loop {
+                            tokio::select! {
+                                () = &mut delivery => break,
+                                () = tokio::time::sleep(every) => {
+                                    let until = now_ms().saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+                                    if let Err(error) = queue::renew_lease(events.database(), &id, until).await {
+                                        tracing::warn!(event = %id, %error, "cannot renew an event's lease; another node may deliver it too");
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 drop(permit);
             });
         }

@@ -297,7 +297,7 @@ pub(crate) async fn status(
     let row: Option<StatusRow> = sqlx::query_as(
         "SELECT id, target, state, attempts, max_retries, request_method, request_uri,
                 final_status, condition, last_error, first_seen_ms, updated_ms, lease_until_ms
-         FROM events WHERE id = ? AND kind = 'invocation'",
+         FROM events WHERE id = $1 AND kind = 'invocation'",
     )
     .bind(id)
     .fetch_optional(database)

@@ -1,11 +1,15 @@
-//! The durable event queue in SQLite (`migrations/0003_events.sql`).
+//! The durable event queue (`migrations/*/0003_events.sql`), in SQLite or
+//! shared by the nodes of a cluster in PostgreSQL.
 //!
 //! An event is `pending` until its first attempt, `retrying` after a failed
 //! one, `done` once acknowledged, `dead` when it gave up (the dead-letter
 //! list). A worker claims due events by setting a lease
 //! (`lease_until_ms`); a claim whose worker died is claimable again when the
-//! lease expires, and a starting process releases every lease at once
-//! (one process owns the data directory). Acknowledged (`done`) events are
+//! lease expires. On SQLite a starting process releases every lease at
+//! once (one process owns the data directory); on PostgreSQL nodes claim
+//! with `FOR UPDATE SKIP LOCKED` (a row one node is claiming is skipped by
+//! the others) under a short lease each node renews while it delivers, so
+//! a killed node's events are claimed again once their lease runs out. Acknowledged (`done`) events are
 //! kept for [`DONE_RETENTION`] for inspection, then deleted.
 //!
 //! Every function takes the time as an argument (milliseconds since the
@@ -15,10 +19,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
-use sqlx::{FromRow, Sqlite, Transaction};
+use sqlx::FromRow;
 
 use super::document::EventDocument;
-use crate::database::Database;
+use crate::database::{Database, Dialect};
 use crate::model::{Destination, RetryPolicy, Target};
 
 /// How long acknowledged events stay in the table.
@@ -278,7 +282,7 @@ impl TryFrom<RetryColumns> for RetryPolicy {
 ///
 /// A database error, or a retry policy that does not fit the table.
 async fn insert_event(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut crate::database::Transaction,
     event: &NewEvent,
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
@@ -295,7 +299,7 @@ async fn insert_event(
              content_type, body, state, attempts, max_retries, retry_base_ms, max_age_ms, hops,
              first_seen_ms, next_attempt_ms, lease_until_ms, last_error, updated_ms,
              request_method, request_uri, request_headers, on_success, on_failure, destination)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17, NULL, $18, $19, $20, $21, $22, $23, $24, $25)",
     )
     .bind(&event.id)
     .bind(&event.trigger_id)
@@ -350,30 +354,59 @@ pub(crate) async fn insert_events(
     transaction.commit().await
 }
 
-/// Stores a timer's event unless that trigger already has one pending or
-/// retrying (no pile-up). Returns whether it was stored.
+/// What became of a timer's firing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimerFiring {
+    /// Its event is stored.
+    Stored,
+    /// Another node (or an earlier run of this one) already recorded this
+    /// firing.
+    AlreadyFired,
+    /// The timer's previous event is still pending or retrying: this
+    /// firing is skipped.
+    Outstanding,
+}
+
+/// Records a timer's firing for `scheduled_ms` and stores its event,
+/// unless that firing was already recorded (every node of a cluster runs
+/// every timer; the first to record a firing enqueues it) or the timer
+/// has an event pending or retrying (no pile-up).
 ///
 /// # Errors
 ///
 /// A database error.
-pub(crate) async fn insert_event_unless_outstanding(
+pub(crate) async fn insert_timer_event_once(
     database: &Database,
     event: &NewEvent,
+    scheduled_ms: i64,
     now_ms: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<TimerFiring, sqlx::Error> {
     let mut transaction = crate::database::begin_write(database).await?;
+    let recorded = sqlx::query(
+        "INSERT INTO timer_firings (trigger_id, scheduled_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(&event.trigger_id)
+    .bind(scheduled_ms)
+    .execute(&mut *transaction)
+    .await?
+    .rows_affected();
+    if recorded == 0 {
+        return Ok(TimerFiring::AlreadyFired);
+    }
     let outstanding: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM events WHERE trigger_id = ? AND state IN ('pending', 'retrying')",
+        "SELECT COUNT(*) FROM events WHERE trigger_id = $1 AND state IN ('pending', 'retrying')",
     )
     .bind(&event.trigger_id)
     .fetch_one(&mut *transaction)
     .await?;
-    if outstanding > 0 {
-        return Ok(false);
-    }
-    insert_event(&mut transaction, event, now_ms).await?;
+    let firing = if outstanding > 0 {
+        TimerFiring::Outstanding
+    } else {
+        insert_event(&mut transaction, event, now_ms).await?;
+        TimerFiring::Stored
+    };
     transaction.commit().await?;
-    Ok(true)
+    Ok(firing)
 }
 
 /// Stores an asynchronous call unless `max_queued` calls of its trigger id
@@ -391,7 +424,7 @@ pub(crate) async fn insert_event_bounded(
 ) -> Result<Result<(), u64>, sqlx::Error> {
     let mut transaction = crate::database::begin_write(database).await?;
     let queued: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM events WHERE trigger_id = ? AND state IN ('pending', 'retrying')",
+        "SELECT COUNT(*) FROM events WHERE trigger_id = $1 AND state IN ('pending', 'retrying')",
     )
     .bind(&event.trigger_id)
     .fetch_one(&mut *transaction)
@@ -429,8 +462,8 @@ pub(crate) async fn insert_file_event_once(
 ) -> Result<bool, sqlx::Error> {
     let mut transaction = crate::database::begin_write(database).await?;
     let inserted = sqlx::query(
-        "INSERT OR IGNORE INTO watched_files (trigger_id, path, size, mtime_ns, event_id)
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO watched_files (trigger_id, path, size, mtime_ns, event_id)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
     )
     .bind(&event.trigger_id)
     .bind(&file.path)
@@ -567,18 +600,25 @@ pub(crate) async fn claim_due(
     lease: Duration,
     limit: u32,
 ) -> Result<Vec<ClaimedEvent>, sqlx::Error> {
-    let rows: Vec<ClaimedRow> = sqlx::query_as(
-        "UPDATE events SET lease_until_ms = ?1
+    // On PostgreSQL several nodes claim at once: a row another node is
+    // claiming right now is skipped, not waited for (SQLite has one writer
+    // and no such clause).
+    let skip_locked = match crate::database::dialect(database) {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+    };
+    let rows: Vec<ClaimedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE events SET lease_until_ms = $1
          WHERE id IN (
              SELECT id FROM events
-             WHERE state IN ('pending', 'retrying') AND next_attempt_ms <= ?2
-               AND (lease_until_ms IS NULL OR lease_until_ms <= ?2)
-             ORDER BY next_attempt_ms LIMIT ?3)
+             WHERE state IN ('pending', 'retrying') AND next_attempt_ms <= $2
+               AND (lease_until_ms IS NULL OR lease_until_ms <= $2)
+             ORDER BY next_attempt_ms LIMIT $3 {skip_locked})
          RETURNING id, kind, target, ce_source, ce_type, ce_subject, ce_time, content_type, body,
                    attempts, max_retries, retry_base_ms, max_age_ms, hops, first_seen_ms,
                    request_method, request_uri, request_headers, on_success, on_failure,
                    destination",
-    )
+    )))
     .bind(now_ms.saturating_add(millis(lease)))
     .bind(now_ms)
     .bind(i64::from(limit))
@@ -599,6 +639,28 @@ pub(crate) async fn claim_due(
         }
     }
     Ok(claimed)
+}
+
+/// Extends the lease of an event still being delivered to `until_ms`
+/// (nothing when it was finished meanwhile).
+///
+/// # Errors
+///
+/// A database error.
+pub(crate) async fn renew_lease(
+    database: &Database,
+    event_id: &str,
+    until_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE events SET lease_until_ms = $1
+         WHERE id = $2 AND lease_until_ms IS NOT NULL AND state IN ('pending', 'retrying')",
+    )
+    .bind(until_ms)
+    .bind(event_id)
+    .execute(database)
+    .await?;
+    Ok(())
 }
 
 /// When the next pending or retrying event not held by a lease is due, if
@@ -677,14 +739,14 @@ pub(crate) struct CallEnd {
 
 /// Stores what `end` says about an asynchronous call's row.
 async fn store_call_end(
-    transaction: &mut Transaction<'_, Sqlite>,
+    transaction: &mut crate::database::Transaction,
     event_id: &str,
     end: &CallEnd,
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE events SET final_status = COALESCE(?, final_status),
-             condition = COALESCE(?, condition) WHERE id = ?",
+        "UPDATE events SET final_status = COALESCE($1, final_status),
+             condition = COALESCE($2, condition) WHERE id = $3",
     )
     .bind(end.final_status.map(i64::from))
     .bind(end.condition)
@@ -720,7 +782,7 @@ pub(crate) async fn finish_attempt(
     }
     sqlx::query(
         "INSERT INTO event_attempts (event_id, started_ms, finished_ms, outcome, status, error, request_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(event_id)
     .bind(attempt.started_ms)
@@ -742,13 +804,13 @@ pub(crate) async fn finish_attempt(
     };
     sqlx::query(
         "UPDATE events SET
-             state = CASE WHEN ?1 = 'keep' THEN state ELSE ?1 END,
-             attempts = attempts + ?2,
-             next_attempt_ms = ?3,
-             last_error = COALESCE(?4, last_error),
+             state = CASE WHEN $1 = 'keep' THEN state ELSE $1 END,
+             attempts = attempts + $2,
+             next_attempt_ms = $3,
+             last_error = COALESCE($4, last_error),
              lease_until_ms = NULL,
-             updated_ms = ?5
-         WHERE id = ?6",
+             updated_ms = $5
+         WHERE id = $6",
     )
     .bind(state)
     .bind(i64::from(counted))
@@ -780,8 +842,8 @@ pub(crate) async fn mark_dead(
         store_call_end(&mut transaction, event_id, end, now_ms).await?;
     }
     sqlx::query(
-        "UPDATE events SET state = 'dead', last_error = ?, lease_until_ms = NULL, updated_ms = ?
-         WHERE id = ?",
+        "UPDATE events SET state = 'dead', last_error = $1, lease_until_ms = NULL, updated_ms = $2
+         WHERE id = $3",
     )
     .bind(reason)
     .bind(now_ms)
@@ -791,15 +853,19 @@ pub(crate) async fn mark_dead(
     transaction.commit().await
 }
 
-/// Deletes acknowledged events finished before `before_ms`. Returns how
-/// many.
+/// Deletes acknowledged events finished before `before_ms`, and the
+/// timer firings scheduled before it. Returns how many events.
 ///
 /// # Errors
 ///
 /// A database error.
 pub(crate) async fn purge_done(database: &Database, before_ms: i64) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM timer_firings WHERE scheduled_ms < $1")
+        .bind(before_ms)
+        .execute(database)
+        .await?;
     Ok(
-        sqlx::query("DELETE FROM events WHERE state = 'done' AND updated_ms < ?")
+        sqlx::query("DELETE FROM events WHERE state = 'done' AND updated_ms < $1")
             .bind(before_ms)
             .execute(database)
             .await?
@@ -901,8 +967,8 @@ pub async fn list_events(
     limit: u32,
 ) -> Result<Vec<EventSummary>, sqlx::Error> {
     let rows: Vec<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {SUMMARY_COLUMNS} FROM events WHERE (?1 IS NULL OR state = ?1)
-         ORDER BY first_seen_ms DESC, rowid DESC LIMIT ?2"
+        "SELECT {SUMMARY_COLUMNS} FROM events WHERE ($1 IS NULL OR state = $1)
+         ORDER BY first_seen_ms DESC, rowid DESC LIMIT $2"
     )))
     .bind(state.map(EventState::as_str))
     .bind(i64::from(limit))
@@ -921,7 +987,7 @@ pub(crate) async fn get_event(
     event_id: &str,
 ) -> Result<Option<EventSummary>, sqlx::Error> {
     let row: Option<SummaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {SUMMARY_COLUMNS} FROM events WHERE id = ?"
+        "SELECT {SUMMARY_COLUMNS} FROM events WHERE id = $1"
     )))
     .bind(event_id)
     .fetch_optional(database)
@@ -957,7 +1023,7 @@ pub async fn list_attempts(
 ) -> Result<Vec<AttemptRecord>, sqlx::Error> {
     sqlx::query_as(
         "SELECT started_ms, finished_ms, outcome, status, error, request_id
-         FROM event_attempts WHERE event_id = ? ORDER BY started_ms, rowid",
+         FROM event_attempts WHERE event_id = $1 ORDER BY started_ms, rowid",
     )
     .bind(event_id)
     .fetch_all(database)
@@ -991,9 +1057,9 @@ pub(crate) async fn replay(
     now_ms: i64,
 ) -> Result<EventSummary, ReplayError> {
     let updated = sqlx::query(
-        "UPDATE events SET state = 'pending', attempts = 0, first_seen_ms = ?1,
-             next_attempt_ms = ?1, lease_until_ms = NULL, updated_ms = ?1
-         WHERE id = ?2 AND state = 'dead'",
+        "UPDATE events SET state = 'pending', attempts = 0, first_seen_ms = $1,
+             next_attempt_ms = $1, lease_until_ms = NULL, updated_ms = $1
+         WHERE id = $2 AND state = 'dead'",
     )
     .bind(now_ms)
     .bind(event_id)

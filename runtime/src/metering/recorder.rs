@@ -177,7 +177,12 @@ mod tests {
     /// The record a draft stores after `parts` ran, in any order.
     async fn recorded(parts: impl FnOnce(&Draft)) -> InvocationRecord {
         let dir = tempfile::tempdir().unwrap();
-        let database = crate::database::open(dir.path()).await.unwrap();
+        let database = crate::database::open(
+            dir.path(),
+            &crate::database::DatabaseLocation::DataDirectory,
+        )
+        .await
+        .unwrap();
         let (meter, task) = Meter::start(database.clone(), Default::default());
         let recorder = Recorder::new(&meter, Arc::from("f"), 4, 128);
         let draft = recorder.begin(&Arc::from("r1"), TriggerKind::Http);
@@ -196,7 +201,12 @@ mod tests {
     #[tokio::test]
     async fn records_are_readable_once_settled() {
         let dir = tempfile::tempdir().unwrap();
-        let database = crate::database::open(dir.path()).await.unwrap();
+        let database = crate::database::open(
+            dir.path(),
+            &crate::database::DatabaseLocation::DataDirectory,
+        )
+        .await
+        .unwrap();
         let (meter, task) = Meter::start(database.clone(), Default::default());
         let recorder = Recorder::new(&meter, Arc::from("f"), 4, 128);
         let invoke = |id: &str| {

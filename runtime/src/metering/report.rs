@@ -227,7 +227,7 @@ pub async fn billing_report(
 
     let aggregates = sqlx::query(
         "SELECT * FROM invocation_hours \
-         WHERE hour_start_us >= ? AND hour_start_us < ? AND (? IS NULL OR function = ?)",
+         WHERE hour_start_us >= $1 AND hour_start_us < $2 AND ($3 IS NULL OR function = $4)",
     )
     .bind(from)
     .bind(to)
@@ -400,12 +400,6 @@ mod tests {
         }
     }
 
-    async fn database() -> (tempfile::TempDir, Database) {
-        let dir = tempfile::tempdir().unwrap();
-        let database = crate::database::open(dir.path()).await.unwrap();
-        (dir, database)
-    }
-
     fn query(
         from: Option<i64>,
         to: Option<i64>,
@@ -422,361 +416,386 @@ mod tests {
 
     #[tokio::test]
     async fn the_writer_stores_every_record_and_flushes_on_shutdown() {
-        let (_dir, database) = database().await;
-        let (meter, task) = Meter::start(database.clone(), MeterOptions::default());
-        for i in 0..1_000 {
-            meter.record(&record("f", 1, T0 + i, 100, None, 128, Outcome::Ok));
-        }
-        let stats = task.shutdown().await;
-        assert_eq!((stats.written, stats.dropped, stats.failed), (1_000, 0, 0));
-        let recent = recent_invocations(&database, Some("f"), 5_000)
-            .await
-            .unwrap();
-        assert_eq!(recent.len(), 1_000);
-        assert_eq!(recent[0].started_at, at(T0 + 999), "newest first");
-        assert_eq!(
-            recent[0],
-            record("f", 1, T0 + 999, 100, None, 128, Outcome::Ok)
-        );
-        assert_eq!(
-            recent_invocations(&database, Some("g"), 10).await.unwrap(),
-            vec![]
-        );
-        assert_eq!(
-            recent_invocations(&database, None, 3).await.unwrap().len(),
-            3
-        );
+        crate::database::testing::each_backend(
+            "the_writer_stores_every_record_and_flushes_on_shutdown",
+            async |database| {
+                let (meter, task) = Meter::start(database.clone(), MeterOptions::default());
+                for i in 0..1_000 {
+                    meter.record(&record("f", 1, T0 + i, 100, None, 128, Outcome::Ok));
+                }
+                let stats = task.shutdown().await;
+                assert_eq!((stats.written, stats.dropped, stats.failed), (1_000, 0, 0));
+                let recent = recent_invocations(&database, Some("f"), 5_000)
+                    .await
+                    .unwrap();
+                assert_eq!(recent.len(), 1_000);
+                assert_eq!(recent[0].started_at, at(T0 + 999), "newest first");
+                assert_eq!(
+                    recent[0],
+                    record("f", 1, T0 + 999, 100, None, 128, Outcome::Ok)
+                );
+                assert_eq!(
+                    recent_invocations(&database, Some("g"), 10).await.unwrap(),
+                    vec![]
+                );
+                assert_eq!(
+                    recent_invocations(&database, None, 3).await.unwrap().len(),
+                    3
+                );
+            },
+        )
+        .await;
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_full_queue_drops_and_counts_without_waiting() {
-        let (_dir, database) = database().await;
-        let options = MeterOptions {
-            queue_capacity: 2,
-            ..MeterOptions::default()
-        };
-        let (meter, task) = Meter::start(database.clone(), options);
-        // On a current-thread runtime the writer cannot run before the
-        // next await: the third to fifth records find the queue full.
-        for i in 0..5 {
-            meter.record(&record("f", 1, T0 + i, 100, None, 128, Outcome::Ok));
-        }
-        assert_eq!(meter.dropped(), 3);
-        let stats = task.shutdown().await;
-        assert_eq!((stats.written, stats.dropped), (2, 3));
-        // A disabled meter keeps nothing and drops nothing.
-        let disabled = Meter::disabled();
-        disabled.record(&record("f", 1, T0, 100, None, 128, Outcome::Ok));
-        assert_eq!((disabled.is_enabled(), disabled.dropped()), (false, 0));
+        crate::database::testing::each_backend(
+            "a_full_queue_drops_and_counts_without_waiting",
+            async |database| {
+                let options = MeterOptions {
+                    queue_capacity: 2,
+                    ..MeterOptions::default()
+                };
+                let (meter, task) = Meter::start(database.clone(), options);
+                // On a current-thread runtime the writer cannot run before the
+                // next await: the third to fifth records find the queue full.
+                for i in 0..5 {
+                    meter.record(&record("f", 1, T0 + i, 100, None, 128, Outcome::Ok));
+                }
+                assert_eq!(meter.dropped(), 3);
+                let stats = task.shutdown().await;
+                assert_eq!((stats.written, stats.dropped), (2, 3));
+                // A disabled meter keeps nothing and drops nothing.
+                let disabled = Meter::disabled();
+                disabled.record(&record("f", 1, T0, 100, None, 128, Outcome::Ok));
+                assert_eq!((disabled.is_enabled(), disabled.dropped()), (false, 0));
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn time_ranges_are_half_open_and_filters_and_groups_apply() {
-        let (_dir, database) = database().await;
-        let records = [
-            record("a", 1, T0 - 1, 1_000, None, 128, Outcome::Ok), // before `from`
-            record("a", 1, T0, 1_000, None, 128, Outcome::Ok),     // at `from`: in
-            record("a", 2, T0 + HOUR_US, 2_500, Some(500), 256, Outcome::Trap),
-            record(
-                "a",
-                2,
-                T0 + 2 * HOUR_US - 1,
-                200,
-                None,
-                256,
-                Outcome::Rejected,
-            ),
-            record("b", 1, T0 + 10, 1_001, None, 1024, Outcome::Error),
-            record("a", 1, T0 + 2 * HOUR_US, 1_000, None, 128, Outcome::Ok), // at `to`: out
-        ];
-        write_batch(&database, &records).await.unwrap();
-        let prices = Prices::default();
-        let from = Some(T0);
-        let to = Some(T0 + 2 * HOUR_US);
+        crate::database::testing::each_backend(
+            "time_ranges_are_half_open_and_filters_and_groups_apply",
+            async |database| {
+                let records = [
+                    record("a", 1, T0 - 1, 1_000, None, 128, Outcome::Ok), // before `from`
+                    record("a", 1, T0, 1_000, None, 128, Outcome::Ok),     // at `from`: in
+                    record("a", 2, T0 + HOUR_US, 2_500, Some(500), 256, Outcome::Trap),
+                    record(
+                        "a",
+                        2,
+                        T0 + 2 * HOUR_US - 1,
+                        200,
+                        None,
+                        256,
+                        Outcome::Rejected,
+                    ),
+                    record("b", 1, T0 + 10, 1_001, None, 1024, Outcome::Error),
+                    record("a", 1, T0 + 2 * HOUR_US, 1_000, None, 128, Outcome::Ok), // at `to`: out
+                ];
+                write_batch(&database, &records).await.unwrap();
+                let prices = Prices::default();
+                let from = Some(T0);
+                let to = Some(T0 + 2 * HOUR_US);
 
-        let by_function = billing_report(
-            &database,
-            &query(from, to, None, GroupBy::Function),
-            &prices,
-        )
-        .await
-        .unwrap();
-        let summary: Vec<_> = by_function
-            .rows
-            .iter()
-            .map(|row| {
-                (
-                    row.function.as_str(),
-                    row.invocations,
-                    row.errors,
-                    row.outcomes.rejected,
-                    row.cold_starts,
-                    row.billed_ms,
-                    row.mb_ms,
+                let by_function = billing_report(
+                    &database,
+                    &query(from, to, None, GroupBy::Function),
+                    &prices,
                 )
-            })
-            .collect();
-        // a: 1 ms×128 + 3 ms×256 + 1 ms×256; b: 2 ms×1024.
-        assert_eq!(
-            summary,
-            vec![
-                ("a", 3, 1, 1, 1, 5, 128 + 768 + 256),
-                ("b", 1, 1, 0, 0, 2, 2048)
-            ]
-        );
-        assert_eq!(by_function.total.invocations, 4);
-        assert_eq!(by_function.total.billable_invocations, 3);
-        assert_eq!(by_function.total.mb_ms, 128 + 768 + 256 + 2048);
-        let expected_cost = 3.0 * 0.2 / 1e6 + (3200.0 / 1_024_000.0) * 0.000_016_666_7;
-        assert!((by_function.total.charge.total - expected_cost).abs() < 1e-15);
+                .await
+                .unwrap();
+                let summary: Vec<_> = by_function
+                    .rows
+                    .iter()
+                    .map(|row| {
+                        (
+                            row.function.as_str(),
+                            row.invocations,
+                            row.errors,
+                            row.outcomes.rejected,
+                            row.cold_starts,
+                            row.billed_ms,
+                            row.mb_ms,
+                        )
+                    })
+                    .collect();
+                // a: 1 ms×128 + 3 ms×256 + 1 ms×256; b: 2 ms×1024.
+                assert_eq!(
+                    summary,
+                    vec![
+                        ("a", 3, 1, 1, 1, 5, 128 + 768 + 256),
+                        ("b", 1, 1, 0, 0, 2, 2048)
+                    ]
+                );
+                assert_eq!(by_function.total.invocations, 4);
+                assert_eq!(by_function.total.billable_invocations, 3);
+                assert_eq!(by_function.total.mb_ms, 128 + 768 + 256 + 2048);
+                let expected_cost = 3.0 * 0.2 / 1e6 + (3200.0 / 1_024_000.0) * 0.000_016_666_7;
+                assert!((by_function.total.charge.total - expected_cost).abs() < 1e-15);
 
-        let by_version = billing_report(
-            &database,
-            &query(from, to, Some("a"), GroupBy::Version),
-            &prices,
+                let by_version = billing_report(
+                    &database,
+                    &query(from, to, Some("a"), GroupBy::Version),
+                    &prices,
+                )
+                .await
+                .unwrap();
+                let versions: Vec<_> = by_version
+                    .rows
+                    .iter()
+                    .map(|row| (row.version, row.invocations))
+                    .collect();
+                assert_eq!(versions, vec![(Some(1), 1), (Some(2), 2)]);
+
+                let by_hour = billing_report(
+                    &database,
+                    &query(None, None, Some("a"), GroupBy::Hour),
+                    &prices,
+                )
+                .await
+                .unwrap();
+                let hours: Vec<_> = by_hour
+                    .rows
+                    .iter()
+                    .map(|row| (row.hour.unwrap().timestamp_micros(), row.invocations))
+                    .collect();
+                assert_eq!(
+                    hours,
+                    vec![
+                        (T0 - HOUR_US, 1),
+                        (T0, 1),
+                        (T0 + HOUR_US, 2),
+                        (T0 + 2 * HOUR_US, 1)
+                    ]
+                );
+
+                // Exact percentiles over raw records: a's durations 200, 1000, 2500.
+                let a = &by_function.rows[0];
+                assert_eq!(
+                    (a.p50_duration_ms, a.p99_duration_ms, a.percentiles_exact),
+                    (Some(1.0), Some(2.5), true)
+                );
+
+                let empty = billing_report(
+                    &database,
+                    &query(Some(T0 + 100 * HOUR_US), None, None, GroupBy::Function),
+                    &prices,
+                )
+                .await
+                .unwrap();
+                assert!(empty.rows.is_empty());
+                assert_eq!(empty.total.charge.total, 0.0);
+            },
         )
-        .await
-        .unwrap();
-        let versions: Vec<_> = by_version
-            .rows
-            .iter()
-            .map(|row| (row.version, row.invocations))
-            .collect();
-        assert_eq!(versions, vec![(Some(1), 1), (Some(2), 2)]);
-
-        let by_hour = billing_report(
-            &database,
-            &query(None, None, Some("a"), GroupBy::Hour),
-            &prices,
-        )
-        .await
-        .unwrap();
-        let hours: Vec<_> = by_hour
-            .rows
-            .iter()
-            .map(|row| (row.hour.unwrap().timestamp_micros(), row.invocations))
-            .collect();
-        assert_eq!(
-            hours,
-            vec![
-                (T0 - HOUR_US, 1),
-                (T0, 1),
-                (T0 + HOUR_US, 2),
-                (T0 + 2 * HOUR_US, 1)
-            ]
-        );
-
-        // Exact percentiles over raw records: a's durations 200, 1000, 2500.
-        let a = &by_function.rows[0];
-        assert_eq!(
-            (a.p50_duration_ms, a.p99_duration_ms, a.percentiles_exact),
-            (Some(1.0), Some(2.5), true)
-        );
-
-        let empty = billing_report(
-            &database,
-            &query(Some(T0 + 100 * HOUR_US), None, None, GroupBy::Function),
-            &prices,
-        )
-        .await
-        .unwrap();
-        assert!(empty.rows.is_empty());
-        assert_eq!(empty.total.charge.total, 0.0);
+        .await;
     }
 
     #[tokio::test]
     async fn a_batch_straddling_the_cutoff_waits_whole_and_is_counted_once() {
-        let (_dir, database) = database().await;
-        // One writer batch: a record in the hour before the cutoff and one
-        // just after it (the cutoff is T0 + 1 h at T0 + 3.5 h with 2.5 h of
-        // retention).
-        let batch = [
-            record("f", 1, T0 + 10, 1_000, None, 128, Outcome::Ok),
-            record("f", 1, T0 + HOUR_US + 10, 2_000, None, 128, Outcome::Ok),
-        ];
-        write_batch(&database, &batch).await.unwrap();
-        let totals = |database: Database| async move {
-            let report = billing_report(
-                &database,
-                &query(None, None, None, GroupBy::Hour),
-                &Prices::default(),
-            )
-            .await
-            .unwrap();
-            let hours: Vec<(i64, u64, bool)> = report
-                .rows
-                .iter()
-                .map(|row| {
-                    (
-                        row.hour.unwrap().timestamp_micros(),
-                        row.invocations,
-                        row.percentiles_exact,
+        crate::database::testing::each_backend(
+            "a_batch_straddling_the_cutoff_waits_whole_and_is_counted_once",
+            async |database| {
+                // One writer batch: a record in the hour before the cutoff and one
+                // just after it (the cutoff is T0 + 1 h at T0 + 3.5 h with 2.5 h of
+                // retention).
+                let batch = [
+                    record("f", 1, T0 + 10, 1_000, None, 128, Outcome::Ok),
+                    record("f", 1, T0 + HOUR_US + 10, 2_000, None, 128, Outcome::Ok),
+                ];
+                write_batch(&database, &batch).await.unwrap();
+                let totals = |database: Database| async move {
+                    let report = billing_report(
+                        &database,
+                        &query(None, None, None, GroupBy::Hour),
+                        &Prices::default(),
                     )
-                })
-                .collect();
-            (report.total.invocations, report.total.billed_ms, hours)
-        };
-        let retention = Duration::from_secs(9_000);
-        let now = at(T0 + 3 * HOUR_US + HOUR_US / 2);
-        assert_eq!(roll_up(&database, now, retention).await.unwrap().records, 0);
-        assert_eq!(
-            totals(database.clone()).await,
-            (2, 3, vec![(T0, 1, true), (T0 + HOUR_US, 1, true)])
-        );
-        // An hour later both records are past the cutoff: the batch is
-        // folded whole, and the sums do not change.
-        let later = at(T0 + 4 * HOUR_US + HOUR_US / 2);
-        assert_eq!(
-            roll_up(&database, later, retention).await.unwrap().records,
-            2
-        );
-        assert_eq!(
-            totals(database.clone()).await,
-            (2, 3, vec![(T0, 1, false), (T0 + HOUR_US, 1, false)])
-        );
+                    .await
+                    .unwrap();
+                    let hours: Vec<(i64, u64, bool)> = report
+                        .rows
+                        .iter()
+                        .map(|row| {
+                            (
+                                row.hour.unwrap().timestamp_micros(),
+                                row.invocations,
+                                row.percentiles_exact,
+                            )
+                        })
+                        .collect();
+                    (report.total.invocations, report.total.billed_ms, hours)
+                };
+                let retention = Duration::from_secs(9_000);
+                let now = at(T0 + 3 * HOUR_US + HOUR_US / 2);
+                assert_eq!(roll_up(&database, now, retention).await.unwrap().records, 0);
+                assert_eq!(
+                    totals(database.clone()).await,
+                    (2, 3, vec![(T0, 1, true), (T0 + HOUR_US, 1, true)])
+                );
+                // An hour later both records are past the cutoff: the batch is
+                // folded whole, and the sums do not change.
+                let later = at(T0 + 4 * HOUR_US + HOUR_US / 2);
+                assert_eq!(
+                    roll_up(&database, later, retention).await.unwrap().records,
+                    2
+                );
+                assert_eq!(
+                    totals(database.clone()).await,
+                    (2, 3, vec![(T0, 1, false), (T0 + HOUR_US, 1, false)])
+                );
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn reports_stay_exact_across_the_roll_up() {
-        let (_dir, database) = database().await;
-        let mut records = Vec::new();
-        for i in 0..300u64 {
-            let hour = (i % 3) as i64;
-            let outcome = Outcome::ALL[(i % 6) as usize];
-            let init = (i % 7 == 0).then_some(1_000 + i);
-            let memory = [128, 256, 1024][(i % 3) as usize];
-            records.push(record(
-                "f",
-                1 + (i % 2) as u32,
-                T0 + hour * HOUR_US + i as i64,
-                50 + i * 37,
-                init,
-                memory,
-                outcome,
-            ));
-        }
-        records.push(record(
-            "g",
-            1,
-            T0 + 5 * HOUR_US,
-            999,
-            None,
-            512,
-            Outcome::Ok,
-        ));
-        // Stored as the writer stores them: a batch per stretch of time
-        // (here, per hour), since a batch is rolled up whole.
-        for hour in 0..6 {
-            let in_hour: Vec<InvocationRecord> = records
-                .iter()
-                .filter(|record| {
-                    rollup::hour_start_us(record.started_at.timestamp_micros())
-                        == T0 + hour * HOUR_US
-                })
-                .cloned()
-                .collect();
-            if !in_hour.is_empty() {
-                write_batch(&database, &in_hour).await.unwrap();
-            }
-        }
-        let prices = Prices {
-            free_invocations: 10,
-            free_gb_seconds: 0.001,
-            ..Prices::default()
-        };
-        let report = |group_by| {
-            let database = database.clone();
-            async move {
-                billing_report(&database, &query(None, None, None, group_by), &prices)
-                    .await
-                    .unwrap()
-            }
-        };
-        let before = [
-            report(GroupBy::Function).await,
-            report(GroupBy::Version).await,
-            report(GroupBy::Hour).await,
-        ];
-
-        // Retention 2 h at T0 + 4.5 h: hours T0 and T0 + 1 h are rolled up
-        // (cutoff T0 + 2 h), T0 + 2 h and g's T0 + 5 h stay raw.
-        let now = at(T0 + 4 * HOUR_US + HOUR_US / 2);
-        let summary = roll_up(&database, now, Duration::from_secs(2 * 3600))
-            .await
-            .unwrap();
-        assert_eq!(summary.records, 200);
-        assert_eq!(
-            roll_up(&database, now, Duration::from_secs(2 * 3600))
-                .await
-                .unwrap()
-                .records,
-            0
-        );
-        assert_eq!(
-            recent_invocations(&database, None, 1_000)
-                .await
-                .unwrap()
-                .len(),
-            101
-        );
-
-        // A late record for a rolled-up hour is merged by the next run.
-        let late = record("f", 1, T0 + 5, 10, None, 128, Outcome::Ok);
-        write_batch(&database, std::slice::from_ref(&late))
-            .await
-            .unwrap();
-        assert_eq!(
-            roll_up(&database, now, Duration::from_secs(2 * 3600))
-                .await
-                .unwrap()
-                .records,
-            1
-        );
-
-        let after = [
-            report(GroupBy::Function).await,
-            report(GroupBy::Version).await,
-            report(GroupBy::Hour).await,
-        ];
-        for (before, after) in before.iter().zip(&after) {
-            assert_eq!(before.rows.len(), after.rows.len());
-            for (old, new) in before.rows.iter().zip(&after.rows) {
-                let late_here = new.function == "f"
-                    && new.version != Some(2)
-                    && new.hour.is_none_or(|hour| hour == at(T0));
-                let extra = u64::from(late_here);
-                assert_eq!(new.invocations, old.invocations + extra, "{new:?}");
-                assert_eq!(new.outcomes.ok, old.outcomes.ok + extra);
-                assert_eq!(
-                    (new.errors, new.outcomes.rejected, new.cold_starts),
-                    (old.errors, old.outcomes.rejected, old.cold_starts)
-                );
-                assert_eq!(new.billed_ms, old.billed_ms + extra);
-                assert_eq!(new.mb_ms, old.mb_ms + 128 * extra);
-                assert_eq!(
-                    (new.bytes_in, new.bytes_out),
-                    (old.bytes_in + 10 * extra, old.bytes_out + 20 * extra)
-                );
-                let rolled =
-                    new.function == "f" && new.hour.is_none_or(|hour| hour < at(T0 + 2 * HOUR_US));
-                assert_eq!(new.percentiles_exact, !rolled, "{new:?}");
-                if rolled && extra == 0 {
-                    // Bucket-accurate: never below the exact value.
-                    assert!(
-                        new.p50_duration_ms >= old.p50_duration_ms,
-                        "{old:?} {new:?}"
-                    );
-                    assert!(
-                        new.p99_duration_ms >= old.p99_duration_ms,
-                        "{old:?} {new:?}"
-                    );
+        crate::database::testing::each_backend(
+            "reports_stay_exact_across_the_roll_up",
+            async |database| {
+                let mut records = Vec::new();
+                for i in 0..300u64 {
+                    let hour = (i % 3) as i64;
+                    let outcome = Outcome::ALL[(i % 6) as usize];
+                    let init = (i % 7 == 0).then_some(1_000 + i);
+                    let memory = [128, 256, 1024][(i % 3) as usize];
+                    records.push(record(
+                        "f",
+                        1 + (i % 2) as u32,
+                        T0 + hour * HOUR_US + i as i64,
+                        50 + i * 37,
+                        init,
+                        memory,
+                        outcome,
+                    ));
                 }
-            }
-            assert_eq!(
-                after.total.billable_invocations,
-                before.total.billable_invocations + 1
-            );
-            assert_eq!(after.total.mb_ms, before.total.mb_ms + 128);
-        }
+                records.push(record(
+                    "g",
+                    1,
+                    T0 + 5 * HOUR_US,
+                    999,
+                    None,
+                    512,
+                    Outcome::Ok,
+                ));
+                // Stored as the writer stores them: a batch per stretch of time
+                // (here, per hour), since a batch is rolled up whole.
+                for hour in 0..6 {
+                    let in_hour: Vec<InvocationRecord> = records
+                        .iter()
+                        .filter(|record| {
+                            rollup::hour_start_us(record.started_at.timestamp_micros())
+                                == T0 + hour * HOUR_US
+                        })
+                        .cloned()
+                        .collect();
+                    if !in_hour.is_empty() {
+                        write_batch(&database, &in_hour).await.unwrap();
+                    }
+                }
+                let prices = Prices {
+                    free_invocations: 10,
+                    free_gb_seconds: 0.001,
+                    ..Prices::default()
+                };
+                let report = |group_by| {
+                    let database = database.clone();
+                    async move {
+                        billing_report(&database, &query(None, None, None, group_by), &prices)
+                            .await
+                            .unwrap()
+                    }
+                };
+                let before = [
+                    report(GroupBy::Function).await,
+                    report(GroupBy::Version).await,
+                    report(GroupBy::Hour).await,
+                ];
+
+                // Retention 2 h at T0 + 4.5 h: hours T0 and T0 + 1 h are rolled up
+                // (cutoff T0 + 2 h), T0 + 2 h and g's T0 + 5 h stay raw.
+                let now = at(T0 + 4 * HOUR_US + HOUR_US / 2);
+                let summary = roll_up(&database, now, Duration::from_secs(2 * 3600))
+                    .await
+                    .unwrap();
+                assert_eq!(summary.records, 200);
+                assert_eq!(
+                    roll_up(&database, now, Duration::from_secs(2 * 3600))
+                        .await
+                        .unwrap()
+                        .records,
+                    0
+                );
+                assert_eq!(
+                    recent_invocations(&database, None, 1_000)
+                        .await
+                        .unwrap()
+                        .len(),
+                    101
+                );
+
+                // A late record for a rolled-up hour is merged by the next run.
+                let late = record("f", 1, T0 + 5, 10, None, 128, Outcome::Ok);
+                write_batch(&database, std::slice::from_ref(&late))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    roll_up(&database, now, Duration::from_secs(2 * 3600))
+                        .await
+                        .unwrap()
+                        .records,
+                    1
+                );
+
+                let after = [
+                    report(GroupBy::Function).await,
+                    report(GroupBy::Version).await,
+                    report(GroupBy::Hour).await,
+                ];
+                for (before, after) in before.iter().zip(&after) {
+                    assert_eq!(before.rows.len(), after.rows.len());
+                    for (old, new) in before.rows.iter().zip(&after.rows) {
+                        let late_here = new.function == "f"
+                            && new.version != Some(2)
+                            && new.hour.is_none_or(|hour| hour == at(T0));
+                        let extra = u64::from(late_here);
+                        assert_eq!(new.invocations, old.invocations + extra, "{new:?}");
+                        assert_eq!(new.outcomes.ok, old.outcomes.ok + extra);
+                        assert_eq!(
+                            (new.errors, new.outcomes.rejected, new.cold_starts),
+                            (old.errors, old.outcomes.rejected, old.cold_starts)
+                        );
+                        assert_eq!(new.billed_ms, old.billed_ms + extra);
+                        assert_eq!(new.mb_ms, old.mb_ms + 128 * extra);
+                        assert_eq!(
+                            (new.bytes_in, new.bytes_out),
+                            (old.bytes_in + 10 * extra, old.bytes_out + 20 * extra)
+                        );
+                        let rolled = new.function == "f"
+                            && new.hour.is_none_or(|hour| hour < at(T0 + 2 * HOUR_US));
+                        assert_eq!(new.percentiles_exact, !rolled, "{new:?}");
+                        if rolled && extra == 0 {
+                            // Bucket-accurate: never below the exact value.
+                            assert!(
+                                new.p50_duration_ms >= old.p50_duration_ms,
+                                "{old:?} {new:?}"
+                            );
+                            assert!(
+                                new.p99_duration_ms >= old.p99_duration_ms,
+                                "{old:?} {new:?}"
+                            );
+                        }
+                    }
+                    assert_eq!(
+                        after.total.billable_invocations,
+                        before.total.billable_invocations + 1
+                    );
+                    assert_eq!(after.total.mb_ms, before.total.mb_ms + 128);
+                }
+            },
+        )
+        .await;
     }
 }

@@ -17,6 +17,12 @@
 //! started before the cutoff; a record stored later for an already
 //! rolled-up hour (a long invocation, or one sharing a batch with a newer
 //! one) is merged into its aggregate by a later run.
+//!
+//! Nodes sharing a PostgreSQL database each run the roll-up; each chunk's
+//! transaction first takes an advisory lock ([`ROLLUP_LOCK`]) without
+//! waiting, and a node that does not get it stops: one node folds at a
+//! time, a chunk is never folded twice, and when that node dies the next
+//! node's run does the work.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -27,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{InvocationRecord, Outcome, billing, store};
-use crate::database::Database;
+use crate::database::{Database, Dialect};
 
 /// Upper bounds (inclusive, µs) of the duration histogram's buckets; one
 /// more bucket holds everything above the last.
@@ -216,6 +222,10 @@ impl Totals {
     }
 }
 
+/// The advisory lock a roll-up chunk holds on PostgreSQL (a constant no
+/// other lock of Kumo uses).
+const ROLLUP_LOCK: i64 = 0x6b75_6d6f_0002;
+
 /// The 1-based nearest rank of the `p`-th percentile among `count` values.
 pub(crate) fn nearest_rank(count: u64, p: f64) -> u64 {
     ((p * count as f64).ceil() as u64).clamp(1, count)
@@ -240,6 +250,15 @@ pub(crate) async fn roll_up(
     let mut summary = RollUpSummary::default();
     loop {
         let mut transaction = crate::database::begin_write(database).await?;
+        if crate::database::dialect(database) == Dialect::Postgres {
+            let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(ROLLUP_LOCK)
+                .fetch_one(&mut *transaction)
+                .await?;
+            if !ours {
+                break;
+            }
+        }
         let Some((last_id, records)) =
             store::batches_before(&mut transaction, cutoff, BATCHES_PER_CHUNK).await?
         else {
@@ -260,7 +279,7 @@ pub(crate) async fn roll_up(
         for ((function, version, hour), totals) in &hours {
             let version = i64::from(*version);
             let existing = sqlx::query(
-                "SELECT * FROM invocation_hours WHERE function = ? AND version = ? AND hour_start_us = ?",
+                "SELECT * FROM invocation_hours WHERE function = $1 AND version = $2 AND hour_start_us = $3",
             )
             .bind(function)
             .bind(version)
@@ -283,7 +302,7 @@ pub(crate) async fn roll_up(
 }
 
 async fn write_aggregate(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    transaction: &mut crate::database::Transaction,
     function: &str,
     version: i64,
     hour: i64,
@@ -291,10 +310,18 @@ async fn write_aggregate(
 ) -> anyhow::Result<()> {
     let histogram = serde_json::to_string(&totals.histogram)?;
     let mut query = sqlx::query(
-        "INSERT OR REPLACE INTO invocation_hours (function, version, hour_start_us, invocations, \
+        "INSERT INTO invocation_hours (function, version, hour_start_us, invocations, \
          ok, error, trap, timeout, out_of_memory, rejected, cold_starts, billed_ms, mb_ms, \
          duration_us, init_duration_us, max_duration_us, bytes_in, bytes_out, duration_histogram) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+         ON CONFLICT (function, version, hour_start_us) DO UPDATE SET \
+         invocations = excluded.invocations, ok = excluded.ok, error = excluded.error, \
+         trap = excluded.trap, timeout = excluded.timeout, out_of_memory = excluded.out_of_memory, \
+         rejected = excluded.rejected, cold_starts = excluded.cold_starts, \
+         billed_ms = excluded.billed_ms, mb_ms = excluded.mb_ms, duration_us = excluded.duration_us, \
+         init_duration_us = excluded.init_duration_us, max_duration_us = excluded.max_duration_us, \
+         bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out, \
+         duration_histogram = excluded.duration_histogram",
     )
     .bind(function)
     .bind(version)
@@ -327,7 +354,7 @@ fn unsigned(value: i64) -> u64 {
 }
 
 /// The sums of a row of `invocation_hours`.
-pub(super) fn totals_of_aggregate(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Totals> {
+pub(super) fn totals_of_aggregate(row: &sqlx::any::AnyRow) -> anyhow::Result<Totals> {
     let mut outcomes = [0; 6];
     for (slot, outcome) in outcomes.iter_mut().zip(Outcome::ALL) {
         *slot = unsigned(row.try_get(outcome.as_str())?);

@@ -337,7 +337,7 @@ impl<Id> StoredRecord<Id> {
 }
 
 /// The records of a row selected with `format`, `functions` and `data`.
-fn decode_row(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Vec<InvocationRecord>> {
+fn decode_row(row: &sqlx::any::AnyRow) -> anyhow::Result<Vec<InvocationRecord>> {
     decode(
         row.try_get("format")?,
         row.try_get("functions")?,
@@ -355,7 +355,7 @@ pub(crate) async fn insert_batch(database: &Database, batch: &Batch) -> anyhow::
     insert_row(&mut connection, batch).await
 }
 
-async fn insert_row(connection: &mut sqlx::SqliteConnection, batch: &Batch) -> anyhow::Result<()> {
+async fn insert_row(connection: &mut sqlx::AnyConnection, batch: &Batch) -> anyhow::Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -393,7 +393,7 @@ pub(crate) async fn write_batch(
 }
 
 pub(super) async fn insert_records(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    transaction: &mut crate::database::Transaction,
     records: &[InvocationRecord],
 ) -> anyhow::Result<()> {
     let mut batch = Batch::default();
@@ -405,6 +405,15 @@ pub(super) async fn insert_records(
         insert_row(transaction, &batch).await?;
     }
     Ok(())
+}
+
+/// A `LIKE` pattern matching a batch's `functions` (a JSON array of
+/// names) when it holds `function`, in both SQL dialects. `_` in a name is
+/// a wildcard to `LIKE`, so it may match a batch of a similar name: callers
+/// filter the decoded records by name.
+fn names_pattern(function: &str) -> String {
+    let quoted = serde_json::to_string(function).expect("a string serializes");
+    format!("%{}%", quoted.replace('%', "_"))
 }
 
 /// Every stored record of `function` (all when `None`) that started in
@@ -419,17 +428,16 @@ pub(crate) async fn records_between(
     to_us: i64,
     function: Option<&str>,
 ) -> anyhow::Result<Vec<InvocationRecord>> {
-    // `json_each` over the batch's function names: only batches holding
-    // the function are decoded.
+    // Only batches whose function names mention the function are decoded
+    // (the records are filtered below, so a near miss costs only time).
     let mut rows = sqlx::query(
         "SELECT format, functions, data FROM invocation_batches \
          WHERE last_started_at_us >= $1 AND first_started_at_us < $2 \
-         AND ($3 IS NULL OR EXISTS (SELECT 1 FROM json_each(invocation_batches.functions) \
-         WHERE json_each.value = $3))",
+         AND ($3 IS NULL OR functions LIKE $3)",
     )
     .bind(from_us)
     .bind(to_us)
-    .bind(function)
+    .bind(function.map(names_pattern))
     .fetch(database);
     let mut records = Vec::new();
     while let Some(row) = rows.try_next().await? {
@@ -455,11 +463,10 @@ pub(crate) async fn newest_records(
 ) -> anyhow::Result<Vec<InvocationRecord>> {
     let mut rows = sqlx::query(
         "SELECT last_started_at_us, format, functions, data FROM invocation_batches \
-         WHERE ($1 IS NULL OR EXISTS (SELECT 1 FROM json_each(invocation_batches.functions) \
-         WHERE json_each.value = $1)) \
+         WHERE ($1 IS NULL OR functions LIKE $1) \
          ORDER BY last_started_at_us DESC, id DESC",
     )
-    .bind(function)
+    .bind(function.map(names_pattern))
     .fetch(database);
     // Newest first; a batch's records are in the order they ended, so
     // later ones win ties.
@@ -493,7 +500,7 @@ pub(crate) async fn newest_records(
 ///
 /// The database's error, or a malformed batch.
 pub(super) async fn batches_before(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    transaction: &mut crate::database::Transaction,
     cutoff_us: i64,
     batches: i64,
 ) -> anyhow::Result<Option<(i64, Vec<InvocationRecord>)>> {
@@ -522,7 +529,7 @@ pub(super) async fn batches_before(
 ///
 /// The database's error.
 pub(super) async fn delete_batches_through(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    transaction: &mut crate::database::Transaction,
     last_id: i64,
     cutoff_us: i64,
 ) -> sqlx::Result<()> {
@@ -666,8 +673,15 @@ mod tests {
 
     #[tokio::test]
     async fn newest_records_come_newest_first_across_batches() {
-        let dir = tempfile::tempdir().unwrap();
-        let database = crate::database::open(dir.path()).await.unwrap();
+        crate::database::testing::each_backend(
+            "newest_records_come_newest_first_across_batches",
+            async |database| newest_first(&database).await,
+        )
+        .await;
+    }
+
+    async fn newest_first(database: &Database) {
+        let database = database.clone();
         // Batches overlap in start time: a long invocation ends in a later
         // batch than a short one that started after it.
         write_batch(&database, &[record("1", "f", 10), record("4", "g", 40)])

@@ -49,7 +49,11 @@ pub(crate) struct UpgradeSummary {
 /// The database's error, or a malformed older row; what was rewritten
 /// before stays rewritten.
 pub(crate) async fn upgrade_records(database: &Database) -> anyhow::Result<UpgradeSummary> {
-    let mut summary = move_per_record_rows(database).await?;
+    // The per-record table only ever existed on SQLite.
+    let mut summary = match crate::database::dialect(database) {
+        crate::database::Dialect::Sqlite => move_per_record_rows(database).await?,
+        crate::database::Dialect::Postgres => UpgradeSummary::default(),
+    };
     let batches = rewrite_text_id_batches(database).await?;
     summary.rows += batches.rows;
     summary.records += batches.records;
@@ -97,7 +101,7 @@ async fn move_per_record_rows(database: &Database) -> anyhow::Result<UpgradeSumm
     }
 }
 
-fn record_of_row(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<InvocationRecord> {
+fn record_of_row(row: &sqlx::any::AnyRow) -> anyhow::Result<InvocationRecord> {
     let unsigned = |name: &str| -> anyhow::Result<u64> {
         Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
     };
@@ -119,7 +123,7 @@ fn record_of_row(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<InvocationReco
         billed_ms: unsigned("billed_ms")?,
         memory_mb: unsigned("memory_mb")?,
         peak_memory_bytes: unsigned("peak_memory_bytes")?,
-        cold_start: row.try_get("cold_start")?,
+        cold_start: row.try_get::<i64, _>("cold_start")? != 0,
         outcome: Outcome::parse(&outcome)
             .with_context(|| format!("unknown outcome `{outcome}` in the invocations table"))?,
         bytes_in: unsigned("bytes_in")?,
@@ -235,7 +239,10 @@ mod tests {
     /// per-record rows, a format-1 batch and a format-2 batch written by
     /// the current writer.
     async fn database_of_version_0_1(dir: &std::path::Path) -> Database {
-        let database = crate::database::open(dir).await.unwrap();
+        let database =
+            crate::database::open(dir, &crate::database::DatabaseLocation::DataDirectory)
+                .await
+                .unwrap();
         for (request_id, started_at_us, init) in [
             ("old-1", 1_600_000_000_000_000_i64, None),
             ("old-2", 1_600_000_000_000_200, Some(7_i64)),

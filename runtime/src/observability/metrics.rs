@@ -181,8 +181,14 @@ fn render_durations(out: &mut String) {
 /// # Errors
 ///
 /// Fails when a recorder is already installed in this process.
-pub(crate) fn install_recorder() -> anyhow::Result<MetricsHandle> {
-    let handle = PrometheusBuilder::new().install_recorder().context(
+pub(crate) fn install_recorder(node: Option<&str>) -> anyhow::Result<MetricsHandle> {
+    let mut builder = PrometheusBuilder::new();
+    // In a cluster every series says which node it counts, so a sum over
+    // the scrapes of all nodes adds each node once.
+    if let Some(node) = node {
+        builder = builder.add_global_label("node", node);
+    }
+    let handle = builder.install_recorder().context(
         "cannot install the metrics recorder; hint: it can be installed once per process",
     )?;
     metrics::describe_counter!(INVOCATIONS, "Invocations by function and outcome.");

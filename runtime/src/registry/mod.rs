@@ -1,10 +1,16 @@
 //! The registry: functions, their immutable numbered versions (code sha256
-//! plus full configuration), aliases and triggers, persisted in SQLite;
-//! component files stored once under `<data-dir>/artifacts/<sha256>.wasm`.
+//! plus full configuration), aliases and triggers, persisted in the
+//! database; component files stored once under
+//! `<data-dir>/artifacts/<sha256>.wasm`, and on PostgreSQL also in the
+//! shared `artifacts` table, from which any node fetches a version it has
+//! not seen ([`Registry::ensure_artifact`]).
 //!
 //! The registry only stores: it checks nothing a caller could get wrong
 //! (that is `control`'s job, under its one-change-at-a-time lock), compiles
-//! nothing and serves nothing. Each write is one transaction.
+//! nothing and serves nothing. Each write is one transaction, which also
+//! bumps the registry generation ([`Registry::generation`]); on PostgreSQL
+//! it holds an advisory lock, so writes from several nodes take turns, and
+//! announces the new generation with `NOTIFY` ([`CHANGES_CHANNEL`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,8 +20,16 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::config::FunctionConfig;
-use crate::database::Database;
+use crate::database::{Database, Dialect, Transaction};
 use crate::model::{Trigger, TriggerSpec};
+
+/// The PostgreSQL channel a registry write notifies, with the new
+/// generation as its payload.
+pub(crate) const CHANGES_CHANNEL: &str = "kumo_registry";
+
+/// The advisory lock key registry writes hold on PostgreSQL (any constant
+/// no other lock of Kumo uses).
+const REGISTRY_WRITE_LOCK: i64 = 0x6b75_6d6f_0001;
 
 /// Alias routing weights add up to this.
 pub(crate) const TOTAL_WEIGHT: u32 = 100;
@@ -36,6 +50,18 @@ impl RegistryError {
                 || cause
                     .downcast_ref::<sqlx::Error>()
                     .is_some_and(crate::database::is_database_full)
+        })
+    }
+}
+
+impl RegistryError {
+    /// Whether the database could not be reached (down, or every
+    /// connection busy past the wait), rather than refusing the write.
+    pub(crate) fn is_unreachable(&self) -> bool {
+        self.0.chain().any(|cause| {
+            cause
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(crate::database::is_unreachable)
         })
     }
 }
@@ -162,17 +188,106 @@ impl Registry {
         self.artifacts.join(format!("{sha256}.wasm"))
     }
 
-    /// Stores a component once, by content: written to a temporary file and
-    /// renamed into place, so a crash never leaves half a component.
+    /// Stores a component once, by content: in this node's artifact folder,
+    /// and on PostgreSQL in the shared `artifacts` table too.
     ///
     /// # Errors
     ///
-    /// Fails when the file cannot be written.
+    /// Fails when the file cannot be written or the database fails.
     pub(crate) async fn store_artifact(
         &self,
         sha256: &str,
         bytes: &[u8],
     ) -> Result<(), RegistryError> {
+        if crate::database::dialect(&self.database) == Dialect::Postgres {
+            sqlx::query(
+                "INSERT INTO artifacts (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(sha256)
+            .bind(bytes)
+            .execute(&self.database)
+            .await?;
+        }
+        self.write_artifact_file(sha256, bytes).await
+    }
+
+    /// Makes sure the component `sha256` is in this node's artifact folder:
+    /// on PostgreSQL, a version deployed through another node is fetched
+    /// from the shared `artifacts` table.
+    ///
+    /// # Errors
+    ///
+    /// The database fails, it has no such component, or the file cannot be
+    /// written.
+    pub(crate) async fn ensure_artifact(&self, sha256: &str) -> Result<(), RegistryError> {
+        if crate::database::dialect(&self.database) != Dialect::Postgres
+            || tokio::fs::try_exists(self.artifact_path(sha256))
+                .await
+                .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        let bytes: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT bytes FROM artifacts WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(&self.database)
+                .await?;
+        let bytes = bytes.ok_or_else(|| {
+            RegistryError(anyhow::anyhow!(
+                "the component {sha256} is not in the database; hint: redeploy the function"
+            ))
+        })?;
+        self.write_artifact_file(sha256, &bytes).await
+    }
+
+    /// The generation of the stored registry: bumped by every write.
+    ///
+    /// # Errors
+    ///
+    /// The database fails.
+    pub(crate) async fn generation(&self) -> Result<i64, RegistryError> {
+        Ok(
+            sqlx::query_scalar("SELECT generation FROM registry_generation")
+                .fetch_one(&self.database)
+                .await?,
+        )
+    }
+
+    /// Begins a registry write: on PostgreSQL it waits for the writes of
+    /// other nodes (an advisory lock held until the transaction ends).
+    async fn begin(&self) -> Result<Transaction, RegistryError> {
+        let mut transaction = crate::database::begin_write(&self.database).await?;
+        if crate::database::dialect(&self.database) == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(REGISTRY_WRITE_LOCK)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        Ok(transaction)
+    }
+
+    /// Bumps the generation and commits; on PostgreSQL every node listening
+    /// hears of it when the commit lands.
+    async fn commit(&self, mut transaction: Transaction) -> Result<(), RegistryError> {
+        let generation: i64 = sqlx::query_scalar(
+            "UPDATE registry_generation SET generation = generation + 1 RETURNING generation",
+        )
+        .fetch_one(&mut *transaction)
+        .await?;
+        if crate::database::dialect(&self.database) == Dialect::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(generation.to_string())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Writes a component file once: to a temporary file renamed into
+    /// place, so a crash never leaves half a component.
+    async fn write_artifact_file(&self, sha256: &str, bytes: &[u8]) -> Result<(), RegistryError> {
         let path = self.artifact_path(sha256);
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Ok(());
@@ -301,7 +416,7 @@ impl Registry {
         config: &FunctionConfig,
     ) -> Result<(Version, bool), RegistryError> {
         let config_json = config.canonical_json();
-        let mut transaction = crate::database::begin_write(&self.database).await?;
+        let mut transaction = self.begin().await?;
         // Like Lambda's PublishVersion: only the newest version counts as
         // "the same", so redeploying older code makes it current again.
         let latest = sqlx::query(
@@ -351,7 +466,7 @@ impl Registry {
         .bind(&created_at)
         .execute(&mut *transaction)
         .await?;
-        transaction.commit().await?;
+        self.commit(transaction).await?;
         Ok((
             Version {
                 function: function.to_string(),
@@ -376,7 +491,7 @@ impl Registry {
         name: &str,
         trigger_ids: &[&str],
     ) -> Result<(), RegistryError> {
-        let mut transaction = crate::database::begin_write(&self.database).await?;
+        let mut transaction = self.begin().await?;
         for id in trigger_ids {
             sqlx::query("DELETE FROM triggers WHERE id = $1")
                 .bind(id)
@@ -387,7 +502,7 @@ impl Registry {
             .bind(name)
             .execute(&mut *transaction)
             .await?;
-        transaction.commit().await?;
+        self.commit(transaction).await?;
         Ok(())
     }
 
@@ -404,6 +519,7 @@ impl Registry {
     ) -> Result<Alias, RegistryError> {
         let updated_at = now();
         let routing = serde_json::to_string(versions).expect("weights serialize");
+        let mut transaction = self.begin().await?;
         sqlx::query(
             "INSERT INTO aliases (function, name, routing, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (function, name) DO UPDATE SET routing = excluded.routing, updated_at = excluded.updated_at",
@@ -412,8 +528,9 @@ impl Registry {
         .bind(alias)
         .bind(&routing)
         .bind(&updated_at)
-        .execute(&self.database)
+        .execute(&mut *transaction)
         .await?;
+        self.commit(transaction).await?;
         Ok(Alias {
             name: alias.to_string(),
             versions: versions.to_vec(),
@@ -431,11 +548,13 @@ impl Registry {
         function: &str,
         alias: &str,
     ) -> Result<(), RegistryError> {
+        let mut transaction = self.begin().await?;
         sqlx::query("DELETE FROM aliases WHERE function = $1 AND name = $2")
             .bind(function)
             .bind(alias)
-            .execute(&self.database)
+            .execute(&mut *transaction)
             .await?;
+        self.commit(transaction).await?;
         Ok(())
     }
 
@@ -466,7 +585,7 @@ impl Registry {
         update: &[Trigger],
         add: Vec<TriggerSpec>,
     ) -> Result<Vec<Trigger>, RegistryError> {
-        let mut transaction = crate::database::begin_write(&self.database).await?;
+        let mut transaction = self.begin().await?;
         for id in remove {
             sqlx::query("DELETE FROM triggers WHERE id = $1")
                 .bind(id)
@@ -501,7 +620,7 @@ impl Registry {
             .await?;
             added.push(trigger);
         }
-        transaction.commit().await?;
+        self.commit(transaction).await?;
         Ok(added)
     }
 }
@@ -513,14 +632,33 @@ mod tests {
 
     #[tokio::test]
     async fn versions_are_numbered_and_identical_deploys_return_the_existing_one() {
+        crate::database::testing::each_backend(
+            "versions_are_numbered_and_identical_deploys_return_the_existing_one",
+            async |database| versions_are_numbered(database).await,
+        )
+        .await;
+    }
+
+    async fn versions_are_numbered(database: Database) {
         let dir = tempfile::tempdir().unwrap();
-        let database = crate::database::open(dir.path()).await.unwrap();
         let registry = Registry::new(database, dir.path()).unwrap();
+        let generation = registry.generation().await.unwrap();
         let config = FunctionConfig::default();
         let (first, created) = registry.publish("hello", "aa", 10, &config).await.unwrap();
         assert_eq!((first.version, created), (1, true));
+        let after_publish = registry.generation().await.unwrap();
+        assert_eq!(
+            after_publish,
+            generation + 1,
+            "a write bumps the generation"
+        );
         let (again, created) = registry.publish("hello", "aa", 10, &config).await.unwrap();
         assert_eq!((again.version, created), (1, false));
+        assert_eq!(
+            registry.generation().await.unwrap(),
+            after_publish,
+            "an unchanged deploy writes nothing"
+        );
         let bigger = FunctionConfig {
             memory_mb: 256,
             ..config.clone()
@@ -589,5 +727,39 @@ mod tests {
             .unwrap();
         let state = registry.load().await.unwrap();
         assert!(state.functions.is_empty() && state.triggers.is_empty());
+    }
+
+    /// A component stored through one node reaches a node that never saw
+    /// it: through the shared database on PostgreSQL.
+    #[tokio::test]
+    async fn another_node_fetches_a_stored_component() {
+        crate::database::testing::each_backend(
+            "another_node_fetches_a_stored_component",
+            async |database| {
+                let (one, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+                let writer = Registry::new(database.clone(), one.path()).unwrap();
+                let reader = Registry::new(database.clone(), other.path()).unwrap();
+                let bytes = b"\0asm component bytes";
+                let sha256 = sha256_hex(bytes);
+                writer.store_artifact(&sha256, bytes).await.unwrap();
+                let fetched = reader.ensure_artifact(&sha256).await;
+                match crate::database::dialect(&database) {
+                    Dialect::Postgres => {
+                        fetched.unwrap();
+                        let copied = std::fs::read(reader.artifact_path(&sha256)).unwrap();
+                        assert_eq!(copied, bytes);
+                        let missing = reader.ensure_artifact(&sha256_hex(b"other")).await;
+                        let error = missing.unwrap_err().to_string();
+                        assert!(error.contains("not in the database"), "{error}");
+                    }
+                    // One node: nothing to fetch, nothing fetched.
+                    Dialect::Sqlite => {
+                        fetched.unwrap();
+                        assert!(!reader.artifact_path(&sha256).exists());
+                    }
+                }
+            },
+        )
+        .await;
     }
 }

@@ -35,6 +35,11 @@ pub(crate) struct ServerOptions {
     pub(crate) admin_token: Option<String>,
     /// Where Kumo keeps its state.
     pub(crate) data_dir: PathBuf,
+    /// The database: in the data directory, or shared by a cluster.
+    pub(crate) database: crate::database::DatabaseLocation,
+    /// This node's name, as the `node` label of its metrics (none: no
+    /// label).
+    pub(crate) node_name: Option<String>,
     /// How long in-flight requests may run on after a stop signal.
     pub(crate) shutdown_timeout: Duration,
     /// Use the pooling allocator.
@@ -72,6 +77,9 @@ pub(crate) struct StorageSettings {
     pub(crate) secret_key: Option<String>,
     /// The largest object accepted.
     pub(crate) max_object_bytes: u64,
+    /// The storage folder, when not `<data-dir>/storage`: in a cluster, a
+    /// folder every node mounts from one shared file system.
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// A server whose state is loaded and whose listeners are bound, not yet
@@ -290,14 +298,19 @@ pub(crate) async fn prepare(
     })?;
     let data_dir_lock = lock_data_dir(&data_dir)?;
     let guest_logs = GuestLogStore::new();
-    let metrics = crate::observability::metrics::install_recorder()?;
+    let metrics = crate::observability::metrics::install_recorder(options.node_name.as_deref())?;
     let engine = Engine::new(&EngineOptions {
         cache_dir: data_dir.join("cache"),
         cache_key_file: data_dir.join("cache-key"),
         pooling: options.pooling,
         guest_log_sink: Some(guest_logs.sink()),
     })?;
-    let database = crate::database::open(&data_dir).await?;
+    let storage_root = options
+        .storage
+        .dir
+        .clone()
+        .unwrap_or_else(|| crate::storage::storage_root(&data_dir));
+    let database = crate::database::open(&data_dir, &options.database).await?;
     let upgraded = crate::metering::upgrade_records(&database)
         .await
         .context("cannot rewrite older invocation records into the current format")?;
@@ -323,14 +336,12 @@ pub(crate) async fn prepare(
     let database_for_events = database.clone();
     let registry = Registry::new(database.clone(), &data_dir)?;
     let pooling = engine.uses_pooling_allocator();
-    let control = Control::start(
-        engine,
-        registry,
-        meter,
-        crate::storage::storage_root(&data_dir),
-    )
-    .await
-    .context("cannot load the registry")?;
+    let control = Control::start(engine, registry, meter, storage_root.clone())
+        .await
+        .context("cannot load the registry")?;
+    if let crate::database::DatabaseLocation::Postgres(url) = &options.database {
+        crate::control::follow_cluster(&control, url.clone());
+    }
     let weak_live = Arc::downgrade(control.live());
     let resolve: crate::events::Resolver =
         Arc::new(move |target| weak_live.upgrade()?.resolve_now(target));
@@ -343,7 +354,7 @@ pub(crate) async fn prepare(
     let event_triggers = crate::triggers::start_event_triggers(
         database_for_events,
         resolve,
-        crate::storage::storage_root(&data_dir),
+        storage_root.clone(),
         watch_roots,
     )
     .await
@@ -370,7 +381,7 @@ pub(crate) async fn prepare(
         storage,
     } = listeners;
     let storage_options = crate::storage::StorageOptions {
-        root: crate::storage::storage_root(&data_dir),
+        root: storage_root.clone(),
         credentials,
         max_object_bytes: options.storage.max_object_bytes,
     };

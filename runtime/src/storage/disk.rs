@@ -93,10 +93,25 @@ pub(super) enum DiskError {
 }
 
 /// The lock that makes commits, deletes and sidecar refreshes atomic with
-/// respect to each other: one per process, shared by every [`Disk`] (the S3
-/// endpoint's and Kumo's own writes), since one process owns the data
-/// directory.
+/// respect to each other within a process, shared by every [`Disk`] (the
+/// S3 endpoint's and Kumo's own writes). Across processes (the nodes of a
+/// cluster sharing one storage folder) [`Disk::commit_lock`] also holds
+/// an exclusive file lock on [`COMMIT_LOCK_FILE`].
 static COMMIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// The file in the storage root whose lock the nodes sharing the folder
+/// take around a commit (a dot name: never a bucket).
+const COMMIT_LOCK_FILE: &str = ".commit-lock";
+
+/// Both commit locks, released when dropped.
+pub(super) struct CommitGuard {
+    _file: fs::File,
+    _process: std::sync::MutexGuard<'static, ()>,
+}
+
+/// How long a temp file goes untouched before a starting node removes it
+/// as a crash's leftover.
+const ABANDONED_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Object storage's root folder.
 pub(super) struct Disk {
@@ -114,8 +129,16 @@ impl Disk {
         for dir in [".tmp", ".meta", ".uploads"] {
             fs::create_dir_all(root.join(dir))?;
         }
+        // Another node sharing the folder may be writing a temp file right
+        // now: only those untouched for an hour are a crash's leftovers.
         for entry in fs::read_dir(root.join(".tmp"))?.flatten() {
-            let _ = fs::remove_file(entry.path());
+            let abandoned = entry
+                .metadata()
+                .and_then(|metadata| metadata.modified())
+                .is_ok_and(|modified| modified.elapsed().unwrap_or_default() > ABANDONED_TEMP_AGE);
+            if abandoned {
+                let _ = fs::remove_file(entry.path());
+            }
         }
         Ok(Self {
             root: root.to_path_buf(),
@@ -183,6 +206,28 @@ impl Disk {
         Ok(buckets)
     }
 
+    /// Takes the commit lock of this process, then the storage folder's
+    /// file lock, which other processes sharing the folder take too.
+    ///
+    /// # Errors
+    ///
+    /// The lock file cannot be opened or locked.
+    pub(super) fn commit_lock(&self) -> io::Result<CommitGuard> {
+        let process = COMMIT_LOCK
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join(COMMIT_LOCK_FILE))?;
+        file.lock()?;
+        Ok(CommitGuard {
+            _file: file,
+            _process: process,
+        })
+    }
+
     /// A fresh path under `.tmp/` for an upload in progress.
     pub(crate) fn temp_path(&self) -> PathBuf {
         self.root
@@ -222,9 +267,7 @@ impl Disk {
         )?;
 
         let result = (|| {
-            let _guard = COMMIT_LOCK
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
+            let _guard = self.commit_lock()?;
             let bucket_dir = self.bucket_dir(bucket);
             let target = make_parent_dirs(&bucket_dir, key)?;
             let sidecar = self.sidecar_path(bucket, key);
@@ -300,9 +343,7 @@ impl Disk {
             content_type: None,
             metadata: BTreeMap::new(),
         };
-        let _guard = COMMIT_LOCK
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let _guard = self.commit_lock()?;
         let now = fs::symlink_metadata(&path)?;
         if now.len() == meta.size && modified_ns(&now) == meta.modified_ns {
             if let Some(parent) = sidecar.parent() {
@@ -323,9 +364,7 @@ impl Disk {
     /// `Ok(false)` when there was no such object.
     pub(crate) fn delete(&self, bucket: &str, key: &str) -> io::Result<bool> {
         let bucket_dir = self.bucket_dir(bucket);
-        let _guard = COMMIT_LOCK
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let _guard = self.commit_lock()?;
         let Some(path) = existing_file(&bucket_dir, key)? else {
             return Ok(false);
         };

@@ -69,7 +69,10 @@ pub(crate) async fn start_event_triggers(
         events.clone(),
         resolve,
         write_object,
-        DeliverySettings::default(),
+        match crate::database::dialect(events.database()) {
+            crate::database::Dialect::Sqlite => DeliverySettings::default(),
+            crate::database::Dialect::Postgres => DeliverySettings::cluster(),
+        },
     )
     .await?;
     Ok(EventTriggers {

@@ -6,6 +6,12 @@
 //! (logged), so a slow or failing function does not pile up runs. Firings
 //! missed while Kumo was stopped are not made up; a firing the task woke
 //! late for is delivered once, with its scheduled time.
+//!
+//! Every node of a cluster runs every timer; a firing (timer, scheduled
+//! time) is recorded in `timer_firings` in the transaction that enqueues
+//! its event, so the first node to record it enqueues it and the others
+//! skip it: one event per tick however many nodes run, and no takeover
+//! when a node dies.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use croner::Cron;
 
-use crate::events::queue::{self, EventKind, NewEvent};
+use crate::events::queue::{self, EventKind, NewEvent, TimerFiring};
 use crate::events::{Events, document};
 use crate::model::TimerTrigger;
 
@@ -118,15 +124,21 @@ async fn fire(events: &Events, trigger: &TimerTrigger, scheduled: DateTime<Utc>)
         dead_reason: None,
         call: None,
     };
-    match queue::insert_event_unless_outstanding(
+    match queue::insert_timer_event_once(
         events.database(),
         &event,
+        scheduled.timestamp_millis(),
         Utc::now().timestamp_millis(),
     )
     .await
     {
-        Ok(true) => events.wake_delivery(),
-        Ok(false) => tracing::info!(
+        Ok(TimerFiring::Stored) => events.wake_delivery(),
+        Ok(TimerFiring::AlreadyFired) => tracing::debug!(
+            timer = %trigger.name,
+            scheduled = %scheduled,
+            "another node already fired this timer run"
+        ),
+        Ok(TimerFiring::Outstanding) => tracing::info!(
             timer = %trigger.name,
             scheduled = %scheduled,
             "timer fired while its previous event is still queued; skipping this run"

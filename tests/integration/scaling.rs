@@ -132,17 +132,21 @@ async fn reuse_keeps_an_instance_and_no_reuse_never_does() {
 
     // Each request's slot instantiates the next instance once it is done:
     // it waits idle for the next request, which it serves once.
-    wait_for(Duration::from_secs(10), "an instance made ahead", || async {
-        let detail: serde_json::Value = kumo
-            .admin(reqwest::Method::GET, "/v1/functions/fresh")
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (detail["instances"][0]["idle"] == 1).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "an instance made ahead",
+        || async {
+            let detail: serde_json::Value = kumo
+                .admin(reqwest::Method::GET, "/v1/functions/fresh")
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (detail["instances"][0]["idle"] == 1).then_some(())
+        },
+    )
     .await;
     let next = count(&kumo, "/fresh").await;
     assert_eq!(next.count, 1, "{next:?}");

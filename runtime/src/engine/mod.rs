@@ -118,14 +118,15 @@ impl Engine {
         let (wasmtime, pooling) = if options.pooling {
             // Memory reset in place needs a recent kernel: without it, the
             // pooling allocator resets memory as wasmtime does by default.
-            let engine = wasmtime::Engine::new(&engine_config(
-                cache.clone(),
-                true,
-                MemoryReset::InPlace,
-            ))
-            .or_else(|_| {
-                wasmtime::Engine::new(&engine_config(cache.clone(), true, MemoryReset::Decommit))
-            });
+            let engine =
+                wasmtime::Engine::new(&engine_config(cache.clone(), true, MemoryReset::InPlace))
+                    .or_else(|_| {
+                        wasmtime::Engine::new(&engine_config(
+                            cache.clone(),
+                            true,
+                            MemoryReset::Decommit,
+                        ))
+                    });
             match engine {
                 Ok(engine) => (engine, true),
                 Err(error) => {

@@ -1,27 +1,38 @@
 """Upload-to-invocation latency and sustained events per second of storage
 triggers, driven by bench/events.sh against a running `kumo up`.
 
-Uploads N small objects with boto3 (THREADS clients in parallel, loopback),
-then reads the server's own records in <data-dir>/kumo.db (read-only):
+The load generator must not be the bottleneck: boto3 clients top out at
+about 500 uploads/s here, so the uploads are signed ahead (botocore's
+SigV4, outside the measured time) and sent by `wrk` from CONNECTIONS
+keep-alive connections (a Lua script hands out each signed PUT once and
+stops once the server has stored them). Every PUT is acknowledged only once its
+event is in the durable queue.
+
+Then it reads the server's own records in <data-dir>/kumo.db (read-only):
 for each event, `events.first_seen_ms` (stored just before the upload is
 answered) and the start of its first delivery attempt
 (`event_attempts.started_ms`, when the function is invoked). Both clocks
 are the server's, so the client's timing does not enter the latency.
 
-  python3 bench/events.py ENDPOINT DATA_DIR N THREADS
+  python3 bench/events.py ENDPOINT DATA_DIR N CONNECTIONS WORK_DIR
 """
 
 import sqlite3
 import statistics
+import signal
+import subprocess
 import sys
-import threading
 import time
 
 import boto3
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 ACCESS_KEY = "KUMOBENCHACCESSKEY"
 SECRET_KEY = "kumo-bench-secret-key"
+REGION = "us-east-1"
 BUCKET = "bench"
 TIMEOUT_S = 300
 
@@ -32,26 +43,80 @@ def client(endpoint):
         endpoint_url=endpoint,
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY,
-        region_name="us-east-1",
+        region_name=REGION,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
     )
 
 
-def upload(endpoint, keys):
-    s3 = client(endpoint)
+def lua_string(text):
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def signed_puts_script(endpoint, keys):
+    """A wrk Lua script that sends one signed PUT per key, each once, and
+    stops its thread when every one is answered."""
+    signer = S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", REGION)
+    host = endpoint.split("://", 1)[1]
+    entries = []
     for key in keys:
-        s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode())
+        body = key.encode()
+        request = AWSRequest(method="PUT", url=f"{endpoint}/{BUCKET}/{key}", data=body)
+        signer.add_auth(request)
+        headers = {name: value for name, value in request.headers.items()}
+        headers["Host"] = host
+        headers["Content-Length"] = str(len(body))
+        fields = ", ".join(f"[{lua_string(name)}] = {lua_string(value)}" for name, value in headers.items())
+        entries.append(
+            f'wrk.format("PUT", {lua_string(f"/{BUCKET}/{key}")}, {{{fields}}}, {lua_string(key)})'
+        )
+    return (
+        "local requests = {\n"
+        + ",\n".join(entries)
+        + "\n}\n"
+        + """local next_index = 0
+local answered = 0
+local failed = 0
+request = function()
+  next_index = next_index + 1
+  if next_index > #requests then next_index = #requests end
+  return requests[next_index]
+end
+response = function(status, headers, body)
+  answered = answered + 1
+  if status ~= 200 then failed = failed + 1 end
+  if answered >= #requests then wrk.thread:stop() end
+end
+done = function(summary, latency, requests)
+  io.write(string.format("failed uploads: %d\\n", failed))
+end
+"""
+    )
 
 
-def upload_all(endpoint, keys, threads):
-    shares = [keys[index::threads] for index in range(threads)]
-    workers = [threading.Thread(target=upload, args=(endpoint, share)) for share in shares]
-    started = time.time()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return time.time() - started
+def send(endpoint, keys, connections, script_path, database, prefix):
+    """Sends the signed PUTs with wrk; stops it (SIGINT, after which it
+    prints its summary) once the server has stored an event per key."""
+    with open(script_path, "w") as script:
+        script.write(signed_puts_script(endpoint, keys))
+    wrk = subprocess.Popen(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", "-d300s", "--latency", "-s", script_path, endpoint],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + TIMEOUT_S
+    while stored(database, prefix) < len(keys):
+        if wrk.poll() is not None or time.time() > deadline:
+            sys.exit(f"bench: only {stored(database, prefix)} of {len(keys)} uploads stored")
+        time.sleep(0.05)
+    wrk.send_signal(signal.SIGINT)
+    out, _ = wrk.communicate()
+    return out
+
+
+def stored(database, prefix):
+    return database.execute(
+        "SELECT COUNT(*) FROM events WHERE ce_subject LIKE ? || '%'", (prefix,)
+    ).fetchone()[0]
 
 
 def delivered(database, prefix):
@@ -83,7 +148,13 @@ def percentile(values, fraction):
 
 
 def main():
-    endpoint, data_dir, count, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    endpoint, data_dir, count, connections, work = (
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+        sys.argv[5],
+    )
     # The storage trigger already made the bucket; a bench run against an
     # older server may not have: make it only when missing.
     s3 = client(endpoint)
@@ -94,25 +165,32 @@ def main():
     database = sqlite3.connect(f"file:{data_dir}/kumo.db?mode=ro", uri=True)
 
     # Warm up: compiled component, instances, connections.
-    upload_all(endpoint, [f"warm/{index}" for index in range(20)], 1)
-    wait_delivered(database, "warm/", 20)
+    send(endpoint, [f"warm/{index}" for index in range(50)], 4, f"{work}/warm.lua", database, "warm/")
+    wait_delivered(database, "warm/", 50)
 
     keys = [f"run/{index:06}" for index in range(count)]
-    upload_s = upload_all(endpoint, keys, threads)
+    wrk_out = send(endpoint, keys, connections, f"{work}/run.lua", database, "run/")
     rows = wait_delivered(database, "run/", count)
     latencies = [started - seen for seen, started, _ in rows]
-    span_ms = max(finished for _, _, finished in rows) - min(seen for seen, _, _ in rows)
-    print(f"uploads: {count} objects with {threads} boto3 clients in {upload_s:.2f} s ({count / upload_s:.0f} uploads/s)")
+    first_seen = [seen for seen, _, _ in rows]
+    upload_ms = max(first_seen) - min(first_seen)
+    span_ms = max(finished for _, _, finished in rows) - min(first_seen)
+    percentiles = dict(line.split()[:2] for line in wrk_out.splitlines() if line.strip()[:3] in ("50%", "99%"))
+    failed = [line for line in wrk_out.splitlines() if line.startswith("failed uploads")]
+    print(
+        f"uploads: {len(rows)} signed PUTs from wrk over {connections} connections, stored in "
+        f"{upload_ms / 1000:.2f} s ({len(rows) * 1000 / max(upload_ms, 1):.0f} uploads/s; PUT latency "
+        f"p50 {percentiles.get('50%')}, p99 {percentiles.get('99%')}; {failed[0] if failed else 'failed uploads: ?'})"
+    )
     print(
         "upload-to-invocation latency (server clocks): "
         f"p50 {statistics.median(latencies):.0f} ms, p99 {percentile(latencies, 0.99):.0f} ms, "
         f"max {max(latencies):.0f} ms"
     )
     print(
-        f"sustained: {count} events stored and acknowledged by the function in {span_ms / 1000:.2f} s "
-        f"= {count * 1000 / span_ms:.0f} events/s"
+        f"sustained: {len(rows)} events stored and acknowledged by the function in {span_ms / 1000:.2f} s "
+        f"= {len(rows) * 1000 / span_ms:.0f} events/s"
     )
-
 
 if __name__ == "__main__":
     main()

@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Storage triggers: upload-to-invocation latency (p50/p99) and sustained
-# events per second. Starts `kumo up` on loopback with the `eventsink` test
-# guest behind a `[[trigger.storage]]`, uploads N objects with boto3 from
-# THREADS clients (bench/events.py), and reads the latencies from the
-# server's event records. Needs python3 with boto3 (`pip install boto3`).
+# events per second. Starts `kumo up` on loopback (pinned to CPU 0) with
+# the `eventsink` test guest behind a `[[trigger.storage]]`, sends N
+# uploads signed ahead by botocore from `wrk` on CPU 1 over CONNECTIONS
+# connections (bench/events.py; boto3 clients themselves top out near 500
+# uploads/s), and reads the latencies from the server's event records.
+# Needs python3 with boto3 (`pip install boto3`), wrk and taskset.
 #
-#   bench/events.sh [N uploads, default 1000] [THREADS, default 4]
+#   bench/events.sh [N uploads, default 5000] [CONNECTIONS, default 16]
 #
 # KUMO_PROFILE=debug uses the debug build instead of release (slower; say
 # so when quoting the figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-COUNT="${1:-1000}"
-THREADS="${2:-4}"
+COUNT="${1:-5000}"
+CONNECTIONS="${2:-16}"
 PROFILE="${KUMO_PROFILE:-release}"
 [ "$COUNT" -ge 1 ] && [ "$COUNT" -le 100000 ] || { echo "bench: N must be 1..100000" >&2; exit 1; }
 
 python3 -c 'import boto3' 2>/dev/null || { echo "bench: boto3 is missing; hint: pip install boto3" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "bench: wrk is missing; hint: apt-get install wrk" >&2; exit 1; }
 
 echo "bench: building kumo ($PROFILE) and the eventsink guest" >&2
 if [ "$PROFILE" = release ]; then
@@ -47,10 +50,10 @@ events = ["ObjectCreated:*"]
 function = "sink"
 TOML
 
-env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
+env \
   KUMO_LOG=warn \
   KUMO_STORAGE_ACCESS_KEY=KUMOBENCHACCESSKEY KUMO_STORAGE_SECRET_KEY=kumo-bench-secret-key \
-  "$KUMO" up -f "$WORK/kumo.toml" --data-dir "$WORK/data" \
+  taskset -c 0 "$KUMO" up -f "$WORK/kumo.toml" --data-dir "$WORK/data" \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --storage-listen 127.0.0.1:0 \
   > "$WORK/server.out" 2> "$WORK/server.err" &
 SERVER_PID=$!
@@ -63,5 +66,5 @@ for _ in $(seq 1 600); do
 done
 [ -n "$ENDPOINT" ] || { echo "bench: kumo did not start:" >&2; cat "$WORK/server.err" >&2; exit 1; }
 
-echo "bench: $COUNT uploads, $THREADS clients, kumo $PROFILE build, $(nproc) cores" >&2
-timeout 600 python3 bench/events.py "$ENDPOINT" "$WORK/data" "$COUNT" "$THREADS"
+echo "bench: $COUNT uploads over $CONNECTIONS connections, kumo $PROFILE build, $(nproc) cores" >&2
+timeout 900 python3 bench/events.py "$ENDPOINT" "$WORK/data" "$COUNT" "$CONNECTIONS" "$WORK"

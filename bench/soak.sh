@@ -68,7 +68,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-env -u RUST_BACKTRACE KUMO_STORAGE_LISTEN=127.0.0.1:0 "$KUMO_BIN" up -f "$SOAK_OUT/kumo.toml" \
+env KUMO_STORAGE_LISTEN=127.0.0.1:0 "$KUMO_BIN" up -f "$SOAK_OUT/kumo.toml" \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$DATA" \
   > "$SOAK_OUT/server.out" 2> "$SOAK_OUT/server.err" &
 SERVER_PID=$!

@@ -22,6 +22,9 @@ pub(crate) type VersionKey = (String, u32);
 pub(crate) struct Snapshot {
     pub(crate) registry: RegistryState,
     pools: HashMap<VersionKey, Arc<Pool>>,
+    /// The same pools by function name, then version: what a request's
+    /// [`Snapshot::resolve`] looks up without making a key (a `String`).
+    versions: HashMap<String, Vec<(u32, Arc<Pool>)>>,
     routes: RouteTable<Target>,
     /// What an asynchronous call of each live version is queued with.
     async_policies: HashMap<VersionKey, Arc<AsyncPolicy>>,
@@ -70,9 +73,17 @@ impl Snapshot {
                 }
             })
             .collect();
+        let mut versions: HashMap<String, Vec<(u32, Arc<Pool>)>> = HashMap::new();
+        for ((function, version), pool) in &pools {
+            versions
+                .entry(function.clone())
+                .or_default()
+                .push((*version, Arc::clone(pool)));
+        }
         Self {
             registry,
             pools,
+            versions,
             routes,
             async_policies,
         }
@@ -128,9 +139,10 @@ impl Snapshot {
             .ok_or_else(|| ResolveError::NotFound(format!("no function `{}`", target.function)))?;
         let version = pick_version(record, &target.qualifier, fastrand::u32(0..TOTAL_WEIGHT))
             .ok_or_else(|| ResolveError::NotFound(format!("`{target}` does not exist")))?;
-        self.pools
-            .get(&(target.function.clone(), version))
-            .cloned()
+        self.versions
+            .get(&target.function)
+            .and_then(|pools| pools.iter().find(|(number, _)| *number == version))
+            .map(|(_, pool)| Arc::clone(pool))
             .ok_or_else(|| ResolveError::Unavailable(format!("{}:{version}", target.function)))
     }
 }

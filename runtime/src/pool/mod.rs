@@ -6,7 +6,11 @@
 //! to `queue_timeout`; past either bound it is answered 429 with
 //! `Retry-After` (backpressure, never an unbounded queue). With `reuse` an
 //! instance serves request after request; an instance that trapped, timed
-//! out or hit its memory limit is never reused. Once a second a maintenance
+//! out or hit its memory limit is never reused. Without `reuse` an instance
+//! serves one request, and its slot at once instantiates the next one in
+//! the background, so a request finds an instance made before it arrived
+//! (unless requests are already waiting: the first takes the slot and
+//! starts its own). Once a second a maintenance
 //! tick samples the load for the autoscaler (Knative's KPA, see
 //! [`autoscaler`]), pre-warms instances up to its desired count while load
 //! is rising, and releases instances idle past `idle_timeout`, never below
@@ -370,19 +374,46 @@ impl Pool {
         }
     }
 
-    fn release(&self, instance: Option<Instance>) {
+    fn release(self: &Arc<Self>, instance: Option<Instance>) {
         // An instance that never ran (its request was refused before the
         // guest started) holds nothing worth keeping.
         let instance = instance.filter(Instance::is_instantiated);
-        let discarded = {
+        let (discarded, replace) = {
             let mut inner = self.lock();
-            // Draining keeps no instance, except to hand it straight to a
-            // request still waiting in the queue.
-            let keep = self.settings.reuse && (!inner.draining || inner.slots.counts().queued > 0);
-            inner.slots.release(instance, keep, Instant::now())
+            if !self.settings.reuse && !inner.draining {
+                // `reuse = false`: the instance goes, and its slot makes the
+                // next request's instance now, so that request does not
+                // instantiate on its own time.
+                (instance, inner.slots.release_to_replace(Instant::now()))
+            } else {
+                // Draining keeps no instance, except to hand it straight to
+                // a request still waiting in the queue.
+                let keep =
+                    self.settings.reuse && (!inner.draining || inner.slots.counts().queued > 0);
+                (inner.slots.release(instance, keep, Instant::now()), false)
+            }
         };
         // Dropping a store frees its memory: done outside the lock.
         drop(discarded);
+        if replace {
+            self.start_in_background();
+        }
+    }
+
+    /// Creates an instance for a slot already counted as starting, in a
+    /// task of its own; a failure is logged and frees the slot.
+    fn start_in_background(self: &Arc<Self>) {
+        let pool = Arc::clone(self);
+        let start = async move {
+            if let Err(error) = pool.start_one().await {
+                tracing::warn!(function = %pool.function.name(), %error, "pre-warm failed");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(start)),
+            // The runtime is shutting down: nothing will be served.
+            Err(_) => self.lock().slots.started(None, Instant::now()),
+        }
     }
 
     /// How many instances are idle, busy and starting, and requests queued.
@@ -453,12 +484,7 @@ impl Pool {
                 tracing::debug!(function = %function, count = prewarm, "pre-warming instances");
             }
             for _ in 0..prewarm {
-                let pool = Arc::clone(self);
-                tokio::spawn(async move {
-                    if let Err(error) = pool.start_one().await {
-                        tracing::warn!(function = %pool.function.name(), %error, "pre-warm failed");
-                    }
-                });
+                self.start_in_background();
             }
         }
         {

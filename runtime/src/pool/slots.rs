@@ -111,6 +111,22 @@ impl<T> Slots<T> {
         discarded
     }
 
+    /// A busy slot whose instance is not kept (`reuse = false`) stays
+    /// taken by the replacement made ahead of the next request, unless a
+    /// request is waiting: that request gets the slot (a cold start).
+    /// Returns whether the slot now counts as starting a replacement.
+    pub(super) fn release_to_replace(&mut self, now: Instant) -> bool {
+        self.busy -= 1;
+        self.forget_gone_waiters();
+        if self.waiters.is_empty() {
+            self.starting += 1;
+            true
+        } else {
+            self.place(None, now);
+            false
+        }
+    }
+
     /// `n` instances are being created ahead of demand.
     pub(super) fn start(&mut self, n: u32) {
         self.starting += n;
@@ -241,6 +257,31 @@ mod tests {
         // reuse = false: the instance is not kept even when healthy.
         assert_eq!(slots.release(Some(3), false, now), Some(3));
         assert_eq!(slots.counts(), SlotCounts::default());
+    }
+
+    #[test]
+    fn a_discarded_instance_is_replaced_ahead_unless_a_request_waits() {
+        let now = Instant::now();
+        let mut slots: Slots<u32> = Slots::new();
+        assert!(matches!(slots.acquire(1, 5), Acquire::Cold));
+        // No one waits: the slot starts a replacement.
+        assert!(slots.release_to_replace(now));
+        let replacing = SlotCounts {
+            starting: 1,
+            ..SlotCounts::default()
+        };
+        assert_eq!(slots.counts(), replacing);
+        // The replacement idles until a request takes it.
+        slots.started(Some(4), now);
+        assert_eq!(warm(slots.acquire(1, 5)), Some(4));
+        // A request waits: it gets the slot, to start its own instance.
+        let Acquire::Wait(mut waiting) = slots.acquire(1, 5) else {
+            panic!("expected to wait")
+        };
+        assert!(!slots.release_to_replace(now));
+        assert_eq!(waiting.try_recv().unwrap(), None);
+        assert_eq!(slots.counts().busy, 1);
+        assert_eq!(slots.counts().starting, 0);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! guest, which answers `{"instance": id, "count": n}` per instance.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::harness::{Kumo, client, test_guest, toml_path};
+use crate::harness::{Kumo, client, test_guest, toml_path, wait_for};
 
 fn counter_function(name: &str, keys: &str) -> String {
     format!(
@@ -129,6 +129,31 @@ async fn reuse_keeps_an_instance_and_no_reuse_never_does() {
     assert_eq!(fresh.clone().map(|c| c.count), [1, 1, 1]);
     let instances: BTreeSet<_> = fresh.iter().map(|c| &c.instance).collect();
     assert_eq!(instances.len(), 3, "{fresh:?}");
+
+    // Each request's slot instantiates the next instance once it is done:
+    // it waits idle for the next request, which it serves once. (A request
+    // that came before the previous one's replacement was ready started
+    // cold, so more than one may be waiting.)
+    wait_for(
+        Duration::from_secs(10),
+        "an instance made ahead",
+        || async {
+            let detail: serde_json::Value = kumo
+                .admin(reqwest::Method::GET, "/v1/functions/fresh")
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let instances = &detail["instances"][0];
+            (instances["idle"].as_u64()? >= 1 && instances["starting"] == 0).then_some(())
+        },
+    )
+    .await;
+    let next = count(&kumo, "/fresh").await;
+    assert_eq!(next.count, 1, "{next:?}");
+    assert!(!instances.contains(&next.instance), "{next:?}");
 }
 
 #[tokio::test]

@@ -17,7 +17,9 @@
 //!
 //! Writes follow one rule: the whole file is written and flushed under
 //! `.tmp/`, then renamed into place together with its sidecar under one
-//! lock, so a reader never sees half an object. Paths are walked segment by
+//! lock, so a reader never sees half an object. The folder is synced after
+//! the lock is released, so concurrent commits share the sync rather than
+//! wait in line for one each; the upload is answered after it. Paths are walked segment by
 //! segment without following symbolic links, so a link a guest planted
 //! cannot lead a request out of its bucket.
 
@@ -267,7 +269,7 @@ impl Disk {
         )?;
 
         let result = (|| {
-            let _guard = self.commit_lock()?;
+            let guard = self.commit_lock()?;
             let bucket_dir = self.bucket_dir(bucket);
             let target = make_parent_dirs(&bucket_dir, key)?;
             let sidecar = self.sidecar_path(bucket, key);
@@ -295,10 +297,14 @@ impl Disk {
                 remove_empty_parents(&sidecar, &self.root.join(".meta").join(bucket));
                 return placed;
             }
+            drop(guard);
+            // Make the rename itself durable. Outside the lock: commits
+            // into one folder share a sync instead of queueing for one
+            // each, and this one returns only after a sync that began
+            // after its rename.
             if let Some(parent) = target.parent()
                 && let Ok(dir) = fs::File::open(parent)
             {
-                // Make the rename itself durable.
                 let _ = dir.sync_all();
             }
             Ok(())

@@ -9,6 +9,11 @@
 #
 #   bench/events.sh [N uploads, default 5000] [CONNECTIONS, default 16]
 #
+# Each run ends by deleting the files it made; on ext4 without a journal
+# the next run's file creations scan past those recently freed inodes, so
+# runs back to back get slower: pause between runs, and alternate the
+# builds compared (docs/scaling.md, "Second round").
+#
 # KUMO_PROFILE=debug uses the debug build instead of release (slower; say
 # so when quoting the figures). KUMO_BINARY=path runs that kumo binary
 # instead of building one (to compare builds of two revisions).

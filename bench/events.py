@@ -14,8 +14,12 @@ answered) and the start of its first delivery attempt
 (`event_attempts.started_ms`, when the function is invoked). Both clocks
 are the server's, so the client's timing does not enter the latency.
 
-  python3 bench/events.py ENDPOINT DATA_DIR N CONNECTIONS WORK_DIR
+It also prints the server's CPU time over the measured run (user and
+system, all threads, from /proc/SERVER_PID/stat) per event.
+
+  python3 bench/events.py ENDPOINT DATA_DIR N CONNECTIONS WORK_DIR [SERVER_PID]
 """
+import os
 
 import sqlite3
 import statistics
@@ -142,6 +146,15 @@ def wait_delivered(database, prefix, count):
         time.sleep(0.2)
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time of every thread of process `pid`."""
+    if pid is None:
+        return None
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
@@ -162,6 +175,7 @@ def main():
         s3.head_bucket(Bucket=BUCKET)
     except Exception:
         s3.create_bucket(Bucket=BUCKET)
+    server_pid = int(sys.argv[6]) if len(sys.argv) > 6 else None
     database = sqlite3.connect(f"file:{data_dir}/kumo.db?mode=ro", uri=True)
 
     # Warm up: compiled component, instances, connections.
@@ -169,8 +183,10 @@ def main():
     wait_delivered(database, "warm/", 50)
 
     keys = [f"run/{index:06}" for index in range(count)]
+    cpu_before = cpu_seconds(server_pid)
     wrk_out = send(endpoint, keys, connections, f"{work}/run.lua", database, "run/")
     rows = wait_delivered(database, "run/", count)
+    cpu_after = cpu_seconds(server_pid)
     latencies = [started - seen for seen, started, _ in rows]
     first_seen = [seen for seen, _, _ in rows]
     upload_ms = max(first_seen) - min(first_seen)
@@ -191,6 +207,9 @@ def main():
         f"sustained: {len(rows)} events stored and acknowledged by the function in {span_ms / 1000:.2f} s "
         f"= {len(rows) * 1000 / span_ms:.0f} events/s"
     )
+    if cpu_before is not None:
+        used = cpu_after - cpu_before
+        print(f"server CPU: {used:.2f} s over the run = {used * 1000 / len(rows):.2f} ms per event")
 
 if __name__ == "__main__":
     main()

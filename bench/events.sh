@@ -9,8 +9,14 @@
 #
 #   bench/events.sh [N uploads, default 5000] [CONNECTIONS, default 16]
 #
+# Each run ends by deleting the files it made; on ext4 without a journal
+# the next run's file creations scan past those recently freed inodes, so
+# runs back to back get slower: pause between runs, and alternate the
+# builds compared (docs/scaling.md, "Second round").
+#
 # KUMO_PROFILE=debug uses the debug build instead of release (slower; say
-# so when quoting the figures).
+# so when quoting the figures). KUMO_BINARY=path runs that kumo binary
+# instead of building one (to compare builds of two revisions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT="${1:-5000}"
@@ -22,13 +28,16 @@ python3 -c 'import boto3' 2>/dev/null || { echo "bench: boto3 is missing; hint: 
 command -v wrk >/dev/null || { echo "bench: wrk is missing; hint: apt-get install wrk" >&2; exit 1; }
 
 echo "bench: building kumo ($PROFILE) and the eventsink guest" >&2
-if [ "$PROFILE" = release ]; then
+if [ -n "${KUMO_BINARY:-}" ]; then
+  KUMO="$KUMO_BINARY"
+elif [ "$PROFILE" = release ]; then
   cargo build --release -q -p kumo --bin kumo
+  KUMO="${CARGO_TARGET_DIR:-target}/$PROFILE/kumo"
 else
   cargo build -q -p kumo --bin kumo
+  KUMO="${CARGO_TARGET_DIR:-target}/$PROFILE/kumo"
 fi
 (cd tests/guests && env -u CARGO_TARGET_DIR cargo build --release -q --target wasm32-wasip2 -p eventsink)
-KUMO="${CARGO_TARGET_DIR:-target}/$PROFILE/kumo"
 SINK="$(pwd)/tests/guests/target/wasm32-wasip2/release/eventsink.wasm"
 
 WORK="$(mktemp -d)"
@@ -67,4 +76,4 @@ done
 [ -n "$ENDPOINT" ] || { echo "bench: kumo did not start:" >&2; cat "$WORK/server.err" >&2; exit 1; }
 
 echo "bench: $COUNT uploads over $CONNECTIONS connections, kumo $PROFILE build, $(nproc) cores" >&2
-timeout 900 python3 bench/events.py "$ENDPOINT" "$WORK/data" "$COUNT" "$CONNECTIONS" "$WORK"
+timeout 900 python3 bench/events.py "$ENDPOINT" "$WORK/data" "$COUNT" "$CONNECTIONS" "$WORK" "$SERVER_PID"

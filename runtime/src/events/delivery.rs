@@ -322,7 +322,6 @@ async fn give_up(
 /// event), an asynchronous call replays its request there, and a record
 /// for a bucket or a URL goes through `outlets`.
 async fn deliver(events: &Events, resolve: &Resolver, outlets: &Outlets, event: ClaimedEvent) {
-    let database = events.database();
     let started = now_ms();
     if let Some(reason) = event.retry.expired(event.first_seen_ms, started) {
         give_up(
@@ -501,14 +500,16 @@ async fn deliver(events: &Events, resolve: &Resolver, outlets: &Outlets, event: 
         error,
         request_id: request_id.to_string(),
     };
-    if let Err(error) =
-        queue::finish_attempt(database, &event.id, &attempt, counted, &next, end.as_ref()).await
+    let retrying = matches!(next, NextState::RetryAt(_));
+    if let Err(error) = events
+        .finish_attempt(&event.id, attempt, counted, next, end)
+        .await
     {
         // The lease stays: the event is delivered again once it expires
         // (or at the next start).
         tracing::error!(%error, event = %event.id, "cannot record a delivery attempt");
     }
-    if matches!(next, NextState::RetryAt(_)) || queued_a_record {
+    if retrying || queued_a_record {
         // The claiming loop did not count this event (it was leased) when
         // it chose how long to sleep: have it look again, so the retry
         // leaves on time (and a new record goes out at once).

@@ -12,6 +12,9 @@
 //!   `invocation` with the request to replay, and their status.
 //! - [`destination`]: where a finished call's record goes (a function, a
 //!   bucket, a URL), and the record itself.
+//! - [`writer`]: the group commit of the frequent writes (an upload's
+//!   events, a delivery's attempt): concurrent callers share a
+//!   transaction, each answered once it is committed.
 //!
 //! The document types and header names are the wire protocol shared with
 //! the SDK, in the `kumo-protocol` crate.
@@ -26,6 +29,7 @@ pub(crate) mod document;
 pub(crate) mod invocation;
 pub(crate) mod queue;
 pub(crate) mod retry;
+pub(crate) mod writer;
 
 use std::sync::{Arc, RwLock};
 
@@ -35,7 +39,8 @@ use tokio::sync::Notify;
 
 use crate::database::Database;
 use crate::model::StorageTrigger;
-use queue::{EventKind, NewEvent};
+use queue::{Attempt, CallEnd, EventKind, NewEvent, NextState};
+use writer::{FinishedAttempt, Write, Writer};
 
 pub(crate) use delivery::{Delivery, DeliverySettings, Resolver, start_delivery};
 pub use invocation::{CallStatus, InvocationStatus};
@@ -56,6 +61,8 @@ pub struct Events {
     storage_triggers: RwLock<Arc<[StorageTrigger]>>,
     /// Woken on every enqueue, so delivery does not wait for its poll.
     wake: Notify,
+    /// The group commit of enqueues and attempts.
+    writer: Writer,
 }
 
 impl Events {
@@ -63,6 +70,7 @@ impl Events {
     /// matching object changes against `storage_triggers` (validated).
     pub fn new(database: Database, storage_triggers: Vec<StorageTrigger>) -> Arc<Self> {
         Arc::new(Self {
+            writer: Writer::new(database.clone()),
             database,
             storage_triggers: RwLock::new(storage_triggers.into()),
             wake: Notify::new(),
@@ -144,7 +152,12 @@ impl Events {
                 tracing::warn!(event = %event.id, bucket = %change.bucket, key = %change.key, "{reason}");
             }
         }
-        queue::insert_events(&self.database, &events, Utc::now().timestamp_millis())
+        let count = events.len();
+        self.writer
+            .write(Write::Insert {
+                events,
+                now_ms: Utc::now().timestamp_millis(),
+            })
             .await
             .with_context(|| {
                 format!(
@@ -153,7 +166,33 @@ impl Events {
                 )
             })?;
         self.wake.notify_one();
-        Ok(events.len())
+        Ok(count)
+    }
+
+    /// Records a delivery attempt and moves its event on, as
+    /// [`queue::finish_attempt`] does, through the group commit: returns
+    /// once it is committed.
+    ///
+    /// # Errors
+    ///
+    /// A database error; then nothing of it is stored.
+    pub(crate) async fn finish_attempt(
+        &self,
+        event_id: &str,
+        attempt: Attempt,
+        counted: bool,
+        next: NextState,
+        end: Option<CallEnd>,
+    ) -> Result<(), sqlx::Error> {
+        self.writer
+            .write(Write::Finish(Box::new(FinishedAttempt {
+                event_id: event_id.to_string(),
+                attempt,
+                counted,
+                next,
+                end,
+            })))
+            .await
     }
 
     /// Moves a dead event back to pending and wakes delivery, so it goes

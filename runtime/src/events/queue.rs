@@ -337,21 +337,38 @@ pub(crate) fn stored_time(time: &chrono::DateTime<chrono::Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Stores `events` in one transaction: all or none.
+/// Stores `events` in one transaction: all or none. (The server goes
+/// through the group commit of `writer.rs`; tests store directly.)
 ///
 /// # Errors
 ///
 /// A database error; then none is stored.
+#[cfg(test)]
 pub(crate) async fn insert_events(
     database: &Database,
     events: &[NewEvent],
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
     let mut transaction = crate::database::begin_write(database).await?;
-    for event in events {
-        insert_event(&mut transaction, event, now_ms).await?;
-    }
+    insert_events_in(&mut transaction, events, now_ms).await?;
     transaction.commit().await
+}
+
+/// Stores `events` inside `transaction` (the group commit of `writer.rs`
+/// puts several callers' writes in one).
+///
+/// # Errors
+///
+/// A database error; the transaction should then be rolled back.
+pub(crate) async fn insert_events_in(
+    transaction: &mut crate::database::Transaction,
+    events: &[NewEvent],
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    for event in events {
+        insert_event(transaction, event, now_ms).await?;
+    }
+    Ok(())
 }
 
 /// What became of a timer's firing.
@@ -763,11 +780,13 @@ async fn store_call_end(
 /// drops its lease. `counted` says whether the attempt counts against the
 /// retry budget (a throttled one does not). An asynchronous call's `end`
 /// (its status, condition and destination record) goes in the same
-/// transaction.
+/// transaction. (The server goes through the group commit of `writer.rs`,
+/// [`super::Events::finish_attempt`]; tests store directly.)
 ///
 /// # Errors
 ///
 /// A database error.
+#[cfg(test)]
 pub(crate) async fn finish_attempt(
     database: &Database,
     event_id: &str,
@@ -777,8 +796,26 @@ pub(crate) async fn finish_attempt(
     end: Option<&CallEnd>,
 ) -> Result<(), sqlx::Error> {
     let mut transaction = crate::database::begin_write(database).await?;
+    finish_attempt_in(&mut transaction, event_id, attempt, counted, next, end).await?;
+    transaction.commit().await
+}
+
+/// [`finish_attempt`] inside `transaction` (the group commit of
+/// `writer.rs` puts several callers' writes in one).
+///
+/// # Errors
+///
+/// A database error; the transaction should then be rolled back.
+pub(crate) async fn finish_attempt_in(
+    transaction: &mut crate::database::Transaction,
+    event_id: &str,
+    attempt: &Attempt,
+    counted: bool,
+    next: &NextState,
+    end: Option<&CallEnd>,
+) -> Result<(), sqlx::Error> {
     if let Some(end) = end {
-        store_call_end(&mut transaction, event_id, end, attempt.finished_ms).await?;
+        store_call_end(transaction, event_id, end, attempt.finished_ms).await?;
     }
     sqlx::query(
         "INSERT INTO event_attempts (event_id, started_ms, finished_ms, outcome, status, error, request_id)
@@ -791,7 +828,7 @@ pub(crate) async fn finish_attempt(
     .bind(attempt.status.map(i64::from))
     .bind(&attempt.error)
     .bind(&attempt.request_id)
-    .execute(&mut *transaction)
+    .execute(&mut **transaction)
     .await?;
     let (state, next_ms, error) = match next {
         NextState::Done => ("done", attempt.finished_ms, None),
@@ -818,9 +855,9 @@ pub(crate) async fn finish_attempt(
     .bind(error)
     .bind(attempt.finished_ms)
     .bind(event_id)
-    .execute(&mut *transaction)
+    .execute(&mut **transaction)
     .await?;
-    transaction.commit().await
+    Ok(())
 }
 
 /// Moves an event to the dead-letter list without an attempt (its

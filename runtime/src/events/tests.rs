@@ -724,3 +724,76 @@ async fn an_existing_queue_upgrades_and_keeps_its_events() {
         .unwrap();
     assert_eq!(stored, Ok(()));
 }
+
+/// Concurrent writers share the group commit (`writer.rs`): each is
+/// answered only once its write is stored, and a write that fails (here
+/// an event id already stored) fails alone, not the writes it shared a
+/// batch with.
+#[tokio::test]
+async fn concurrent_writes_share_a_commit_and_a_bad_one_fails_alone() {
+    each_backend(
+        "concurrent_writes_share_a_commit_and_a_bad_one_fails_alone",
+        async |database| {
+            let events = Events::new(
+                database.clone(),
+                vec![storage_trigger("all", "", ObjectEventFormat::Oss)],
+            );
+            let taken = timer_event("taken");
+            queue::insert_events(&database, std::slice::from_ref(&taken), 0)
+                .await
+                .unwrap();
+            // All are handed over before the writer task runs (this test's
+            // runtime has one thread), so they make one batch.
+            let uploads = futures::future::join_all(
+                (0..20).map(|index| events.on_object_change(upload(&format!("k{index:02}")))),
+            );
+            let duplicate = events.writer.write(writer::Write::Insert {
+                events: vec![taken.clone()],
+                now_ms: 0,
+            });
+            let (uploaded, duplicate) = tokio::join!(uploads, duplicate);
+            assert!(duplicate.is_err(), "an event id already stored is refused");
+            for result in uploaded {
+                result.unwrap();
+            }
+            let claimed = claim_due(&database, i64::MAX / 2, Duration::from_secs(60), 100)
+                .await
+                .unwrap();
+            let mut keys: Vec<&str> = claimed
+                .iter()
+                .filter(|event| event.target.to_string() == "fn-all")
+                .map(|event| event.ce_subject.as_str())
+                .collect();
+            keys.sort_unstable();
+            let expected: Vec<String> = (0..20).map(|index| format!("k{index:02}")).collect();
+            assert_eq!(keys, expected);
+
+            // Attempts go through the same group commit.
+            let finished = futures::future::join_all(claimed.iter().map(|event| {
+                events.finish_attempt(
+                    &event.id,
+                    attempt(AttemptOutcome::Ok, 10),
+                    true,
+                    NextState::Done,
+                    None,
+                )
+            }))
+            .await;
+            for result in finished {
+                result.unwrap();
+            }
+            assert_eq!(
+                list(&database, Some(EventState::Done), 100)
+                    .await
+                    .unwrap()
+                    .len(),
+                claimed.len()
+            );
+            for event in &claimed {
+                let attempts = list_attempts(&database, &event.id).await.unwrap();
+                assert_eq!(attempts.len(), 1, "{}", event.id);
+            }
+        },
+    )
+    .await;
+}

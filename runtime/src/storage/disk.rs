@@ -2,22 +2,31 @@
 //!
 //! ```text
 //! <root>/                      (<data-dir>/storage)
-//!   <bucket>/<key>             the objects, as plain files (what mounts see)
-//!   .meta/<bucket>/<key>.json  each object's sidecar: eTag, size, type, metadata
+//!   <bucket>/<key>             the objects, as plain files (what mounts see),
+//!                              each with its metadata (eTag, size, type, user
+//!                              metadata) in the extended attribute `user.kumo.meta`
+//!   .meta/<bucket>/<key>.json  the metadata as a sidecar file instead, where the
+//!                              file system keeps no extended attributes (and for
+//!                              objects stored by Kumo before they were used)
 //!   .tmp/<uuid>                uploads in progress, renamed into place
 //!   .uploads/<id>/             multipart uploads: upload.json, part-00001, ...
 //! ```
 //!
 //! Bucket names cannot start with `.`, so the hidden folders never clash
-//! with a bucket, and sidecars live outside the bucket folders, so a guest
-//! mounting a bucket never sees them. A file without a sidecar, or whose
-//! sidecar no longer matches its size and modification time (a guest
-//! wrote it through a read-write mount), gets its eTag recomputed when it
-//! is next read.
+//! with a bucket. Neither form of metadata is visible to a guest mounting
+//! a bucket (WASI has no extended attributes; sidecars live outside the
+//! bucket folders). An upload creates one file: its metadata is set on the
+//! temp file before the rename (a new file per upload is the costly part
+//! of a small upload: ext4 allocating an inode). A file without metadata,
+//! or whose metadata no longer matches its size and modification time (a
+//! guest wrote it through a read-write mount), gets its eTag recomputed
+//! when it is next read.
 //!
 //! Writes follow one rule: the whole file is written and flushed under
-//! `.tmp/`, then renamed into place together with its sidecar under one
-//! lock, so a reader never sees half an object. Paths are walked segment by
+//! `.tmp/`, then renamed into place (with its sidecar, if any) under one
+//! lock, so a reader never sees half an object. The folder is synced after
+//! the lock is released, so concurrent commits share the sync rather than
+//! wait in line for one each; the upload is answered after it. Paths are walked segment by
 //! segment without following symbolic links, so a link a guest planted
 //! cannot lead a request out of its bucket.
 
@@ -26,6 +35,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
@@ -33,14 +43,15 @@ use serde::{Deserialize, Serialize};
 
 use super::names::check_object_key;
 
-/// An object's sidecar: what S3 returns besides the bytes.
+/// An object's metadata (its attribute, or its sidecar file): what S3
+/// returns besides the bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct ObjectMeta {
     /// MD5 of the whole object, lowercase hex.
     pub etag: String,
-    /// Size in bytes when the sidecar was written.
+    /// Size in bytes when the metadata was written.
     pub size: u64,
-    /// The file's modification time (ns since the epoch) when the sidecar
+    /// The file's modification time (ns since the epoch) when the metadata
     /// was written: a mismatch means the file changed behind S3's back.
     pub modified_ns: u64,
     /// `Content-Type` given at upload.
@@ -49,6 +60,79 @@ pub(super) struct ObjectMeta {
     /// `x-amz-meta-*` user metadata.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+}
+
+/// The extended attribute holding an object's [`ObjectMeta`] on its file.
+const META_ATTRIBUTE: &str = "user.kumo.meta";
+
+/// The first byte of the compact form of [`META_ATTRIBUTE`] (JSON starts
+/// with `{`).
+const COMPACT_META: u8 = 1;
+
+impl ObjectMeta {
+    /// The bytes of [`META_ATTRIBUTE`]: 33 bytes for the usual object (an
+    /// MD5 eTag, no content type, no user metadata), small enough that
+    /// ext4 keeps it inside the inode, not in a block of its own; JSON
+    /// otherwise.
+    fn to_attribute(&self) -> io::Result<Vec<u8>> {
+        let md5 = (self.etag.len() == 32
+            && self
+                .etag
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| hex::decode(&self.etag).ok())
+        .flatten();
+        match md5 {
+            Some(md5) if self.content_type.is_none() && self.metadata.is_empty() => {
+                let mut bytes = Vec::with_capacity(33);
+                bytes.push(COMPACT_META);
+                bytes.extend_from_slice(&md5);
+                bytes.extend_from_slice(&self.size.to_le_bytes());
+                bytes.extend_from_slice(&self.modified_ns.to_le_bytes());
+                Ok(bytes)
+            }
+            _ => serde_json::to_vec(self).map_err(io::Error::other),
+        }
+    }
+
+    /// Reads [`ObjectMeta::to_attribute`]'s bytes; `None` for anything
+    /// else.
+    fn from_attribute(bytes: &[u8]) -> Option<Self> {
+        match bytes.first() {
+            Some(&COMPACT_META) if bytes.len() == 33 => Some(Self {
+                etag: hex::encode(&bytes[1..17]),
+                size: u64::from_le_bytes(bytes[17..25].try_into().ok()?),
+                modified_ns: u64::from_le_bytes(bytes[25..33].try_into().ok()?),
+                content_type: None,
+                metadata: BTreeMap::new(),
+            }),
+            Some(b'{') => serde_json::from_slice(bytes).ok(),
+            _ => None,
+        }
+    }
+
+    /// Whether this describes the file whose metadata is `file` (same
+    /// size and modification time).
+    fn describes(&self, file: &fs::Metadata) -> bool {
+        self.size == file.len() && self.modified_ns == modified_ns(file)
+    }
+}
+
+/// The metadata stored for the file at `path` (`file` is its metadata
+/// now), from its attribute or else from its `sidecar`, when it still
+/// describes the file.
+fn stored_meta(path: &Path, sidecar: &Path, file: &fs::Metadata) -> Option<ObjectMeta> {
+    let mut buffer = [0u8; 4096];
+    rustix::fs::lgetxattr(path, META_ATTRIBUTE, &mut buffer[..])
+        .ok()
+        .and_then(|length| ObjectMeta::from_attribute(&buffer[..length]))
+        .filter(|meta| meta.describes(file))
+        .or_else(|| {
+            fs::read(sidecar)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<ObjectMeta>(&bytes).ok())
+                .filter(|meta| meta.describes(file))
+        })
 }
 
 /// What the caller of [`Disk::commit`] knows about a new object.
@@ -92,7 +176,7 @@ pub(super) enum DiskError {
     Io(#[from] io::Error),
 }
 
-/// The lock that makes commits, deletes and sidecar refreshes atomic with
+/// The lock that makes commits, deletes and metadata refreshes atomic with
 /// respect to each other within a process, shared by every [`Disk`] (the
 /// S3 endpoint's and Kumo's own writes). Across processes (the nodes of a
 /// cluster sharing one storage folder) [`Disk::commit_lock`] also holds
@@ -116,6 +200,9 @@ const ABANDONED_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3
 /// Object storage's root folder.
 pub(super) struct Disk {
     root: PathBuf,
+    /// Whether to keep metadata in [`META_ATTRIBUTE`]: until the file
+    /// system says it has no extended attributes (then sidecar files).
+    attributes: AtomicBool,
 }
 
 impl Disk {
@@ -142,6 +229,7 @@ impl Disk {
         }
         Ok(Self {
             root: root.to_path_buf(),
+            attributes: AtomicBool::new(true),
         })
     }
 
@@ -158,6 +246,7 @@ impl Disk {
         }
         Ok(Self {
             root: root.to_path_buf(),
+            attributes: AtomicBool::new(true),
         })
     }
 
@@ -240,7 +329,7 @@ impl Disk {
     }
 
     /// Moves a fully written (and flushed) temp file into place as
-    /// `bucket/key`, with its sidecar. Returns the sidecar written.
+    /// `bucket/key`, with its metadata. Returns the metadata written.
     ///
     /// # Errors
     ///
@@ -260,14 +349,21 @@ impl Disk {
             content_type: object.content_type,
             metadata: object.metadata,
         };
-        let sidecar_temp = self.temp_path();
-        fs::write(
-            &sidecar_temp,
-            serde_json::to_vec(&meta).map_err(io::Error::other)?,
-        )?;
+        // The metadata travels with the file; where the file system keeps
+        // no extended attributes, in a sidecar file renamed with it.
+        let sidecar_temp = if self.set_attribute(temp, &meta)? {
+            None
+        } else {
+            let sidecar_temp = self.temp_path();
+            fs::write(
+                &sidecar_temp,
+                serde_json::to_vec(&meta).map_err(io::Error::other)?,
+            )?;
+            Some(sidecar_temp)
+        };
 
         let result = (|| {
-            let _guard = self.commit_lock()?;
+            let guard = self.commit_lock()?;
             let bucket_dir = self.bucket_dir(bucket);
             let target = make_parent_dirs(&bucket_dir, key)?;
             let sidecar = self.sidecar_path(bucket, key);
@@ -282,10 +378,12 @@ impl Disk {
                         other: format!("{key}/..."),
                     });
                 }
-                if let Some(parent) = sidecar.parent() {
-                    fs::create_dir_all(parent)?;
+                if let Some(sidecar_temp) = &sidecar_temp {
+                    if let Some(parent) = sidecar.parent() {
+                        fs::create_dir_all(parent)?;
+                    }
+                    fs::rename(sidecar_temp, &sidecar)?;
                 }
-                fs::rename(&sidecar_temp, &sidecar)?;
                 fs::rename(temp, &target)?;
                 Ok(())
             })();
@@ -295,21 +393,60 @@ impl Disk {
                 remove_empty_parents(&sidecar, &self.root.join(".meta").join(bucket));
                 return placed;
             }
+            drop(guard);
+            // Make the rename itself durable. Outside the lock: commits
+            // into one folder share a sync instead of queueing for one
+            // each, and this one returns only after a sync that began
+            // after its rename.
             if let Some(parent) = target.parent()
                 && let Ok(dir) = fs::File::open(parent)
             {
-                // Make the rename itself durable.
                 let _ = dir.sync_all();
             }
             Ok(())
         })();
-        if result.is_err() {
-            let _ = fs::remove_file(&sidecar_temp);
+        if result.is_err()
+            && let Some(sidecar_temp) = &sidecar_temp
+        {
+            let _ = fs::remove_file(sidecar_temp);
         }
         result.map(|()| meta)
     }
 
-    /// Finds an object and its sidecar, recomputing the sidecar when the
+    /// Sets `meta` as the attribute of the file at `path`. `Ok(false)`
+    /// when the file system refuses it (then the caller writes a sidecar
+    /// file; after "not supported", every later caller does).
+    ///
+    /// # Errors
+    ///
+    /// The disk is full.
+    fn set_attribute(&self, path: &Path, meta: &ObjectMeta) -> io::Result<bool> {
+        if !self.attributes.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let bytes = meta.to_attribute()?;
+        match rustix::fs::lsetxattr(
+            path,
+            META_ATTRIBUTE,
+            &bytes,
+            rustix::fs::XattrFlags::empty(),
+        ) {
+            Ok(()) => Ok(true),
+            Err(errno) if errno == rustix::io::Errno::NOSPC => Err(errno.into()),
+            Err(errno) => {
+                if errno == rustix::io::Errno::NOTSUP {
+                    self.attributes.store(false, Ordering::Relaxed);
+                    tracing::info!(
+                        folder = %self.root.display(),
+                        "storage: the file system keeps no extended attributes; objects' metadata goes in sidecar files"
+                    );
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Finds an object and its metadata, recomputing the metadata when the
     /// file changed behind S3's back. `Ok(None)` when there is no such
     /// object (or the path is a folder or a symbolic link).
     pub(crate) fn object(&self, bucket: &str, key: &str) -> io::Result<Option<FoundObject>> {
@@ -319,13 +456,7 @@ impl Disk {
         let file = fs::symlink_metadata(&path)?;
         let last_modified = file.modified().unwrap_or(UNIX_EPOCH);
         let sidecar = self.sidecar_path(bucket, key);
-        let stored: Option<ObjectMeta> = fs::read(&sidecar)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        if let Some(meta) = stored
-            && meta.size == file.len()
-            && meta.modified_ns == modified_ns(&file)
-        {
+        if let Some(meta) = stored_meta(&path, &sidecar, &file) {
             return Ok(Some(FoundObject {
                 path,
                 meta,
@@ -345,7 +476,7 @@ impl Disk {
         };
         let _guard = self.commit_lock()?;
         let now = fs::symlink_metadata(&path)?;
-        if now.len() == meta.size && modified_ns(&now) == meta.modified_ns {
+        if meta.describes(&now) && !self.set_attribute(&path, &meta)? {
             if let Some(parent) = sidecar.parent() {
                 fs::create_dir_all(parent)?;
             }
@@ -545,13 +676,7 @@ pub(super) fn object_size_and_etag(
         return Ok(None);
     };
     let file = fs::symlink_metadata(&path)?;
-    let stored: Option<ObjectMeta> = fs::read(sidecar_path(root, bucket, key))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    if let Some(meta) = stored
-        && meta.size == file.len()
-        && meta.modified_ns == modified_ns(&file)
-    {
+    if let Some(meta) = stored_meta(&path, &sidecar_path(root, bucket, key), &file) {
         return Ok(Some((meta.size, meta.etag)));
     }
     Ok(Some((file.len(), md5_of_file(&path)?)))
@@ -748,8 +873,86 @@ mod tests {
     }
 
     #[test]
+    fn metadata_round_trips_through_the_attribute_in_either_form() {
+        let compact = ObjectMeta {
+            etag: hex::encode(Md5::digest(b"abc")),
+            size: 3,
+            modified_ns: 1_700_000_000_123_456_789,
+            content_type: None,
+            metadata: BTreeMap::new(),
+        };
+        let bytes = compact.to_attribute().unwrap();
+        assert_eq!(bytes.len(), 33, "the usual object's fits inside an inode");
+        assert_eq!(ObjectMeta::from_attribute(&bytes), Some(compact.clone()));
+        // A content type, user metadata, or an eTag that is no plain
+        // lowercase MD5 (a multipart upload's): JSON.
+        let mut typed = compact.clone();
+        typed.content_type = Some("image/png".into());
+        let mut tagged = compact.clone();
+        tagged.metadata.insert("owner".into(), "ann".into());
+        let mut multipart = compact.clone();
+        multipart.etag = format!("{}-2", compact.etag);
+        let mut upper = compact.clone();
+        upper.etag = compact.etag.to_uppercase();
+        for meta in [typed, tagged, multipart, upper] {
+            let bytes = meta.to_attribute().unwrap();
+            assert_eq!(bytes[0], b'{', "{meta:?}");
+            assert_eq!(ObjectMeta::from_attribute(&bytes), Some(meta));
+        }
+        for junk in [&b""[..], b"\x01short", b"x", b"{not json"] {
+            assert_eq!(ObjectMeta::from_attribute(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn an_upload_makes_one_file_with_its_metadata_attached() {
+        let (dir, disk) = disk();
+        put(&disk, "a/b.txt", b"hello").unwrap();
+        if !disk.attributes.load(Ordering::Relaxed) {
+            eprintln!(
+                "SKIPPED an_upload_makes_one_file_with_its_metadata_attached: this file system keeps no extended attributes"
+            );
+            return;
+        }
+        let storage = dir.path().join("storage");
+        assert!(!storage.join(".meta/photos/a").exists(), "no sidecar");
+        assert_eq!(fs::read_dir(storage.join(".tmp")).unwrap().count(), 0);
+        let found = disk.object("photos", "a/b.txt").unwrap().unwrap();
+        assert_eq!(found.meta.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(found.meta.metadata["owner"], "ann");
+        assert_eq!(
+            object_size_and_etag(&storage, "photos", "a/b.txt").unwrap(),
+            Some((5, hex::encode(Md5::digest(b"hello"))))
+        );
+        assert!(disk.delete("photos", "a/b.txt").unwrap());
+        assert!(disk.object("photos", "a/b.txt").unwrap().is_none());
+    }
+
+    #[test]
+    fn without_extended_attributes_metadata_goes_in_sidecar_files() {
+        let (dir, disk) = disk();
+        disk.attributes.store(false, Ordering::Relaxed);
+        put(&disk, "a/b.txt", b"hello").unwrap();
+        let storage = dir.path().join("storage");
+        let sidecar = storage.join(".meta/photos/a/b.txt.json");
+        assert!(sidecar.is_file());
+        let found = disk.object("photos", "a/b.txt").unwrap().unwrap();
+        assert_eq!(found.meta.content_type.as_deref(), Some("text/plain"));
+        // A disk that uses attributes reads sidecars too (objects stored
+        // before attributes were used).
+        let later = Disk::at(&storage).unwrap();
+        let found = later.object("photos", "a/b.txt").unwrap().unwrap();
+        assert_eq!(found.meta.metadata["owner"], "ann");
+        assert!(later.delete("photos", "a/b.txt").unwrap());
+        assert!(!sidecar.exists());
+        assert!(!storage.join(".meta/photos/a").exists());
+    }
+
+    #[test]
     fn a_failed_commit_leaves_no_folder_and_an_empty_folder_blocks_no_key() {
         let (dir, disk) = disk();
+        // Sidecar files (a file system without extended attributes).
+        disk.attributes.store(false, Ordering::Relaxed);
         // The sidecar's folder cannot be made: a file is in its way.
         let meta = dir.path().join("storage/.meta/photos");
         fs::create_dir_all(&meta).unwrap();

@@ -345,16 +345,21 @@ async fn write_body<E: std::fmt::Display>(
     result
 }
 
+/// Bodies up to this size are held in memory and written and flushed in
+/// one call on the blocking pool (a small upload's file costs one hop
+/// there, not one per chunk, plus the file's creation and its flush);
+/// larger ones stream to the file as they arrive.
+const HELD_BODY_BYTES: u64 = 256 * 1024;
+
 async fn write_body_inner<E: std::fmt::Display>(
     path: &Path,
     body: Option<impl futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin>,
     limit: u64,
 ) -> S3Result<(u64, [u8; 16])> {
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|io| internal("cannot create a temp file", io))?;
     let mut hasher = Md5::new();
     let mut size = 0u64;
+    let mut held: Vec<bytes::Bytes> = Vec::new();
+    let mut streaming: Option<tokio::fs::File> = None;
     if let Some(mut body) = body {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|problem| {
@@ -368,18 +373,47 @@ async fn write_body_inner<E: std::fmt::Display>(
                 return Err(too_large(limit));
             }
             hasher.update(&chunk);
-            file.write_all(&chunk)
-                .await
-                .map_err(|io| internal("cannot write an upload", io))?;
+            if let Some(file) = &mut streaming {
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|io| internal("cannot write an upload", io))?;
+            } else if size <= HELD_BODY_BYTES {
+                held.push(chunk);
+            } else {
+                // Too large to hold: stream it to the file from here on.
+                let mut file = tokio::fs::File::create(path)
+                    .await
+                    .map_err(|io| internal("cannot create a temp file", io))?;
+                for part in held.drain(..).chain(std::iter::once(chunk)) {
+                    file.write_all(&part)
+                        .await
+                        .map_err(|io| internal("cannot write an upload", io))?;
+                }
+                streaming = Some(file);
+            }
         }
     }
-    file.flush()
-        .await
-        .map_err(|io| internal("cannot write an upload", io))?;
     // Durable before it is acknowledged (and before its event is queued).
-    file.sync_all()
-        .await
-        .map_err(|io| internal("cannot flush an upload", io))?;
+    if let Some(mut file) = streaming {
+        file.flush()
+            .await
+            .map_err(|io| internal("cannot write an upload", io))?;
+        file.sync_all()
+            .await
+            .map_err(|io| internal("cannot flush an upload", io))?;
+    } else {
+        let path = path.to_path_buf();
+        blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&path)?;
+            for part in &held {
+                file.write_all(part)?;
+            }
+            file.sync_all()
+        })
+        .await?
+        .map_err(|io| internal("cannot write an upload", io))?;
+    }
     Ok((size, hasher.finalize().into()))
 }
 

@@ -13,15 +13,18 @@
 //! - An accept that fails for lack of descriptors backs off instead of
 //!   spinning.
 //!
-//! Each request carries the peer's address as axum's `ConnectInfo`.
-//! Nothing here knows what the requests are for.
+//! [`serve`] hands each connection to a service made for it from the
+//! peer's address ([`axum_app`] puts that address in each request as
+//! axum's `ConnectInfo`). Nothing here knows what the requests are for.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -99,20 +102,57 @@ pub(crate) fn raise_descriptor_limit() -> u64 {
     soft
 }
 
-/// Serves `app` on `listener` under `limits` until `shutdown` resolves,
-/// then stops accepting and waits for open connections to finish their
-/// requests (idle ones close at once).
+/// The service of one connection to an axum app: each request carries the
+/// peer's address as `ConnectInfo`, for handlers that extract it.
+pub(crate) struct AxumConnection {
+    app: Router,
+    peer: SocketAddr,
+}
+
+impl hyper::service::Service<http::Request<Incoming>> for AxumConnection {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = tower::util::Oneshot<Router, axum::extract::Request>;
+
+    fn call(&self, mut request: http::Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        self.app.clone().oneshot(request.map(axum::body::Body::new))
+    }
+}
+
+/// What [`serve`] takes to serve the axum `app`.
+pub(crate) fn axum_app(app: Router) -> impl Fn(SocketAddr) -> AxumConnection {
+    move |peer| AxumConnection {
+        app: app.clone(),
+        peer,
+    }
+}
+
+/// Serves on `listener` under `limits` until `shutdown` resolves, then
+/// stops accepting and waits for open connections to finish their
+/// requests (idle ones close at once). Each connection is served by the
+/// service `service_for` makes from its peer's address.
 ///
 /// # Errors
 ///
 /// None yet: accept errors are logged and retried. The `Result` keeps the
 /// shape of `axum::serve`, which this replaces.
-pub(crate) async fn serve(
+pub(crate) async fn serve<S, B>(
     listener: TcpListener,
-    app: Router,
+    service_for: impl Fn(SocketAddr) -> S,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -173,11 +213,7 @@ pub(crate) async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request.map(axum::body::Body::new))
-        });
+        let service = service_for(peer);
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

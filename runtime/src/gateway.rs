@@ -15,14 +15,15 @@
 //! awaited only until its first bytes: it may be a stream the function
 //! answers piece by piece, so the rest reaches the guest as it comes.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -33,18 +34,36 @@ use crate::api::ApiError;
 use crate::events::Events;
 use crate::live::Live;
 use crate::metering::TriggerKind;
-use crate::request_id::REQUEST_ID_HEADER;
+use crate::request_id::REQUEST_ID_HEADER_NAME;
 
-/// The gateway's axum router: every request goes through the live route
-/// table; asynchronous calls go to `events`' queue.
-pub(crate) fn router(live: Arc<Live>, events: Arc<Events>) -> Router {
-    Router::new().fallback(handle).with_state((live, events))
+/// The gateway as a hyper service: every request goes through the live
+/// route table; asynchronous calls go to `events`' queue. Served straight
+/// by `connections::serve`, without an axum router in front: it would only
+/// route every request to [`handle`], at a cost on every request.
+#[derive(Clone)]
+pub(crate) struct Gateway {
+    live: Arc<Live>,
+    events: Arc<Events>,
 }
 
-async fn handle(
-    State((live, events)): State<(Arc<Live>, Arc<Events>)>,
-    mut request: Request,
-) -> Response {
+impl Gateway {
+    pub(crate) fn new(live: Arc<Live>, events: Arc<Events>) -> Self {
+        Self { live, events }
+    }
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for Gateway {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let Gateway { live, events } = self.clone();
+        Box::pin(async move { Ok(handle(&live, &events, request.map(Body::new)).await) })
+    }
+}
+
+async fn handle(live: &Live, events: &Events, mut request: Request) -> Response {
     let request_id: Arc<str> = crate::request_id::next();
     let mut response = match live.route(request.uri().path()) {
         None => ApiError::new(
@@ -73,7 +92,7 @@ async fn handle(
             match crate::api::invocations::requested_invocation_type(request.headers()) {
                 Err(error) => break 'invoke error.into_response(),
                 Ok(kumo_protocol::header::InvocationType::Async) => {
-                    break 'invoke queue_async(&live, &events, request).await;
+                    break 'invoke queue_async(live, events, request).await;
                 }
                 Ok(kumo_protocol::header::InvocationType::Sync) => {}
             }
@@ -91,7 +110,7 @@ async fn handle(
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        response.headers_mut().insert(REQUEST_ID_HEADER_NAME, value);
     }
     response
 }

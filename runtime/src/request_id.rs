@@ -21,29 +21,43 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// gateway's and the admin API's answers.
 pub(crate) use kumo_protocol::header::REQUEST_ID as REQUEST_ID_HEADER;
 
+/// [`REQUEST_ID_HEADER`] as a header name made once: inserting it by its
+/// text would parse the name again on every answer.
+pub(crate) const REQUEST_ID_HEADER_NAME: http::HeaderName =
+    http::HeaderName::from_static(REQUEST_ID_HEADER);
+
+/// This process's prefix, as a number and as its 16 digits.
+static PREFIX: OnceLock<(u64, [u8; 16])> = OnceLock::new();
+
 /// The next request id of this process.
 pub(crate) fn next() -> Arc<str> {
-    static PREFIX: OnceLock<u64> = OnceLock::new();
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-    // The OS-seeded generator behind `uuid`'s v4.
-    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let (prefix, _) = *PREFIX.get_or_init(|| {
+        // The OS-seeded generator behind `uuid`'s v4.
+        let prefix = uuid::Uuid::new_v4().as_u64_pair().0;
+        let mut digits = [0u8; 16];
+        write_hex(prefix, &mut digits);
+        (prefix, digits)
+    });
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) + 1;
     format(prefix, sequence)
 }
 
 /// The id of `prefix` and `sequence`: both as 16 lowercase hex digits.
 pub(crate) fn format(prefix: u64, sequence: u64) -> Arc<str> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = [0u8; 32];
-    for (index, digit) in text.iter_mut().enumerate() {
-        let (value, shift) = if index < 16 {
-            (prefix, 60 - 4 * index)
-        } else {
-            (sequence, 60 - 4 * (index - 16))
-        };
-        *digit = DIGITS[((value >> shift) & 0xf) as usize];
-    }
+    let (high, low) = text.split_at_mut(16);
+    write_hex(prefix, high);
+    write_hex(sequence, low);
     Arc::from(std::str::from_utf8(&text).expect("hex digits are ASCII"))
+}
+
+/// Writes `value` as 16 lowercase hex digits into `digits` (16 bytes).
+fn write_hex(value: u64, digits: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (index, digit) in digits.iter_mut().enumerate() {
+        *digit = DIGITS[((value >> (60 - 4 * index)) & 0xf) as usize];
+    }
 }
 
 /// The prefix and sequence of an id shaped as [`next`] makes them, so that

@@ -19,7 +19,7 @@ use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, ApiState};
 use crate::events::document::{self, EventDocument, FileChange};
 use crate::model::{ObjectChange, ObjectEventFormat, Target, TriggerSpec};
-use crate::request_id::REQUEST_ID_HEADER;
+use crate::request_id::REQUEST_ID_HEADER_NAME;
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -139,7 +139,7 @@ where
         Err(error) => ApiError::from(error).into_response(),
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        response.headers_mut().insert(REQUEST_ID_HEADER_NAME, value);
     }
     Ok(response)
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::connections::ConnectionLimits;
@@ -638,7 +637,8 @@ impl Prepared {
                     .await
             }
         });
-        let gateway = crate::gateway::router(self.control.live().clone(), self.events.clone());
+        let gateway =
+            crate::gateway::Gateway::new(self.control.live().clone(), self.events.clone());
         let api_state = crate::api::ApiState {
             control: self.control.clone(),
             live: self.control.live().clone(),
@@ -658,7 +658,7 @@ impl Prepared {
             serve(
                 "gateway",
                 self.gateway,
-                gateway,
+                move |_peer| gateway.clone(),
                 self.connection_limits,
                 stopped(stop_rx.clone()),
                 self.grace
@@ -666,7 +666,7 @@ impl Prepared {
             serve(
                 "admin api",
                 self.admin,
-                admin,
+                crate::connections::axum_app(admin),
                 self.connection_limits,
                 stopped(stop_rx),
                 self.grace
@@ -711,25 +711,35 @@ impl Prepared {
     }
 }
 
-/// Serves `app` (the gateway or the admin API, named by `what` in the
-/// log) on `listener` until `shutdown` resolves, then stops
+/// Serves what `service_for` makes for each connection (the gateway or
+/// the admin API, named by `what` in the log) on `listener` until `shutdown` resolves, then stops
 /// accepting, lets in-flight requests finish for up to `grace`, and returns.
 ///
 /// # Errors
 ///
 /// Fails when the listener fails, and when requests were still running
 /// after `grace` or a second signal (so the process exits non-zero).
-pub(crate) async fn serve(
+pub(crate) async fn serve<S, B>(
     what: &'static str,
     listener: TcpListener,
-    app: Router,
+    service_for: impl Fn(std::net::SocketAddr) -> S,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     type SecondSignal = Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<SecondSignal>();
-    let server = crate::connections::serve(listener, app, limits, async move {
+    let server = crate::connections::serve(listener, service_for, limits, async move {
         shutdown.await;
         // Listen for a second signal before saying we are stopping, so a
         // signal sent right after that line is never missed.

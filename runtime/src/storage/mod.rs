@@ -137,9 +137,14 @@ pub(crate) async fn serve_objects(
             (http::StatusCode::BAD_REQUEST, "malformed S3 request\n")
         });
     let app = axum::Router::new().fallback_service(service);
-    crate::connections::serve(listener, app, limits, shutdown)
-        .await
-        .context("the storage listener failed")
+    crate::connections::serve(
+        listener,
+        crate::connections::axum_app(app),
+        limits,
+        shutdown,
+    )
+    .await
+    .context("the storage listener failed")
 }
 
 /// Picks the storage credentials: both given (flags or environment), or

@@ -49,7 +49,12 @@ pub(crate) fn requested_invocation_type(
 ) -> Result<InvocationType, ApiError> {
     let mut asked = InvocationType::Sync;
     for (name, value) in headers {
-        let text = String::from_utf8_lossy(value.as_bytes());
+        // Most values are visible ASCII: borrowed as they are, unchecked
+        // for UTF-8 sequences.
+        let text = match value.to_str() {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(value.as_bytes()),
+        };
         match header::invocation_type(name.as_str(), &text) {
             None => {}
             Some(Ok(InvocationType::Async)) => asked = InvocationType::Async,

@@ -24,7 +24,9 @@ pub(crate) struct Snapshot {
     pools: HashMap<VersionKey, Arc<Pool>>,
     /// The same pools by function name, then version: what a request's
     /// [`Snapshot::resolve`] looks up without making a key (a `String`).
-    versions: HashMap<String, Vec<(u32, Arc<Pool>)>>,
+    /// Hashed with foldhash: looked up on every request, and only names
+    /// of deployed functions are ever inserted.
+    versions: HashMap<String, Vec<(u32, Arc<Pool>)>, foldhash::fast::RandomState>,
     routes: RouteTable<Target>,
     /// What an asynchronous call of each live version is queued with.
     async_policies: HashMap<VersionKey, Arc<AsyncPolicy>>,
@@ -73,7 +75,8 @@ impl Snapshot {
                 }
             })
             .collect();
-        let mut versions: HashMap<String, Vec<(u32, Arc<Pool>)>> = HashMap::new();
+        let mut versions: HashMap<String, Vec<(u32, Arc<Pool>)>, foldhash::fast::RandomState> =
+            HashMap::default();
         for ((function, version), pool) in &pools {
             versions
                 .entry(function.clone())

@@ -74,7 +74,10 @@ impl From<Route> for String {
 
 /// Routes to targets, ready for lookups.
 pub(crate) struct RouteTable<T> {
-    exact: HashMap<String, T>,
+    /// Hashed with foldhash, not SipHash: every request looks a path up
+    /// here, and only the operator's routes are ever inserted, so no
+    /// client can flood the table with colliding keys.
+    exact: HashMap<String, T, foldhash::fast::RandomState>,
     /// Longest prefix first.
     prefixes: Vec<(String, T)>,
 }
@@ -83,7 +86,7 @@ impl<T> RouteTable<T> {
     /// Builds a table; later duplicates of a route replace earlier ones
     /// (the registry refuses duplicates before this point).
     pub fn new(routes: impl IntoIterator<Item = (Route, T)>) -> Self {
-        let mut exact = HashMap::new();
+        let mut exact = HashMap::default();
         let mut prefixes = Vec::new();
         for (route, target) in routes {
             match route {

@@ -68,17 +68,45 @@ pub(crate) fn parse(id: &str) -> Option<(u64, u64)> {
     if bytes.len() != 32 {
         return None;
     }
-    let half = |digits: &[u8]| -> Option<u64> {
-        digits.iter().try_fold(0u64, |value, &digit| {
-            let nibble = match digit {
-                b'0'..=b'9' => digit - b'0',
-                b'a'..=b'f' => digit - b'a' + 10,
-                _ => return None,
-            };
-            Some(value << 4 | u64::from(nibble))
-        })
+    let (prefix, sequence) = bytes.split_at(16);
+    // Nearly every id is this process's: its prefix is known already.
+    let prefix = match PREFIX.get() {
+        Some((number, digits)) if prefix == digits => *number,
+        _ => read_hex(prefix)?,
     };
-    Some((half(&bytes[..16])?, half(&bytes[16..])?))
+    Some((prefix, read_hex(sequence)?))
+}
+
+/// What each byte is worth as a lowercase hex digit; [`NOT_A_DIGIT`] for
+/// every other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut values = [NOT_A_DIGIT; 256];
+    let mut digit = 0;
+    while digit < 10 {
+        values[b'0' as usize + digit] = digit as u8;
+        digit += 1;
+    }
+    let mut letter = 0;
+    while letter < 6 {
+        values[b'a' as usize + letter] = 10 + letter as u8;
+        letter += 1;
+    }
+    values
+};
+const NOT_A_DIGIT: u8 = 0xff;
+
+/// `digits` (lowercase hex) as a number; `None` if any byte is not a
+/// digit. Without a branch per digit (the metering store parses every
+/// invocation's id): a byte that is no digit sets the high bits of `seen`.
+fn read_hex(digits: &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    let mut seen = 0u8;
+    for &digit in digits {
+        let nibble = HEX_VALUES[usize::from(digit)];
+        seen |= nibble;
+        value = value << 4 | u64::from(nibble & 0xf);
+    }
+    (seen < 16).then_some(value)
 }
 
 #[cfg(test)]

@@ -155,7 +155,7 @@ async fn rewrite_text_id_batches(database: &Database) -> anyhow::Result<UpgradeS
                 .with_context(|| format!("invocation batch {id} (format 1)"))?;
             batch.clear();
             for record in &records {
-                batch.push(record)?;
+                batch.push(record);
             }
             sqlx::query(
                 "UPDATE invocation_batches SET format = $1, functions = $2, data = $3 \

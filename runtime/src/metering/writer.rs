@@ -235,22 +235,19 @@ impl Meter {
         let accepted = {
             let mut pending = shared.pending();
             let pending = &mut *pending;
-            !pending.closed
-                && pending.batch.len() < shared.capacity
-                && match pending.batch.push(record) {
-                    Ok(function) => {
-                        if function == pending.tallies.len() {
-                            pending.tallies.push(Tally::default());
-                        }
-                        pending.tallies[function].add(record);
-                        if shared.report_lines {
-                            record.push_report_line(&mut pending.report);
-                            pending.report.push('\n');
-                        }
-                        true
-                    }
-                    Err(_) => false,
+            let accepted = !pending.closed && pending.batch.len() < shared.capacity;
+            if accepted {
+                let function = pending.batch.push(record);
+                if function == pending.tallies.len() {
+                    pending.tallies.push(Tally::default());
                 }
+                pending.tallies[function].add(record);
+                if shared.report_lines {
+                    record.push_report_line(&mut pending.report);
+                    pending.report.push('\n');
+                }
+            }
+            accepted
         };
         if !accepted {
             shared.record_dropped();

@@ -654,20 +654,28 @@ impl Prepared {
         };
         let console = crate::console::state(api_state.clone(), objects, self.started);
         let admin = crate::api::router(api_state).merge(crate::console::router(console));
+        let limits = self.connection_limits;
+        let (gateway_listener, admin_listener) = (self.gateway, self.admin);
         let (gateway, admin) = tokio::join!(
             serve(
                 "gateway",
-                self.gateway,
-                move |_peer| gateway.clone(),
-                self.connection_limits,
+                |stop| {
+                    crate::connections::serve(
+                        gateway_listener,
+                        move |_peer| gateway.clone(),
+                        limits,
+                        stop,
+                    )
+                },
                 stopped(stop_rx.clone()),
                 self.grace
             ),
             serve(
                 "admin api",
-                self.admin,
-                crate::connections::axum_app(admin),
-                self.connection_limits,
+                |stop| {
+                    let admin = crate::connections::axum_app(admin);
+                    crate::connections::serve(admin_listener, admin, limits, stop)
+                },
                 stopped(stop_rx),
                 self.grace
             ),
@@ -711,35 +719,30 @@ impl Prepared {
     }
 }
 
-/// Serves what `service_for` makes for each connection (the gateway or
-/// the admin API, named by `what` in the log) on `listener` until `shutdown` resolves, then stops
-/// accepting, lets in-flight requests finish for up to `grace`, and returns.
+/// What tells a listener's server to stop accepting connections.
+pub(crate) type StopAccepting = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs a listener's server (the gateway or the admin API, named by `what`
+/// in the log): `serve_until` starts it with the future that tells it to
+/// stop accepting, which resolves once `shutdown` does. Then in-flight
+/// requests finish for up to `grace`, and it returns.
 ///
 /// # Errors
 ///
 /// Fails when the listener fails, and when requests were still running
 /// after `grace` or a second signal (so the process exits non-zero).
-pub(crate) async fn serve<S, B>(
+pub(crate) async fn serve<Server>(
     what: &'static str,
-    listener: TcpListener,
-    service_for: impl Fn(std::net::SocketAddr) -> S,
-    limits: ConnectionLimits,
+    serve_until: impl FnOnce(StopAccepting) -> Server,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()>
 where
-    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    Server: Future<Output = std::io::Result<()>>,
 {
     type SecondSignal = Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<SecondSignal>();
-    let server = crate::connections::serve(listener, service_for, limits, async move {
+    let server = serve_until(Box::pin(async move {
         shutdown.await;
         // Listen for a second signal before saying we are stopping, so a
         // signal sent right after that line is never missed.
@@ -750,7 +753,7 @@ where
             "shutting down the {what}: no new connections; finishing in-flight requests"
         );
         let _ = stopping_tx.send(again);
-    });
+    }));
     // Once shutdown began: the grace period, or a second Ctrl-C/SIGTERM,
     // ends the wait for in-flight requests.
     let forced = async move {

@@ -107,6 +107,15 @@ pub(crate) fn dialect(database: &Database) -> Dialect {
     }
 }
 
+/// The dialect of the database `transaction` is on.
+pub(crate) fn transaction_dialect(transaction: &Transaction) -> Dialect {
+    if transaction.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+        Dialect::Postgres
+    } else {
+        Dialect::Sqlite
+    }
+}
+
 /// Begins a transaction that will write. On SQLite: `BEGIN IMMEDIATE`,
 /// which takes the write lock at once (waiting out the busy timeout if
 /// another connection holds it); a plain `BEGIN` reads first and upgrades

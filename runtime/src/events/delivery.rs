@@ -193,7 +193,7 @@ async fn run(
             continue;
         }
         let limit = u32::try_from(available).unwrap_or(u32::MAX);
-        let claimed = match queue::claim_due(events.database(), now, settings.lease, limit).await {
+        let claimed = match events.claim_due(now, settings.lease, limit).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::error!(%error, "cannot claim events; retrying shortly");

@@ -195,6 +195,22 @@ impl Events {
             .await
     }
 
+    /// Claims up to `limit` due events for `lease`, as
+    /// [`queue::claim_due`] does, in turn with the group commit (see
+    /// `writer.rs` for why not beside it).
+    ///
+    /// # Errors
+    ///
+    /// A database error; then nothing is claimed.
+    pub(crate) async fn claim_due(
+        &self,
+        now_ms: i64,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<queue::ClaimedEvent>, sqlx::Error> {
+        self.writer.claim(now_ms, lease, limit).await
+    }
+
     /// Moves a dead event back to pending and wakes delivery, so it goes
     /// out at once (the API's replay; [`replay`] does the same without the
     /// wake-up, and delivery finds it within a second).

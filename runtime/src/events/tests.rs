@@ -797,3 +797,80 @@ async fn concurrent_writes_share_a_commit_and_a_bad_one_fails_alone() {
     )
     .await;
 }
+
+/// Delivery's claims go through the group commit too: a claim handed over
+/// with uploads shares their transaction, after their writes, so it claims
+/// their events; when a write of the batch fails, the claim is made again
+/// on its own, and still sees every event that was stored.
+#[tokio::test]
+async fn a_claim_shares_the_transaction_of_the_writes_it_arrived_with() {
+    each_backend(
+        "a_claim_shares_the_transaction_of_the_writes_it_arrived_with",
+        async |database| {
+            let events = Events::new(
+                database.clone(),
+                vec![storage_trigger("all", "", ObjectEventFormat::Oss)],
+            );
+            let lease = Duration::from_secs(60);
+            let now = i64::MAX / 2;
+            let claimed_keys = |claimed: &[queue::ClaimedEvent]| {
+                let mut keys: Vec<String> = claimed
+                    .iter()
+                    .filter(|event| event.target.to_string() == "fn-all")
+                    .map(|event| event.ce_subject.clone())
+                    .collect();
+                keys.sort_unstable();
+                keys
+            };
+
+            // (first key, uploads, whether a failing write joins the batch)
+            let cases = [(0, 3, false), (10, 4, true)];
+            for (first, count, with_a_bad_write) in cases {
+                let taken = timer_event("taken");
+                if with_a_bad_write {
+                    queue::insert_events(&database, std::slice::from_ref(&taken), 0)
+                        .await
+                        .unwrap();
+                }
+                // Handed over in this order before the writer task runs
+                // (this test's runtime has one thread): one batch.
+                let uploads = futures::future::join_all(
+                    (first..first + count)
+                        .map(|index| events.on_object_change(upload(&format!("k{index:02}")))),
+                );
+                let bad_write = async {
+                    if with_a_bad_write {
+                        let duplicate = writer::Write::Insert {
+                            events: vec![taken.clone()],
+                            now_ms: 0,
+                        };
+                        Some(events.writer.write(duplicate).await)
+                    } else {
+                        None
+                    }
+                };
+                let claim = events.claim_due(now, lease, 100);
+                let (uploaded, bad, claimed) = tokio::join!(uploads, bad_write, claim);
+                for result in uploaded {
+                    result.unwrap();
+                }
+                if with_a_bad_write {
+                    assert!(
+                        bad.unwrap().is_err(),
+                        "an event id already stored is refused"
+                    );
+                }
+                let expected: Vec<String> = (first..first + count)
+                    .map(|index| format!("k{index:02}"))
+                    .collect();
+                assert_eq!(claimed_keys(&claimed.unwrap()), expected);
+                assert_eq!(
+                    claimed_keys(&events.claim_due(now, lease, 100).await.unwrap()),
+                    Vec::<String>::new(),
+                    "claimed events are leased"
+                );
+            }
+        },
+    )
+    .await;
+}

@@ -25,8 +25,8 @@
 //! Writes follow one rule: the whole file is written and flushed under
 //! `.tmp/`, then renamed into place (with its sidecar, if any) under one
 //! lock, so a reader never sees half an object. The folder is synced after
-//! the lock is released, so concurrent commits share the sync rather than
-//! wait in line for one each; the upload is answered after it. Paths are walked segment by
+//! the lock is released, in rounds that concurrent commits share
+//! ([`FolderSyncs`]); the upload is answered after it. Paths are walked segment by
 //! segment without following symbolic links, so a link a guest planted
 //! cannot lead a request out of its bucket.
 
@@ -34,8 +34,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
@@ -203,6 +203,70 @@ pub(super) struct Disk {
     /// Whether to keep metadata in [`META_ATTRIBUTE`]: until the file
     /// system says it has no extended attributes (then sidecar files).
     attributes: AtomicBool,
+    /// The syncs of folders after renames, shared by concurrent commits.
+    folder_syncs: FolderSyncs,
+}
+
+/// Folder syncs shared by concurrent commits (a group commit of `fsync`).
+/// A commit needs a sync of its folder that begins after its rename. The
+/// first to ask syncs every folder asked for so far, one round; those who
+/// ask meanwhile wait for the next round, which one of them then runs for
+/// all of them. Under load a round serves many commits: on this project's
+/// test machine each `fsync` of a folder cost a device flush and a trip
+/// to the hypervisor, one per upload before.
+#[derive(Default)]
+struct FolderSyncs {
+    state: Mutex<FolderSyncState>,
+    round_finished: Condvar,
+}
+
+#[derive(Default)]
+struct FolderSyncState {
+    /// Folders asked for since the last round began.
+    wanted: Vec<PathBuf>,
+    /// Whether a round is running.
+    running: bool,
+    /// Rounds begun so far; the last `finished` has ended.
+    begun: u64,
+    finished: u64,
+}
+
+impl FolderSyncs {
+    /// Returns after a sync of `folder` that began after this call did.
+    /// A failed sync is not reported (the rename is done; the next sync
+    /// of the folder, or the kernel's writeback, makes it durable).
+    fn sync(&self, folder: &Path) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !state.wanted.iter().any(|wanted| wanted == folder) {
+            state.wanted.push(folder.to_path_buf());
+        }
+        // The running round, if any, took its folders before this one was
+        // added: the next round is the one to wait for.
+        let round = state.begun + 1;
+        while state.finished < round {
+            if state.running {
+                state = self
+                    .round_finished
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            state.running = true;
+            state.begun += 1;
+            let this_round = state.begun;
+            let folders = std::mem::take(&mut state.wanted);
+            drop(state);
+            for folder in &folders {
+                if let Err(error) = fs::File::open(folder).and_then(|dir| dir.sync_all()) {
+                    tracing::warn!(folder = %folder.display(), %error, "storage: cannot sync a folder after a rename");
+                }
+            }
+            state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.running = false;
+            state.finished = this_round;
+            self.round_finished.notify_all();
+        }
+    }
 }
 
 impl Disk {
@@ -230,6 +294,7 @@ impl Disk {
         Ok(Self {
             root: root.to_path_buf(),
             attributes: AtomicBool::new(true),
+            folder_syncs: FolderSyncs::default(),
         })
     }
 
@@ -247,6 +312,7 @@ impl Disk {
         Ok(Self {
             root: root.to_path_buf(),
             attributes: AtomicBool::new(true),
+            folder_syncs: FolderSyncs::default(),
         })
     }
 
@@ -258,6 +324,11 @@ impl Disk {
     /// Whether the bucket exists.
     pub(crate) fn bucket_exists(&self, bucket: &str) -> bool {
         fs::symlink_metadata(self.bucket_dir(bucket)).is_ok_and(|m| m.is_dir())
+    }
+
+    /// Whether `bucket/key` is an object now (a file, not a folder).
+    pub(crate) fn is_object(&self, bucket: &str, key: &str) -> bool {
+        fs::symlink_metadata(self.bucket_dir(bucket).join(key)).is_ok_and(|m| m.is_file())
     }
 
     /// Creates a bucket; `Ok(false)` when it already existed.
@@ -394,14 +465,11 @@ impl Disk {
                 return placed;
             }
             drop(guard);
-            // Make the rename itself durable. Outside the lock: commits
-            // into one folder share a sync instead of queueing for one
-            // each, and this one returns only after a sync that began
-            // after its rename.
-            if let Some(parent) = target.parent()
-                && let Ok(dir) = fs::File::open(parent)
-            {
-                let _ = dir.sync_all();
+            // Make the rename itself durable. Outside the lock, and shared:
+            // this returns after a sync of the folder that began after the
+            // rename, which concurrent commits share.
+            if let Some(parent) = target.parent() {
+                self.folder_syncs.sync(parent);
             }
             Ok(())
         })();
@@ -981,6 +1049,35 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn concurrent_folder_syncs_share_rounds_and_all_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let folders = [dir.path().join("a"), dir.path().join("b")];
+        for folder in &folders {
+            fs::create_dir(folder).unwrap();
+        }
+        let syncs = FolderSyncs::default();
+        let calls = 8 * 25;
+        std::thread::scope(|scope| {
+            for thread in 0..8 {
+                let (syncs, folders) = (&syncs, &folders);
+                scope.spawn(move || {
+                    for call in 0..25 {
+                        syncs.sync(&folders[(thread + call) % 2]);
+                    }
+                });
+            }
+        });
+        let state = syncs.state.lock().unwrap();
+        assert!(!state.running && state.wanted.is_empty());
+        assert_eq!(state.begun, state.finished);
+        assert!(
+            (1..=calls).contains(&state.finished),
+            "{} rounds for {calls} calls",
+            state.finished
+        );
+    }
+
     #[test]
     fn symbolic_links_are_not_followed() {
         let (dir, disk) = disk();

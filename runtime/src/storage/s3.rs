@@ -161,12 +161,6 @@ impl Backend {
         }
     }
 
-    /// Whether `bucket/key` is an object now (a file, not a folder).
-    fn is_object(&self, bucket: &str, key: &str) -> bool {
-        std::fs::symlink_metadata(self.disk.bucket_dir(bucket).join(key))
-            .is_ok_and(|metadata| metadata.is_file())
-    }
-
     /// Reports a new object; when its event cannot be queued, an object
     /// that did not exist before (`existed` false) is removed again, so
     /// none is left without its event. An overwrite keeps its new content;
@@ -252,13 +246,26 @@ impl Backend {
     ) -> S3Result<(u64, String)> {
         let (bucket, key) = (upload.bucket, upload.key);
         check_object_key(key).map_err(name_error)?;
-        self.existing_bucket(bucket).await?;
+        check_bucket_name(bucket).map_err(name_error)?;
         self.check_declared_size(upload.declared_size)?;
+        // A body declared small is received before its bucket is looked
+        // at: the look, the write and the commit then take one trip to the
+        // blocking pool (a small upload's thread hops were a good part of
+        // its cost). A larger one is refused before any of it is stored.
+        let declared_small = upload
+            .declared_size
+            .and_then(|size| u64::try_from(size).ok())
+            .is_some_and(|size| size <= HELD_BODY_BYTES);
+        if !declared_small {
+            self.existing_bucket(bucket).await?;
+        }
 
         let temp = self.disk.temp_path();
-        let (size, md5) = write_body(&temp, body, self.max_object_bytes).await?;
+        let (size, md5, held) = receive_body(&temp, body, self.max_object_bytes).await?;
         if let Err(problem) = check_content_md5(upload.content_md5, &md5) {
-            let _ = tokio::fs::remove_file(&temp).await;
+            if held.is_none() {
+                let _ = tokio::fs::remove_file(&temp).await;
+            }
             return Err(problem);
         }
         let etag = hex::encode(md5);
@@ -267,8 +274,7 @@ impl Backend {
             content_type: upload.content_type,
             metadata: upload.metadata,
         };
-        let existed = self.is_object(bucket, key);
-        commit(&self.disk, bucket, key, temp, object).await?;
+        let existed = store_object(&self.disk, bucket, key, temp, held, object).await?;
         self.report_or_undo(
             change(
                 upload.source_ip,
@@ -283,6 +289,52 @@ impl Backend {
         .await?;
         Ok((size, etag))
     }
+}
+
+/// Stores a received body as `bucket/key` in one trip to the blocking
+/// pool: checks the bucket, writes and flushes `held` (a body kept in
+/// memory) to `temp` (else `temp` holds the body already), and commits it.
+/// Returns whether the key was an object before. `temp` is removed on
+/// failure.
+async fn store_object(
+    disk: &Arc<Disk>,
+    bucket: &str,
+    key: &str,
+    temp: PathBuf,
+    held: Option<Vec<bytes::Bytes>>,
+    object: NewObject,
+) -> S3Result<bool> {
+    let disk = disk.clone();
+    let (bucket, key) = (bucket.to_string(), key.to_string());
+    blocking(move || {
+        let stored = (|| {
+            if !disk.bucket_exists(&bucket) {
+                return Err(no_such_bucket(&bucket));
+            }
+            if let Some(held) = &held {
+                write_held(&temp, held).map_err(|io| internal("cannot write an upload", io))?;
+            }
+            let existed = disk.is_object(&bucket, &key);
+            disk.commit(&bucket, &key, &temp, object)
+                .map_err(|problem| disk_error("cannot store an object", problem))?;
+            Ok(existed)
+        })();
+        if stored.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        stored
+    })
+    .await?
+}
+
+/// Writes `parts` as the file `path` and flushes it to the disk.
+fn write_held(path: &Path, parts: &[bytes::Bytes]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    for part in parts {
+        file.write_all(part)?;
+    }
+    file.sync_all()
 }
 
 fn no_such_bucket(bucket: &str) -> S3Error {
@@ -331,14 +383,40 @@ fn change(
 }
 
 /// Streams a request body into `path`, hashing it, refusing more than
-/// `limit` bytes. Returns the size and the raw MD5. The file is removed on
-/// failure.
+/// `limit` bytes, and flushes the file. Returns the size and the raw MD5.
+/// The file is removed on failure.
 async fn write_body<E: std::fmt::Display>(
     path: &Path,
     body: Option<impl futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin>,
     limit: u64,
 ) -> S3Result<(u64, [u8; 16])> {
-    let result = write_body_inner(path, body, limit).await;
+    let (size, md5, held) = receive_body(path, body, limit).await?;
+    if let Some(held) = held {
+        let path = path.to_path_buf();
+        blocking(move || {
+            let written = write_held(&path, &held);
+            if written.is_err() {
+                let _ = std::fs::remove_file(&path);
+            }
+            written
+        })
+        .await?
+        .map_err(|io| internal("cannot write an upload", io))?;
+    }
+    Ok((size, md5))
+}
+
+/// Receives a request body, hashing it, refusing more than `limit` bytes.
+/// Returns the size, the raw MD5, and the body itself when it is held in
+/// memory (up to [`HELD_BODY_BYTES`]); a larger body is streamed into
+/// `path` as it arrives, and flushed, and `None` returned. The file is
+/// removed on failure.
+async fn receive_body<E: std::fmt::Display>(
+    path: &Path,
+    body: Option<impl futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin>,
+    limit: u64,
+) -> S3Result<(u64, [u8; 16], Option<Vec<bytes::Bytes>>)> {
+    let result = receive_body_inner(path, body, limit).await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(path).await;
     }
@@ -351,11 +429,11 @@ async fn write_body<E: std::fmt::Display>(
 /// larger ones stream to the file as they arrive.
 const HELD_BODY_BYTES: u64 = 256 * 1024;
 
-async fn write_body_inner<E: std::fmt::Display>(
+async fn receive_body_inner<E: std::fmt::Display>(
     path: &Path,
     body: Option<impl futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin>,
     limit: u64,
-) -> S3Result<(u64, [u8; 16])> {
+) -> S3Result<(u64, [u8; 16], Option<Vec<bytes::Bytes>>)> {
     let mut hasher = Md5::new();
     let mut size = 0u64;
     let mut held: Vec<bytes::Bytes> = Vec::new();
@@ -393,28 +471,18 @@ async fn write_body_inner<E: std::fmt::Display>(
             }
         }
     }
+    let md5 = hasher.finalize().into();
     // Durable before it is acknowledged (and before its event is queued).
-    if let Some(mut file) = streaming {
-        file.flush()
-            .await
-            .map_err(|io| internal("cannot write an upload", io))?;
-        file.sync_all()
-            .await
-            .map_err(|io| internal("cannot flush an upload", io))?;
-    } else {
-        let path = path.to_path_buf();
-        blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&path)?;
-            for part in &held {
-                file.write_all(part)?;
-            }
-            file.sync_all()
-        })
-        .await?
+    let Some(mut file) = streaming else {
+        return Ok((size, md5, Some(held)));
+    };
+    file.flush()
+        .await
         .map_err(|io| internal("cannot write an upload", io))?;
-    }
-    Ok((size, hasher.finalize().into()))
+    file.sync_all()
+        .await
+        .map_err(|io| internal("cannot flush an upload", io))?;
+    Ok((size, md5, None))
 }
 
 /// Checks a `Content-MD5` header against what was received.
@@ -935,8 +1003,7 @@ impl S3 for Backend {
             content_type: upload.content_type,
             metadata: upload.metadata,
         };
-        let existed = self.is_object(&bucket, &key);
-        commit(&self.disk, &bucket, &key, temp, object).await?;
+        let existed = store_object(&self.disk, &bucket, &key, temp, None, object).await?;
         let disk = self.disk.clone();
         let id = upload_id.clone();
         if let Err(io) = blocking(move || disk.remove_upload(&id)).await? {
@@ -1028,29 +1095,6 @@ fn no_such_upload(upload_id: &str) -> S3Error {
             "no multipart upload `{upload_id}` for this bucket and key (completed, aborted or never started)"
         ),
     )
-}
-
-/// Moves a temp file into place (off the async threads).
-async fn commit(
-    disk: &Arc<Disk>,
-    bucket: &str,
-    key: &str,
-    temp: PathBuf,
-    object: NewObject,
-) -> S3Result<()> {
-    let disk = disk.clone();
-    let (bucket, key) = (bucket.to_string(), key.to_string());
-    let result = blocking(move || {
-        let result = disk.commit(&bucket, &key, &temp, object);
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        result
-    })
-    .await?;
-    result
-        .map(|_| ())
-        .map_err(|problem| disk_error("cannot store an object", problem))
 }
 
 /// Concatenates the listed parts into `temp`: each must exist with the

@@ -76,4 +76,4 @@ done
 [ -n "$ENDPOINT" ] || { echo "bench: kumo did not start:" >&2; cat "$WORK/server.err" >&2; exit 1; }
 
 echo "bench: $COUNT uploads over $CONNECTIONS connections, kumo $PROFILE build, $(nproc) cores" >&2
-timeout 900 python3 bench/events.py "$ENDPOINT" "$WORK/data" "$COUNT" "$CONNECTIONS" "$WORK" "$SERVER_PID"
+timeout 900 taskset -c 1 python3 bench/events.py "$ENDPOINT" "$WORK/data" "$COUNT" "$CONNECTIONS" "$WORK" "$SERVER_PID"

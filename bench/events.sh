@@ -9,10 +9,15 @@
 #
 #   bench/events.sh [N uploads, default 5000] [CONNECTIONS, default 16]
 #
-# Each run ends by deleting the files it made; on ext4 without a journal
-# the next run's file creations scan past those recently freed inodes, so
-# runs back to back get slower: pause between runs, and alternate the
-# builds compared (docs/scaling.md, "Second round").
+# Each run ends by deleting the thousands of files it made. On ext4
+# without a journal (this project's machines), a file created in a block
+# group where many inodes were freed in the last minutes costs a scan past
+# each of them (about 100 us a file after one run, 10x a fresh group's),
+# so runs back to back measured the previous run's deletions. Each run's
+# data folder is therefore made under a folder marked `chattr +T` (a top
+# of the directory hierarchy), where ext4 spreads new folders over block
+# groups as it does at the root: each run gets a group of its own. Where
+# that cannot be set (another file system), it is skipped.
 #
 # KUMO_PROFILE=debug uses the debug build instead of release (slower; say
 # so when quoting the figures). KUMO_BINARY=path runs that kumo binary
@@ -40,7 +45,10 @@ fi
 (cd tests/guests && env -u CARGO_TARGET_DIR cargo build --release -q --target wasm32-wasip2 -p eventsink)
 SINK="$(pwd)/tests/guests/target/wasm32-wasip2/release/eventsink.wasm"
 
-WORK="$(mktemp -d)"
+BENCH_ROOT="${TMPDIR:-/tmp}/kumo-bench"
+mkdir -p "$BENCH_ROOT"
+chattr +T "$BENCH_ROOT" 2>/dev/null || true
+WORK="$(mktemp -d "$BENCH_ROOT/events.XXXXXX")"
 SERVER_PID=""
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi

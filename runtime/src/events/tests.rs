@@ -30,6 +30,14 @@ fn storage_trigger(name: &str, prefix: &str, format: ObjectEventFormat) -> Stora
     trigger
 }
 
+/// The queue with one storage trigger, `all`, on every upload to `photos`.
+fn events_for_every_upload(database: &Database) -> Arc<Events> {
+    Events::new(
+        database.clone(),
+        vec![storage_trigger("all", "", ObjectEventFormat::Oss)],
+    )
+}
+
 fn upload(key: &str) -> ObjectChange {
     ObjectChange {
         bucket: "photos".into(),
@@ -149,10 +157,7 @@ async fn writes_caused_by_functions_count_hops_and_stop_at_the_limit() {
     each_backend(
         "writes_caused_by_functions_count_hops_and_stop_at_the_limit",
         async |database| {
-            let events = Events::new(
-                database.clone(),
-                vec![storage_trigger("all", "", ObjectEventFormat::Oss)],
-            );
+            let events = events_for_every_upload(&database);
             for cause in [
                 None,
                 Some(0),
@@ -197,10 +202,7 @@ async fn claims_lease_events_until_they_finish_or_the_lease_expires() {
     each_backend(
         "claims_lease_events_until_they_finish_or_the_lease_expires",
         async |database| {
-            let events = Events::new(
-                database.clone(),
-                vec![storage_trigger("all", "", ObjectEventFormat::Oss)],
-            );
+            let events = events_for_every_upload(&database);
             events.on_object_change(upload("a")).await.unwrap();
             let now = Utc::now().timestamp_millis() + 10;
             let lease = Duration::from_secs(60);
@@ -236,10 +238,7 @@ async fn attempts_move_events_through_retrying_to_done_or_dead() {
     each_backend(
         "attempts_move_events_through_retrying_to_done_or_dead",
         async |database| {
-            let events = Events::new(
-                database.clone(),
-                vec![storage_trigger("all", "", ObjectEventFormat::Oss)],
-            );
+            let events = events_for_every_upload(&database);
             events.on_object_change(upload("a")).await.unwrap();
             let now = Utc::now().timestamp_millis() + 10;
             let lease = Duration::from_secs(60);
@@ -734,10 +733,7 @@ async fn concurrent_writes_share_a_commit_and_a_bad_one_fails_alone() {
     each_backend(
         "concurrent_writes_share_a_commit_and_a_bad_one_fails_alone",
         async |database| {
-            let events = Events::new(
-                database.clone(),
-                vec![storage_trigger("all", "", ObjectEventFormat::Oss)],
-            );
+            let events = events_for_every_upload(&database);
             let taken = timer_event("taken");
             queue::insert_events(&database, std::slice::from_ref(&taken), 0)
                 .await
@@ -807,10 +803,7 @@ async fn a_claim_shares_the_transaction_of_the_writes_it_arrived_with() {
     each_backend(
         "a_claim_shares_the_transaction_of_the_writes_it_arrived_with",
         async |database| {
-            let events = Events::new(
-                database.clone(),
-                vec![storage_trigger("all", "", ObjectEventFormat::Oss)],
-            );
+            let events = events_for_every_upload(&database);
             let lease = Duration::from_secs(60);
             let now = i64::MAX / 2;
             let claimed_keys = |claimed: &[queue::ClaimedEvent]| {

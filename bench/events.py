@@ -39,6 +39,7 @@ SECRET_KEY = "kumo-bench-secret-key"
 REGION = "us-east-1"
 BUCKET = "bench"
 TIMEOUT_S = 300
+CHUNK = 2000
 
 
 def client(endpoint):
@@ -73,10 +74,15 @@ def signed_puts_script(endpoint, keys):
         entries.append(
             f'wrk.format("PUT", {lua_string(f"/{BUCKET}/{key}")}, {{{fields}}}, {lua_string(key)})'
         )
+    # LuaJIT allows at most 65,536 constants per function: the requests
+    # are added by functions of CHUNK entries each.
+    chunks = []
+    for start in range(0, len(entries), CHUNK):
+        body = "\n".join(f"  requests[#requests + 1] = {entry}" for entry in entries[start : start + CHUNK])
+        chunks.append(f"do\n  local function add()\n{body}\n  end\n  add()\nend\n")
     return (
-        "local requests = {\n"
-        + ",\n".join(entries)
-        + "\n}\n"
+        "local requests = {}\n"
+        + "".join(chunks)
         + """local next_index = 0
 local answered = 0
 local failed = 0

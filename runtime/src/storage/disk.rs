@@ -224,17 +224,16 @@ struct FolderSyncs {
 struct FolderSyncState {
     /// Folders asked for since the last round began.
     wanted: Vec<PathBuf>,
-    /// Whether a round is running.
-    running: bool,
-    /// Rounds begun so far; the last `finished` has ended.
+    /// Rounds begun so far, and ended: a round is running while they
+    /// differ.
     begun: u64,
     finished: u64,
 }
 
 impl FolderSyncs {
     /// Returns after a sync of `folder` that began after this call did.
-    /// A failed sync is not reported (the rename is done; the next sync
-    /// of the folder, or the kernel's writeback, makes it durable).
+    /// A failed sync is logged, not returned (the rename is done; the next
+    /// sync of the folder, or the kernel's writeback, makes it durable).
     fn sync(&self, folder: &Path) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if !state.wanted.iter().any(|wanted| wanted == folder) {
@@ -244,14 +243,13 @@ impl FolderSyncs {
         // added: the next round is the one to wait for.
         let round = state.begun + 1;
         while state.finished < round {
-            if state.running {
+            if state.begun > state.finished {
                 state = self
                     .round_finished
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            state.running = true;
             state.begun += 1;
             let this_round = state.begun;
             let folders = std::mem::take(&mut state.wanted);
@@ -262,7 +260,6 @@ impl FolderSyncs {
                 }
             }
             state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.running = false;
             state.finished = this_round;
             self.round_finished.notify_all();
         }
@@ -1069,8 +1066,8 @@ mod tests {
             }
         });
         let state = syncs.state.lock().unwrap();
-        assert!(!state.running && state.wanted.is_empty());
-        assert_eq!(state.begun, state.finished);
+        assert!(state.wanted.is_empty());
+        assert_eq!(state.begun, state.finished, "no round left running");
         assert!(
             (1..=calls).contains(&state.finished),
             "{} rounds for {calls} calls",

@@ -196,8 +196,8 @@ impl Events {
     }
 
     /// Claims up to `limit` due events for `lease`, as
-    /// [`queue::claim_due`] does, in turn with the group commit (see
-    /// `writer.rs` for why not beside it).
+    /// [`queue::claim_due`] does, in the group commit's next transaction
+    /// (see `writer.rs` for why not beside it).
     ///
     /// # Errors
     ///
